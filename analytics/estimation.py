@@ -1,0 +1,611 @@
+"""Taylor-linearisation estimates for stratified (and one-stage clustered) designs.
+
+Pure numpy/scipy; reproduces R `survey` (svydesign, svymean, svytotal, svyratio, svyciprop,
+degf, deff) as specified in methodology sec. E. Every estimator takes a matrix ``Y`` (n x k,
+NaN = item nonresponse) and estimates all k columns at once for one domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from scipy import stats
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+Matrix = FloatArray | sp.csr_array
+
+LonelyPSU = Literal["fail", "remove", "certainty", "adjust", "average"]
+CIMethod = Literal["wald", "logit", "beta"]
+Statistic = Literal["mean", "total", "ratio"]
+
+LONELY_PSU_RULES: tuple[str, ...] = ("fail", "remove", "certainty", "adjust", "average")
+# R onestrat(): a stratum whose fpc factor is below this is self-representing (adds 0).
+TAKE_ALL_TOLERANCE = 1e-7
+# R qr() rank tolerance, used for the calibration projection (E4).
+RANK_TOLERANCE = 1e-7
+# R svyrecvar() sweeps the raking margins a fixed 10 times.
+R_RAKING_SWEEPS = 10
+
+
+class EstimationError(ValueError):
+    """An estimate cannot be computed as specified; the message says why."""
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def factorize(labels: npt.ArrayLike) -> tuple[IntArray, npt.NDArray[np.generic]]:
+    """Integer codes 0..G-1 (sorted label order) and the labels."""
+    levels, codes = np.unique(np.asarray(labels), return_inverse=True)
+    return codes.astype(np.intp).reshape(-1), levels
+
+
+def group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
+    """Sum the rows of ``values`` (m or m x k) by group code, as R rowsum()."""
+    if values.ndim == 1:
+        return np.bincount(codes, weights=values, minlength=n_groups)
+    m = codes.shape[0]
+    agg = sp.csr_array((np.ones(m), (codes, np.arange(m))), shape=(n_groups, m))
+    return np.asarray(agg @ values)
+
+
+def dummies(codes: IntArray, n_groups: int, scale: FloatArray | None = None) -> sp.csr_array:
+    """Sparse n x G indicator matrix, rows optionally multiplied by ``scale``."""
+    n = codes.shape[0]
+    data = np.ones(n) if scale is None else np.asarray(scale, dtype=np.float64)
+    return sp.csr_array((data, (np.arange(n), codes)), shape=(n, n_groups))
+
+
+def _as_matrix(values: npt.ArrayLike, n: int, name: str) -> FloatArray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise EstimationError(f"{name} must have {n} rows (one per unit), got shape {arr.shape}")
+    return arr
+
+
+def _rows(domain: npt.ArrayLike | None, n: int) -> IntArray | None:
+    if domain is None:
+        return None
+    mask = np.asarray(domain)
+    if mask.dtype != np.bool_ or mask.shape != (n,):
+        raise EstimationError(f"domain must be a boolean mask of length {n}")
+    return np.flatnonzero(mask)
+
+
+def _t_quantile(level: float, df: npt.ArrayLike) -> FloatArray:
+    dfa = np.asarray(df, dtype=np.float64)
+    q = np.asarray(stats.t.ppf(0.5 + level / 2.0, np.where(dfa > 0, dfa, 1.0)), dtype=np.float64)
+    return np.where(dfa > 0, q, np.nan)
+
+
+# --- calibration projection (methodology E4) -------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationProjection:
+    """Residualises influence values after calibration: z* = z - xt @ gamma @ (a.T @ z).
+
+    Every R calibration leaves this linear form: GREG/calibrate and postStratify project
+    u = z/w on X in the metric of the pre-calibration weights (E4); rake() sweeps its margins
+    ten times (R svyrecvar). Build with `greg`, `poststrat`, `raking`; chain with `then`.
+    """
+
+    a: sp.csr_array
+    xt: sp.csr_array
+    gamma: FloatArray
+
+    def residualise(self, z: FloatArray) -> FloatArray:
+        s = np.asarray(self.a.T @ z)
+        return z - np.asarray(self.xt @ (self.gamma @ s))
+
+    @classmethod
+    def greg(
+        cls, x: npt.ArrayLike | sp.sparray, prior: npt.ArrayLike, calibrated: npt.ArrayLike
+    ) -> CalibrationProjection:
+        """GREG/calibrate(): X, pre-calibration weights d and calibrated (pre-trim) weights."""
+        xs = sp.csr_array(x) if sp.issparse(x) else sp.csr_array(_column_matrix(x))
+        d = np.asarray(prior, dtype=np.float64)
+        w = np.asarray(calibrated, dtype=np.float64)
+        # R recvar divides by the calibrated weight; units with w = 0 carry z = 0 anyway.
+        inv = np.divide(d, w, out=np.zeros_like(w), where=w != 0)
+        gram = (xs.T @ xs.multiply(d[:, None])).toarray()
+        return cls(
+            a=sp.csr_array(xs.multiply(inv[:, None])),
+            xt=sp.csr_array(xs.multiply(w[:, None])),
+            gamma=_pinv_psd(gram),
+        )
+
+    @classmethod
+    def poststrat(
+        cls, cells: npt.ArrayLike, prior: npt.ArrayLike, calibrated: npt.ArrayLike
+    ) -> CalibrationProjection:
+        """postStratify(): post-stratum labels, pre- and post-stratified weights."""
+        codes, levels = factorize(cells)
+        return cls.greg(dummies(codes, len(levels)), prior, calibrated)
+
+    @classmethod
+    def raking(
+        cls, margins: Sequence[npt.ArrayLike], margin_weights: Sequence[npt.ArrayLike]
+    ) -> CalibrationProjection:
+        """rake(): margin labels and the weights after each margin in the last sweep.
+
+        R svyrecvar repeats x <- x - w_m * ave(x / w_m, margin_m) ten times over the margins
+        (an unweighted mean, unlike calibrate(calfun="raking")); gamma is that iteration
+        applied to the identity, so the result equals R to rounding.
+        """
+        blocks_a: list[sp.csr_array] = []
+        blocks_x: list[sp.csr_array] = []
+        counts: list[FloatArray] = []
+        for labels, psw in zip(margins, margin_weights, strict=True):
+            codes, levels = factorize(labels)
+            wm = np.asarray(psw, dtype=np.float64)
+            blocks_a.append(dummies(codes, len(levels), 1.0 / wm))
+            blocks_x.append(dummies(codes, len(levels), wm))
+            counts.append(np.bincount(codes, minlength=len(levels)).astype(np.float64))
+        a = sp.csr_array(sp.hstack(blocks_a))
+        xt = sp.csr_array(sp.hstack(blocks_x))
+        cross = (a.T @ xt).toarray()
+        edges = np.cumsum([0] + [len(c) for c in counts])
+        gamma = np.zeros((edges[-1], edges[-1]))
+        identity = np.eye(edges[-1])
+        for _ in range(R_RAKING_SWEEPS):
+            for m, cnt in enumerate(counts):
+                block = slice(edges[m], edges[m + 1])
+                gamma[block] += (identity[block] - cross[block] @ gamma) / cnt[:, None]
+        return cls(a=a, xt=xt, gamma=gamma)
+
+    def then(self, later: CalibrationProjection) -> CalibrationProjection:
+        """This calibration followed by ``later`` (R applies design$postStrata in order)."""
+        first = self.a.shape[1]
+        coupling = (later.a.T @ self.xt).toarray()
+        top = np.hstack([self.gamma, np.zeros((first, later.gamma.shape[0]))])
+        bottom = later.gamma @ np.hstack([-coupling @ self.gamma, np.eye(later.gamma.shape[0])])
+        return CalibrationProjection(
+            a=sp.csr_array(sp.hstack([self.a, later.a])),
+            xt=sp.csr_array(sp.hstack([self.xt, later.xt])),
+            gamma=np.vstack([top, bottom]),
+        )
+
+
+def _column_matrix(x: npt.ArrayLike) -> FloatArray:
+    arr = np.asarray(x, dtype=np.float64)
+    return arr[:, None] if arr.ndim == 1 else arr
+
+
+def _pinv_psd(gram: FloatArray) -> FloatArray:
+    # Rank cut on singular values of sqrt(D)X, as R qr() (tol 1e-7) in svyrecvar.
+    vals, vecs = np.linalg.eigh((gram + gram.T) / 2.0)
+    sv = np.sqrt(np.clip(vals, 0.0, None))
+    keep = sv > RANK_TOLERANCE * sv.max() if sv.size else sv.astype(bool)
+    return (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+
+
+# --- the design ------------------------------------------------------------------------------
+
+
+class Design:
+    """A stratified (optionally one-stage clustered) design on the respondent file.
+
+    weights: final weights. strata: stratum labels (None = one stratum). fpc: per-unit
+    population count of PSUs in the stratum, N_h (None = no fpc; inf allowed). psu: PSU ids,
+    nested within strata (None = every unit is a PSU). lonely_psu: R survey.lonely.psu.
+    calibration: projection(s) from the weighting step, applied in order (E4).
+    domain_df: df of a domain estimate = PSUs - strata among the domain's respondents, as R
+    degf(subset(design, ...)) used by svyciprop; False = the whole design's df.
+    """
+
+    def __init__(
+        self,
+        weights: npt.ArrayLike,
+        strata: npt.ArrayLike | None = None,
+        fpc: npt.ArrayLike | None = None,
+        psu: npt.ArrayLike | None = None,
+        lonely_psu: LonelyPSU = "adjust",
+        calibration: CalibrationProjection | Sequence[CalibrationProjection] | None = None,
+        domain_df: bool = True,
+    ) -> None:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise EstimationError("weights must be finite and non-negative")
+        if lonely_psu not in LONELY_PSU_RULES:
+            raise EstimationError(f"lonely_psu must be one of {LONELY_PSU_RULES}")
+        self.n = w.shape[0]
+        self.weights = w
+        self.lonely_psu: LonelyPSU = lonely_psu
+        self.domain_df = domain_df
+        self.strata, self.strata_levels = factorize(
+            np.zeros(self.n, np.intp) if strata is None else self._column(strata, "strata")
+        )
+        self.n_strata = len(self.strata_levels)
+        self._set_psus(psu)
+        self._set_scale(fpc)
+        self.projection = _chain(calibration)
+        positive = w > 0
+        self.df = int(np.unique(self.psu[positive]).size - np.unique(self.strata[positive]).size)
+
+    def _column(self, values: npt.ArrayLike, name: str) -> npt.NDArray[np.generic]:
+        arr = np.asarray(values).reshape(-1)
+        if arr.shape[0] != self.n:
+            raise EstimationError(f"{name} must have one value per unit ({self.n})")
+        return arr
+
+    def _set_psus(self, psu: npt.ArrayLike | None) -> None:
+        self.clustered = psu is not None
+        if psu is None:
+            self.psu = np.arange(self.n, dtype=np.intp)
+            self.psu_stratum = self.strata
+        else:
+            # PSU ids are nested in strata (R nest=TRUE).
+            ids = factorize(self._column(psu, "psu"))[0]
+            pairs = np.stack([self.strata, ids], axis=1)
+            first, code = np.unique(pairs, axis=0, return_inverse=True)
+            self.psu = code.reshape(-1).astype(np.intp)
+            self.psu_stratum = first[:, 0].astype(np.intp)
+        self.n_psu = np.bincount(self.psu_stratum, minlength=self.n_strata)
+
+    def _set_scale(self, fpc: npt.ArrayLike | None) -> None:
+        n_h = self.n_psu.astype(np.float64)
+        if fpc is None:
+            keep = np.ones(self.n_strata)
+        else:
+            pop = np.asarray(self._column(fpc, "fpc"), dtype=np.float64)
+            pop_h = np.empty(self.n_strata)
+            pop_h[self.strata] = pop
+            if np.any(pop != pop_h[self.strata]):
+                raise EstimationError("fpc (N_h) must be constant within each stratum")
+            if np.any(pop_h < n_h):
+                raise EstimationError("fpc implies more than 100% sampling in some stratum")
+            keep = np.where(np.isinf(pop_h), 1.0, (pop_h - n_h) / pop_h)
+        self.take_all = keep < TAKE_ALL_TOLERANCE
+        self.lonely = (self.n_psu == 1) & ~self.take_all
+        if self.lonely_psu == "fail" and self.lonely.any():
+            names = ", ".join(map(str, self.strata_levels[self.lonely][:5]))
+            raise EstimationError(
+                f"stratum {names} has only one PSU (lonely_psu='fail'); choose another rule"
+                " or collapse strata"
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(n_h > 1, keep * n_h / (n_h - 1), keep)
+        self.scale = np.where(self.take_all, 0.0, scale)
+
+    # --- variance (methodology E3) ---------------------------------------------------------
+
+    def variance(
+        self, z: FloatArray, rows: IntArray | None = None, active: BoolArray | None = None
+    ) -> FloatArray:
+        """Taylor variance of totals of influence values ``z`` (m x k).
+
+        rows: the units z belongs to (None = all); every other unit has z = 0 in its stratum.
+        active: (m x k) units answering in the domain; decides which strata are present for
+        lonely_psu 'adjust'/'average' (R drops the others with the subset).
+        """
+        if self.projection is not None:
+            z, rows, active = self._residualised(z, rows, active)
+        psu = self.psu if rows is None else self.psu[rows]
+        if self.clustered:
+            present_psu, inv = np.unique(psu, return_inverse=True)
+            totals = group_sum(inv.reshape(-1), z, present_psu.size)
+        else:
+            present_psu, totals = psu, z
+        h = self.psu_stratum[present_psu]
+        n_h = self.n_psu[:, None].astype(np.float64)
+        s_h = group_sum(h, totals, self.n_strata)
+        mean = s_h / n_h
+        dev = totals - mean[h]
+        # Strata PSUs outside ``rows`` are zero rows: (0 - mean)^2 each, as R pads them.
+        present = np.bincount(h, minlength=self.n_strata)[:, None]
+        ss = group_sum(h, dev * dev, self.n_strata) + (n_h - present) * mean * mean
+        var = (self.scale[:, None] * ss)[~self.lonely].sum(axis=0)
+        if self.lonely.any():
+            var = self._lonely(var, s_h, self._present_strata(rows, active, z.shape[1]))
+        return var
+
+    def _residualised(
+        self, z: FloatArray, rows: IntArray | None, active: BoolArray | None
+    ) -> tuple[FloatArray, None, None]:
+        assert self.projection is not None
+        if rows is not None:
+            full = np.zeros((self.n, z.shape[1]))
+            full[rows] = z
+            z = full
+        # A calibrated subset keeps every row in R (weights set to 0): all strata present.
+        return self.projection.residualise(z), None, None
+
+    def _present_strata(self, rows: IntArray | None, active: BoolArray | None, k: int) -> BoolArray:
+        if rows is None and active is None:
+            return np.ones((self.n_strata, k), dtype=bool)
+        strata = self.strata if rows is None else self.strata[rows]
+        act = np.ones((strata.size, k)) if active is None else active.astype(np.float64)
+        return group_sum(strata, act, self.n_strata) > 0
+
+    def _lonely(self, var: FloatArray, s_h: FloatArray, present: BoolArray) -> FloatArray:
+        lonely = self.lonely[:, None] & present
+        if self.lonely_psu == "adjust":
+            # Centre the lonely PSU at the grand mean of PSU totals (R >= 4.2; identical to
+            # 4.1.1 for means, ratios and domain means, whose z sum to zero).
+            centre = s_h.sum(axis=0) / (self.n_psu[:, None] * present).sum(axis=0)
+            dev = np.where(lonely, s_h - centre, 0.0)
+            return var + (self.scale[:, None] * dev * dev).sum(axis=0)
+        if self.lonely_psu == "average":
+            n_present = present.sum(axis=0)
+            n_ok = n_present - lonely.sum(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(n_ok > 0, var * n_present / n_ok, np.nan)
+        return var  # remove / certainty: a lonely PSU adds nothing
+
+    def domain_degf(self, rows: IntArray | None, active: BoolArray) -> IntArray:
+        """PSUs minus strata among active units with w > 0 (R degf of the subset)."""
+        if not self.domain_df:
+            return np.full(active.shape[1], self.df, dtype=np.intp)
+        w = self.weights if rows is None else self.weights[rows]
+        act = (active & (w > 0)[:, None]).astype(np.float64)
+        psu = self.psu if rows is None else self.psu[rows]
+        if self.clustered:
+            present_psu, inv = np.unique(psu, return_inverse=True)
+            act = (group_sum(inv.reshape(-1), act, present_psu.size) > 0).astype(np.float64)
+            psu = present_psu
+        per_stratum = group_sum(self.psu_stratum[psu], act, self.n_strata)
+        return (per_stratum.sum(axis=0) - (per_stratum > 0).sum(axis=0)).astype(np.intp)
+
+
+def _chain(
+    calibration: CalibrationProjection | Sequence[CalibrationProjection] | None,
+) -> CalibrationProjection | None:
+    if calibration is None:
+        return None
+    steps = [calibration] if isinstance(calibration, CalibrationProjection) else list(calibration)
+    if not steps:
+        return None
+    out = steps[0]
+    for step in steps[1:]:
+        out = out.then(step)
+    return out
+
+
+# --- estimates -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """One estimate per column of Y (arrays of shape (k,), or (D, k) from `estimate_by`)."""
+
+    statistic: Statistic
+    estimate: FloatArray
+    variance: FloatArray
+    n: IntArray  # unweighted respondents (w > 0) in the domain answering the item
+    n_nonzero: IntArray  # of those, units with a non-zero value (cell count, contributors)
+    population: FloatArray  # sum of weights in the domain among units answering the item
+    df: IntArray
+    srs_variance: FloatArray  # with-replacement SRS variance (R deff="replace" denominator)
+
+    @property
+    def se(self) -> FloatArray:
+        return np.sqrt(self.variance)
+
+    @property
+    def cv(self) -> FloatArray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.se / np.abs(self.estimate)
+
+    @property
+    def deff(self) -> FloatArray:
+        """Design effect as R deff=TRUE: SRS variance without replacement (E6)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fpc = 1.0 - self.n / self.population
+            return np.where(fpc >= 0, self.variance / (self.srs_variance * fpc), np.nan)
+
+    @property
+    def deff_replace(self) -> FloatArray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.variance / self.srs_variance
+
+    @property
+    def n_eff(self) -> FloatArray:
+        """Effective sample size of a proportion, p(1-p)/v capped at n (sec. F2)."""
+        p = self.estimate
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = p * (1.0 - p) / self.variance
+        return np.where(self.variance > 0, np.minimum(raw, self.n), self.n).astype(np.float64)
+
+    def ci(self, method: CIMethod = "wald", level: float = 0.95) -> tuple[FloatArray, FloatArray]:
+        """Confidence interval: Wald with t_df, or for proportions logit / beta (E5)."""
+        if method == "wald":
+            return ci_wald(self.estimate, self.se, self.df, level)
+        if method == "logit":
+            return ci_logit(self.estimate, self.se, self.df, level)
+        if method == "beta":
+            return ci_korn_graubard(self.estimate, self.se, self.n, self.df, level)
+        raise EstimationError(f"unknown CI method {method!r}")
+
+
+def ci_wald(
+    est: FloatArray, se: FloatArray, df: npt.ArrayLike, level: float = 0.95
+) -> tuple[FloatArray, FloatArray]:
+    """est +/- t_{df} se (confint(svymean(), df=degf(design)))."""
+    half = _t_quantile(level, df) * se
+    return est - half, est + half
+
+
+def ci_logit(
+    p: FloatArray, se: FloatArray, df: npt.ArrayLike, level: float = 0.95
+) -> tuple[FloatArray, FloatArray]:
+    """expit(logit p +/- t_df se/(p(1-p))): R svyciprop(method="logit"). NaN for p in {0,1}."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = np.log(p / (1.0 - p))
+        half = _t_quantile(level, df) * se / (p * (1.0 - p))
+        lo, hi = centre - half, centre + half
+    inner = (p > 0) & (p < 1)
+    return np.where(inner, _expit(lo), np.nan), np.where(inner, _expit(hi), np.nan)
+
+
+def ci_korn_graubard(
+    p: FloatArray, se: FloatArray, n: npt.ArrayLike, df: npt.ArrayLike, level: float = 0.95
+) -> tuple[FloatArray, FloatArray]:
+    """Korn-Graubard interval, R svyciprop(method="beta").
+
+    n* = p(1-p)/v (t_{n-1}/t_df)^2. Where v = 0 (p in {0,1}) R returns NaN; here n* = n
+    (Clopper-Pearson on the unweighted n, the NCHS convention) so the suppression rules apply.
+    """
+    alpha = 1.0 - level
+    n_arr = np.asarray(n, dtype=np.float64)
+    var = se * se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = _t_quantile(level, n_arr - 1.0) / _t_quantile(level, df)
+        n_star = np.where(var > 0, p * (1.0 - p) / var * ratio * ratio, n_arr)
+        lower = stats.beta.ppf(alpha / 2.0, n_star * p, n_star * (1.0 - p) + 1.0)
+        upper = stats.beta.ppf(1.0 - alpha / 2.0, n_star * p + 1.0, n_star * (1.0 - p))
+    lower = np.where(p <= 0, 0.0, lower)
+    upper = np.where(p >= 1, 1.0, upper)
+    return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+
+
+def _expit(x: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    rows: IntArray | None
+    w: FloatArray  # (m,)
+    y: FloatArray  # (m, k) zeros where missing
+    active: BoolArray  # (m, k)
+    wa: FloatArray  # (m, k) weight where active, else 0
+
+
+def _slice(design: Design, y: FloatArray, rows: IntArray | None) -> _Slice:
+    ys = y if rows is None else y[rows]
+    w = design.weights if rows is None else design.weights[rows]
+    active = ~np.isnan(ys)
+    wa = np.where(active, w[:, None], 0.0)
+    return _Slice(rows, w, np.where(active, ys, 0.0), active, wa)
+
+
+def _finish(
+    design: Design,
+    statistic: Statistic,
+    est: FloatArray,
+    z: FloatArray,
+    lin: FloatArray,
+    srs_scale: FloatArray,
+    s: _Slice,
+) -> Estimates:
+    # lin: the variable whose weighted variance gives the SRS variance (E6 / R svyvar).
+    pop = s.wa.sum(axis=0)
+    n = (s.wa > 0).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lbar = (s.wa * lin).sum(axis=0) / pop
+        s2 = (s.wa * (lin - lbar) ** 2).sum(axis=0) / pop * n / (n - 1)
+        srs = s2 * srs_scale / n
+    return Estimates(
+        statistic=statistic,
+        estimate=est,
+        variance=design.variance(z, s.rows, s.active),
+        n=n.astype(np.intp),
+        n_nonzero=((s.wa > 0) & (s.y != 0)).sum(axis=0).astype(np.intp),
+        population=pop,
+        df=design.domain_degf(s.rows, s.active),
+        srs_variance=srs,
+    )
+
+
+def estimate_mean(
+    design: Design, y: npt.ArrayLike, domain: npt.ArrayLike | None = None
+) -> Estimates:
+    """Means or proportions (0/1 columns) of each column of y in a domain (R svymean)."""
+    s = _slice(design, _as_matrix(y, design.n, "y"), _rows(domain, design.n))
+    pop = s.wa.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est = (s.wa * s.y).sum(axis=0) / pop
+        # Domain-mean influence w(y - ybar)/N_d (E3); zero outside the domain / item.
+        z = s.wa * (s.y - est) / pop
+    return _finish(design, "mean", est, z, s.y, np.ones_like(pop), s)
+
+
+def estimate_total(
+    design: Design, y: npt.ArrayLike, domain: npt.ArrayLike | None = None
+) -> Estimates:
+    """Population totals of each column of y in a domain (R svytotal, na.rm=TRUE)."""
+    s = _slice(design, _as_matrix(y, design.n, "y"), _rows(domain, design.n))
+    z = s.wa * s.y
+    pop = s.wa.sum(axis=0)
+    return _finish(design, "total", z.sum(axis=0), z, s.y, pop * pop, s)
+
+
+def estimate_ratio(
+    design: Design,
+    y: npt.ArrayLike,
+    x: npt.ArrayLike,
+    domain: npt.ArrayLike | None = None,
+) -> Estimates:
+    """Ratios sum(w y)/sum(w x), column by column (x may be one column), R svyratio."""
+    ym = _as_matrix(y, design.n, "y")
+    xm = np.broadcast_to(_as_matrix(x, design.n, "x"), ym.shape)
+    # A unit answers the ratio only if it answers both items (R na.rm=TRUE).
+    joint = np.where(np.isnan(xm), np.nan, ym)
+    rows = _rows(domain, design.n)
+    s = _slice(design, joint, rows)
+    xs = np.where(s.active, xm if rows is None else xm[rows], 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_total = (s.wa * xs).sum(axis=0)
+        est = (s.wa * s.y).sum(axis=0) / x_total
+        lin = (s.y - est * xs) / x_total
+    pop = s.wa.sum(axis=0)
+    return _finish(design, "ratio", est, s.wa * lin, lin, pop * pop, s)
+
+
+@dataclass(frozen=True)
+class DomainEstimates:
+    """Estimates for every level of a domain variable: arrays of shape (levels, k)."""
+
+    levels: npt.NDArray[np.generic]
+    estimates: Estimates
+
+
+def estimate_by(
+    design: Design,
+    y: npt.ArrayLike,
+    by: npt.ArrayLike,
+    statistic: Statistic = "mean",
+    x: npt.ArrayLike | None = None,
+    domain: npt.ArrayLike | None = None,
+) -> DomainEstimates:
+    """One domain per level of ``by`` (R svyby), optionally within a further ``domain``."""
+    ym = _as_matrix(y, design.n, "y")
+    labels = np.asarray(by).reshape(-1)
+    if labels.shape[0] != design.n:
+        raise EstimationError(f"by must have one value per unit ({design.n})")
+    base = np.ones(design.n, bool) if domain is None else np.asarray(domain, bool)
+    levels = np.unique(labels[base])
+    parts = [_estimate(design, statistic, ym, x, base & (labels == level)) for level in levels]
+    stacked = {
+        name: np.stack([getattr(p, name) for p in parts]) if parts else np.empty((0, ym.shape[1]))
+        for name in ("estimate", "variance", "n", "n_nonzero", "population", "df", "srs_variance")
+    }
+    return DomainEstimates(levels=levels, estimates=Estimates(statistic=statistic, **stacked))
+
+
+def _estimate(
+    design: Design,
+    statistic: Statistic,
+    y: FloatArray,
+    x: npt.ArrayLike | None,
+    domain: BoolArray,
+) -> Estimates:
+    if statistic == "mean":
+        return estimate_mean(design, y, domain)
+    if statistic == "total":
+        return estimate_total(design, y, domain)
+    if statistic == "ratio":
+        if x is None:
+            raise EstimationError("a ratio needs x (the denominator)")
+        return estimate_ratio(design, y, x, domain)
+    raise EstimationError(f"unknown statistic {statistic!r}")

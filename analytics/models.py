@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from surveys.models import Survey
+
+
+class WeightingSpec(models.Model):
+    """The survey's weighting and publication settings; every edit is a new version."""
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="weighting_specs")
+    version = models.PositiveIntegerField()
+    spec = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["survey", "version"], name="unique_spec_version")
+        ]
+        ordering = ["-version"]
+        permissions = [("edit_weighting_spec", _("Can edit the weighting specification"))]
+
+    def __str__(self) -> str:
+        return f"{self.survey.slug} spec v{self.version}"
+
+
+class RecomputeRequest(models.Model):
+    """Outbox: written in the same transaction as the change that makes estimates stale."""
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="recompute_requests")
+    reason = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.survey_id}: {self.reason}"
+
+
+class EstimateRunQuerySet(models.QuerySet["EstimateRun"]):
+    def published(self) -> EstimateRunQuerySet:
+        return self.filter(status=EstimateRun.Status.PUBLISHED)
+
+    def latest_published(self, survey: Survey) -> EstimateRun | None:
+        return self.published().filter(survey=survey).order_by("-number").first()
+
+
+class EstimateRun(models.Model):
+    """One estimate version: a data snapshot weighted and estimated, published atomically."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        PUBLISHED = "published", _("published")
+        FAILED = "failed", _("failed")
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="estimate_runs")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=32, blank=True)
+    snapshot_key = models.CharField(max_length=64, blank=True)
+    snapshot = models.JSONField(default=dict, blank=True)
+    spec = models.JSONField(default=dict, blank=True)
+    spec_version = models.PositiveIntegerField(default=0)
+    code_version = models.CharField(max_length=64, blank=True)
+    diagnostics = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    wave = models.ForeignKey(
+        "respondents.Wave", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data_as_of = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    objects = EstimateRunQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["survey", "number"], name="unique_run_number"),
+        ]
+        ordering = ["-number"]
+        permissions = [
+            ("view_results", _("Can view results")),
+            ("download_results", _("Can download results and microdata")),
+            ("download_identified", _("Can download identified microdata")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.survey.slug} run {self.number}"
+
+
+class Estimate(models.Model):
+    class Statistic(models.TextChoices):
+        PROPORTION = "proportion", _("proportion")
+        MEAN = "mean", _("mean")
+        TOTAL = "total", _("total")
+
+    run = models.ForeignKey(EstimateRun, models.CASCADE, related_name="estimates")
+    item = models.CharField(max_length=64)
+    option = models.CharField(max_length=64, blank=True)
+    statistic = models.CharField(max_length=12, choices=Statistic.choices)
+    domain = models.CharField(max_length=64)
+    domain_value = models.CharField(max_length=64)
+    estimate = models.FloatField(null=True)
+    se = models.FloatField(null=True)
+    ci_low = models.FloatField(null=True)
+    ci_high = models.FloatField(null=True)
+    cv = models.FloatField(null=True)
+    deff = models.FloatField(null=True)
+    n = models.PositiveIntegerField()
+    population = models.FloatField(null=True)
+    df = models.IntegerField(null=True)
+    flag = models.CharField(max_length=32, blank=True)
+    suppressed = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "item", "domain"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "item", "option", "statistic", "domain", "domain_value"],
+                name="unique_estimate_cell",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item}/{self.option} {self.domain}={self.domain_value}"
+
+
+class Download(models.Model):
+    """Audit log: who downloaded what, when."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="downloads")
+    what = models.CharField(max_length=32)
+    format = models.CharField(max_length=8)
+    identified = models.BooleanField(default=False)
+    parameters = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+    client = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.what}.{self.format} by {self.user_id}"
+
+
+class ApiToken(models.Model):
+    name = models.CharField(_("name"), max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    surveys = models.ManyToManyField(Survey, related_name="api_tokens")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | Q(revoked_at__gte=models.F("created_at")),
+                name="token_revoked_after_created",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -1,0 +1,711 @@
+"""Weighting pipeline (methodology sec. D): base weights, eligibility and nonresponse
+adjustment with class collapsing, post-stratification, raking, GREG calibration, trimming
+and diagnostics. Pure numpy/scipy; calibration follows R `survey` 4.1.1.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.estimation import CalibrationProjection, factorize
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+CalFun = Literal["linear", "raking", "logit"]
+OnFailure = Literal["raise", "warn"]
+
+UNKNOWN_CODES = frozenset({"U", "UH", "UO"})
+ELIGIBLE_CODES = frozenset({"I", "P", "R", "NC", "O"})
+RESPONDENT_CODES = frozenset({"I", "P"})
+INELIGIBLE_CODES = frozenset({"NE"})
+# R grake(): weights are rescaled when every population/sample ratio exceeds this.
+GRAKE_RESCALE_THRESHOLD = 20.0
+MARGIN_RTOL = 1e-8
+
+
+class WeightingError(ValueError):
+    """The weights cannot be computed as specified; the message says why."""
+
+
+def _weights(values: npt.ArrayLike, name: str = "weights") -> FloatArray:
+    w = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise WeightingError(f"{name} must be finite and non-negative")
+    return w
+
+
+def _mask(values: npt.ArrayLike, n: int, name: str) -> BoolArray:
+    m = np.asarray(values, dtype=bool).reshape(-1)
+    if m.shape[0] != n:
+        raise WeightingError(f"{name} must have one value per unit ({n}), got {m.shape[0]}")
+    return m
+
+
+def _labels(values: npt.ArrayLike, n: int, name: str) -> npt.NDArray[np.generic]:
+    arr = np.asarray(values).reshape(-1)
+    if arr.shape[0] != n:
+        raise WeightingError(f"{name} must have one value per unit ({n}), got {arr.shape[0]}")
+    return arr
+
+
+# --- D1-D3 -----------------------------------------------------------------------------------
+
+
+def design_weights(strata: npt.ArrayLike, pop_size: npt.ArrayLike) -> FloatArray:
+    """Base weights d = N_h / n_h, n_h = selected units per stratum (D1)."""
+    pop = _weights(pop_size, "pop_size")
+    codes, levels = factorize(_labels(strata, pop.shape[0], "strata"))
+    n_h = np.bincount(codes, minlength=len(levels)).astype(np.float64)
+    pop_h = np.empty(len(levels))
+    pop_h[codes] = pop
+    if np.any(pop != pop_h[codes]):
+        raise WeightingError("pop_size (N_h) must be constant within each stratum")
+    if np.any(pop_h < n_h):
+        bad = levels[pop_h < n_h][0]
+        raise WeightingError(f"stratum {bad}: more units selected than N_h")
+    return (pop_h / n_h)[codes]
+
+
+@dataclass(frozen=True)
+class StatusMasks:
+    """Unit status from final dispositions (sec. C categories)."""
+
+    known: BoolArray
+    eligible: BoolArray
+    respondent: BoolArray
+
+
+def status_masks(categories: npt.ArrayLike) -> StatusMasks:
+    """Masks from AAPOR categories I, P, R, NC, O, U (or UH/UO), NE."""
+    cats = np.asarray(categories).astype(str).reshape(-1)
+    valid = UNKNOWN_CODES | ELIGIBLE_CODES | INELIGIBLE_CODES
+    unknown_codes = sorted(set(np.unique(cats)) - valid)
+    if unknown_codes:
+        raise WeightingError(f"unrecognised disposition categories: {unknown_codes}")
+    return StatusMasks(
+        known=~np.isin(cats, sorted(UNKNOWN_CODES)),
+        eligible=np.isin(cats, sorted(ELIGIBLE_CODES)),
+        respondent=np.isin(cats, sorted(RESPONDENT_CODES)),
+    )
+
+
+def adjust_unknown(
+    weights: npt.ArrayLike, known: npt.ArrayLike, classes: npt.ArrayLike
+) -> FloatArray:
+    """D2: spread the weight of unknown-eligibility units over known-status units per class."""
+    d = _weights(weights)
+    kn = _mask(known, d.shape[0], "known")
+    codes, levels = factorize(_labels(classes, d.shape[0], "classes"))
+    total = np.bincount(codes, weights=d, minlength=len(levels))
+    known_total = np.bincount(codes, weights=d * kn, minlength=len(levels))
+    empty = (known_total == 0) & (total > 0)
+    if empty.any():
+        raise WeightingError(
+            f"class {levels[empty][0]!s} has no unit of known eligibility status;"
+            " collapse it before adjusting"
+        )
+    factor = np.divide(total, known_total, out=np.ones_like(total), where=known_total > 0)
+    return np.where(kn, d * factor[codes], 0.0)
+
+
+@dataclass(frozen=True)
+class NonresponseAdjustment:
+    """D3 result: weights (respondents adjusted, nonrespondents 0, NE kept) and per class."""
+
+    weights: FloatArray
+    classes: npt.NDArray[np.generic]  # class labels, sorted
+    factors: FloatArray  # sum_E d1 / sum_resp d1 per class (NaN: no eligible unit)
+    respondents: IntArray
+    eligible_total: FloatArray  # estimated eligible population per class
+
+
+def adjust_nonresponse(
+    weights: npt.ArrayLike,
+    eligible: npt.ArrayLike,
+    respondent: npt.ArrayLike,
+    classes: npt.ArrayLike,
+) -> NonresponseAdjustment:
+    """D3: respondents carry the eligible nonrespondents' weight in their class."""
+    d1 = _weights(weights)
+    n = d1.shape[0]
+    elig, resp = _mask(eligible, n, "eligible"), _mask(respondent, n, "respondent")
+    if np.any(resp & ~elig):
+        raise WeightingError("every respondent must be eligible")
+    codes, levels = factorize(_labels(classes, n, "classes"))
+    stats = _class_stats(codes, len(levels), d1, elig, resp)
+    orphan = (stats.respondents == 0) & (stats.eligible_total > 0)
+    if orphan.any():
+        raise WeightingError(
+            f"class {levels[orphan][0]!s} has eligible units but no respondents;"
+            " collapse it into its parent class (collapse_classes)"
+        )
+    w = np.where(resp, d1 * np.nan_to_num(stats.factors, nan=1.0)[codes], 0.0)
+    w = np.where(~elig, d1, w)  # NE units keep d1 (outside the analysis population)
+    return NonresponseAdjustment(
+        weights=w,
+        classes=levels,
+        factors=stats.factors,
+        respondents=stats.respondents,
+        eligible_total=stats.eligible_total,
+    )
+
+
+@dataclass(frozen=True)
+class _ClassStats:
+    respondents: IntArray
+    eligible_total: FloatArray
+    factors: FloatArray
+
+
+def _class_stats(
+    codes: IntArray, g: int, d1: FloatArray, elig: BoolArray, resp: BoolArray
+) -> _ClassStats:
+    e_tot = np.bincount(codes, weights=d1 * elig, minlength=g)
+    r_tot = np.bincount(codes, weights=d1 * resp, minlength=g)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factors = np.where(e_tot > 0, e_tot / r_tot, np.nan)
+    return _ClassStats(
+        respondents=np.bincount(codes, weights=resp.astype(float), minlength=g).astype(np.intp),
+        eligible_total=e_tot,
+        factors=factors,
+    )
+
+
+# --- class collapsing (D3) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CollapseStep:
+    """One class folded into its parent, and why."""
+
+    level: int
+    source: str
+    target: str
+    reason: str  # "r_min", "a_max", "sibling" (a sibling failed) or "kept: top level"
+    respondents: int
+    factor: float
+
+
+@dataclass(frozen=True)
+class CollapsedClasses:
+    """Final weighting class of each unit (a node of the hierarchy) and the collapse log."""
+
+    classes: npt.NDArray[np.str_]
+    level: IntArray  # hierarchy level of each unit's final class
+    log: tuple[CollapseStep, ...]
+
+
+def collapse_classes(
+    hierarchy: Sequence[npt.ArrayLike],
+    weights: npt.ArrayLike,
+    eligible: npt.ArrayLike,
+    respondent: npt.ArrayLike,
+    r_min: int = 2,
+    a_max: float | None = None,
+    names: Sequence[str] | None = None,
+) -> CollapsedClasses:
+    """Collapse weighting classes along a declared hierarchy (finest level first).
+
+    A class with fewer than r_min respondents, or a factor above a_max, is folded into its
+    parent node together with its siblings, so every final class is a node of the declared
+    hierarchy (stable definitions for the log and for the next wave). A top-level class
+    that still fails is kept and logged, unless it has no respondents (WeightingError).
+    """
+    d1 = _weights(weights)
+    n = d1.shape[0]
+    elig, resp = _mask(eligible, n, "eligible"), _mask(respondent, n, "respondent")
+    if not hierarchy:
+        raise WeightingError("the hierarchy needs at least one level")
+    names = list(names) if names is not None else [f"level{i}" for i in range(len(hierarchy))]
+    if len(names) != len(hierarchy):
+        raise WeightingError("names must match the hierarchy levels")
+    levels = [factorize(_labels(lab, n, f"hierarchy[{i}]")) for i, lab in enumerate(hierarchy)]
+    _check_nested(levels, names)
+    unit_level = np.zeros(n, dtype=np.intp)
+    log: list[CollapseStep] = []
+    for lvl, (codes, labels) in enumerate(levels):
+        here = unit_level == lvl
+        stats = _class_stats(codes[here], len(labels), d1[here], elig[here], resp[here])
+        failing = _failing(stats, r_min, a_max)
+        if not failing.any():
+            continue
+        if lvl == len(levels) - 1:
+            log.extend(_kept_top(stats, failing, labels, names[lvl], lvl))
+            continue
+        parent_codes = levels[lvl + 1][0]
+        # The whole parent node becomes the class, including finer classes kept earlier.
+        moving = np.isin(parent_codes, np.unique(parent_codes[here & failing[codes]]))
+        current = _Current(levels, names, unit_level, d1, elig, resp)
+        log.extend(current.moves(moving, lvl, failing, r_min))
+        unit_level[moving] = lvl + 1
+    return CollapsedClasses(
+        classes=_Current(levels, names, unit_level, d1, elig, resp).labels(),
+        level=unit_level,
+        log=tuple(log),
+    )
+
+
+@dataclass(frozen=True)
+class _Current:
+    """Units' current classes during collapsing (for labels and the log)."""
+
+    levels: list[tuple[IntArray, npt.NDArray[np.generic]]]
+    names: list[str]
+    unit_level: IntArray
+    d1: FloatArray
+    elig: BoolArray
+    resp: BoolArray
+
+    def name(self, lvl: int, code: int) -> str:
+        return f"{self.names[lvl]}={self.levels[lvl][1][code]}"
+
+    def labels(self) -> npt.NDArray[np.str_]:
+        out = np.empty(self.unit_level.shape[0], dtype=object)
+        for lvl, (codes, labels) in enumerate(self.levels):
+            at = self.unit_level == lvl
+            names = np.array([f"{self.names[lvl]}={lab}" for lab in labels], dtype=object)
+            out[at] = names[codes[at]]
+        return out.astype(str)
+
+    def moves(
+        self, moving: BoolArray, lvl: int, failing: BoolArray, r_min: int
+    ) -> list[CollapseStep]:
+        code = np.zeros_like(self.unit_level)
+        for k, (codes, _) in enumerate(self.levels):
+            code = np.where(self.unit_level == k, codes, code)
+        parent = self.levels[lvl + 1][0]
+        pairs = np.unique(np.stack([self.unit_level[moving], code[moving]], axis=1), axis=0)
+        steps = []
+        for src_level, src in pairs:
+            unit = moving & (self.unit_level == src_level) & (code == src)
+            respondents = int(self.resp[unit].sum())
+            eligible = float(self.d1[unit & self.elig].sum())
+            factor = eligible / float(self.d1[unit & self.resp].sum()) if respondents else math.inf
+            failed = src_level == lvl and failing[src]
+            steps.append(
+                CollapseStep(
+                    level=int(src_level),
+                    source=self.name(int(src_level), int(src)),
+                    target=self.name(lvl + 1, int(parent[unit][0])),
+                    reason=("r_min" if respondents < r_min else "a_max") if failed else "sibling",
+                    respondents=respondents,
+                    factor=factor if eligible > 0 else math.nan,
+                )
+            )
+        return steps
+
+
+def _check_nested(levels: list[tuple[IntArray, npt.NDArray[np.generic]]], names: list[str]) -> None:
+    for lvl in range(len(levels) - 1):
+        child, parent = levels[lvl][0], levels[lvl + 1][0]
+        pairs = np.unique(np.stack([child, parent], axis=1), axis=0)
+        if np.unique(pairs[:, 0]).size != pairs.shape[0]:
+            raise WeightingError(f"hierarchy is not nested: {names[lvl]} splits across parents")
+
+
+def _failing(stats: _ClassStats, r_min: int, a_max: float | None) -> BoolArray:
+    has_eligible = stats.eligible_total > 0
+    too_few = has_eligible & (stats.respondents < r_min)
+    too_big = has_eligible & (np.nan_to_num(stats.factors, nan=np.inf) > a_max) if a_max else False
+    return np.asarray(too_few | too_big, dtype=bool)
+
+
+def _kept_top(
+    stats: _ClassStats, failing: BoolArray, labels: npt.NDArray[np.generic], name: str, lvl: int
+) -> list[CollapseStep]:
+    empty = failing & (stats.respondents == 0)
+    if empty.any():
+        raise WeightingError(
+            f"class {name}={labels[empty][0]!s} has eligible units but no respondents"
+            " and cannot collapse further"
+        )
+    return [
+        CollapseStep(
+            level=lvl,
+            source=f"{name}={labels[c]}",
+            target=f"{name}={labels[c]}",
+            reason="kept: top level",
+            respondents=int(stats.respondents[c]),
+            factor=float(stats.factors[c]),
+        )
+        for c in np.flatnonzero(failing)
+    ]
+
+
+# --- D4 calibration --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """Calibrated weights, g = w/d, and the projection the variance needs (Design calibration)."""
+
+    weights: FloatArray
+    g: FloatArray
+    projection: CalibrationProjection
+    iterations: int = 0
+    converged: bool = True
+    max_misfit: float = 0.0
+
+
+def _cell_totals(
+    codes: IntArray, levels: npt.NDArray[np.generic], totals: Mapping[Hashable, float], what: str
+) -> FloatArray:
+    """Control totals aligned with the sample levels; checks R postStratify's conditions."""
+    keys = {_key(k): float(v) for k, v in totals.items()}
+    present = {_key(lev) for lev in levels}
+    absent = [k for k in levels if _key(k) not in keys]
+    if absent:
+        raise WeightingError(f"{what}: sample cell {absent[0]!s} has no control total")
+    empty = [k for k, v in keys.items() if v > 0 and k not in present]
+    if empty:
+        raise WeightingError(
+            f"{what}: cell {empty[0]!s} has a control total but no sample units (empty cell)"
+        )
+    out = np.array([keys[_key(lev)] for lev in levels])
+    if np.any(out <= 0) or not np.all(np.isfinite(out)):
+        raise WeightingError(f"{what}: control totals of sampled cells must be positive")
+    return out
+
+
+def _key(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def poststratify(
+    weights: npt.ArrayLike, cells: npt.ArrayLike, totals: Mapping[Hashable, float]
+) -> CalibrationResult:
+    """w <- w T_g / sum_g w (R postStratify; empty cells are an error)."""
+    d = _weights(weights)
+    codes, levels = factorize(_labels(cells, d.shape[0], "cells"))
+    target = _cell_totals(codes, levels, totals, "post-stratification")
+    current = np.bincount(codes, weights=d, minlength=len(levels))
+    if np.any(current <= 0):
+        raise WeightingError("post-stratification: a cell has units but zero weight")
+    w = d * (target / current)[codes]
+    return CalibrationResult(
+        weights=w, g=_ratio(w, d), projection=CalibrationProjection.poststrat(codes, d, w)
+    )
+
+
+def _ratio(w: FloatArray, d: FloatArray) -> FloatArray:
+    return np.divide(w, d, out=np.ones_like(w), where=d > 0)
+
+
+@dataclass(frozen=True)
+class RakeResult(CalibrationResult):
+    """rake() result; ``projection`` reproduces R's raking variance."""
+
+    margin_weights: tuple[FloatArray, ...] = ()
+
+
+def rake(
+    weights: npt.ArrayLike,
+    margins: Sequence[npt.ArrayLike],
+    totals: Sequence[Mapping[Hashable, float]],
+    epsilon: float = 1.0,
+    maxit: int = 10,
+    on_nonconvergence: OnFailure = "raise",
+) -> RakeResult:
+    """Iterative proportional fitting with R rake() semantics (D4).
+
+    Sweeps post-stratify each margin in turn; stop when the largest change of any cell of
+    the joint margin table between sweeps is below epsilon (epsilon < 1: a fraction of the
+    initial sum of weights). Defaults are R's control=list(epsilon=1, maxit=10).
+    """
+    d = _weights(weights)
+    n = d.shape[0]
+    if len(margins) != len(totals) or not margins:
+        raise WeightingError("margins and totals must be non-empty and of the same length")
+    coded = [factorize(_labels(m, n, f"margin {i}")) for i, m in enumerate(margins)]
+    targets = [
+        _cell_totals(c, lev, t, f"margin {i}")
+        for i, ((c, lev), t) in enumerate(zip(coded, totals, strict=True))
+    ]
+    sums = [float(t.sum()) for t in targets]
+    if not all(math.isclose(s, sums[0], rel_tol=MARGIN_RTOL) for s in sums):
+        raise WeightingError(
+            f"inconsistent margins: control totals sum to {', '.join(f'{s:.10g}' for s in sums)}"
+        )
+    tol = epsilon * float(d.sum()) if epsilon < 1 else epsilon
+    # R compares the full cross-table of all margin variables between sweeps.
+    joint = factorize(np.ravel_multi_index([c for c, _ in coded], [len(lev) for _, lev in coded]))[
+        0
+    ]
+    old = np.bincount(joint, weights=d)
+    w, delta, sweeps, converged = d, math.inf, 0, False
+    steps: list[FloatArray] = []
+    while sweeps < maxit:
+        steps = []
+        for (codes, levels), target in zip(coded, targets, strict=True):
+            current = np.bincount(codes, weights=w, minlength=len(levels))
+            w = w * (target / current)[codes]
+            steps.append(w)
+        new = np.bincount(joint, weights=w)
+        delta = float(np.max(np.abs(old - new)))
+        sweeps += 1
+        if delta < tol:
+            converged = True
+            break
+        old = new
+    if not converged:
+        _fail(
+            on_nonconvergence,
+            f"raking did not converge in {sweeps} sweeps: largest cell "
+            f"change {delta:.4g} >= epsilon {tol:.4g}; raise maxit or check the margins",
+        )
+    return RakeResult(
+        weights=w,
+        g=_ratio(w, d),
+        projection=CalibrationProjection.raking([c for c, _ in coded], steps),
+        iterations=sweeps,
+        converged=converged,
+        max_misfit=delta,
+        margin_weights=tuple(steps),
+    )
+
+
+def _fail(mode: OnFailure, message: str) -> None:
+    if mode == "raise":
+        raise WeightingError(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class _CalFun:
+    fm1: Callable[[FloatArray], FloatArray]  # g - 1 as a function of x'lambda
+    deriv: Callable[[FloatArray], FloatArray]
+
+
+def _calfun(name: CalFun, lower: float, upper: float) -> _CalFun:
+    # R cal.linear / cal.raking / cal.logit.
+    if name == "linear":
+        return _CalFun(
+            fm1=lambda u: np.clip(u + 1.0, lower, upper) - 1.0,
+            deriv=lambda u: ((u < upper - 1.0) & (u > lower - 1.0)).astype(np.float64),
+        )
+    if name == "raking":
+        return _CalFun(
+            fm1=lambda u: np.clip(np.exp(u), lower, upper) - 1.0,
+            deriv=lambda u: np.where((u < upper - 1.0) & (u > lower - 1.0), np.exp(u), 0.0),
+        )
+    if name == "logit":
+        if not (math.isfinite(lower) and math.isfinite(upper)) or not lower < 1.0 < upper:
+            raise WeightingError("logit calibration needs finite bounds with lower < 1 < upper")
+        a = (upper - lower) / ((upper - 1.0) * (1.0 - lower))
+
+        def fm1(u: FloatArray) -> FloatArray:
+            e = np.exp(a * u)
+            return (lower * (upper - 1.0) + upper * (1.0 - lower) * e) / (
+                upper - 1.0 + (1.0 - lower) * e
+            ) - 1.0
+
+        def deriv(u: FloatArray) -> FloatArray:
+            e = np.exp(a * u)
+            den = upper - 1.0 + (1.0 - lower) * e
+            num = lower * (upper - 1.0) + upper * (1.0 - lower) * e
+            return upper * (1.0 - lower) * e * a / den - num * ((1.0 - lower) * e * a) / den**2
+
+        return _CalFun(fm1=fm1, deriv=deriv)
+    raise WeightingError(f"unknown calfun {name!r}")
+
+
+def calibrate(
+    weights: npt.ArrayLike,
+    x: npt.ArrayLike,
+    totals: npt.ArrayLike,
+    calfun: CalFun = "linear",
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+    maxit: int = 50,
+    epsilon: float = 1e-7,
+    on_nonconvergence: OnFailure = "raise",
+) -> CalibrationResult:
+    """GREG calibration to totals T of the columns of X, as R calibrate() (D4).
+
+    Unbounded linear: g = 1 + X (X'DX)^-1 (T - t_x). Otherwise R grake(): Newton steps until
+    max |T - t_x| / (1 + |T|) < epsilon. Include an intercept column in X for the count.
+    """
+    d = _weights(weights)
+    xm = np.asarray(x, dtype=np.float64)
+    xm = xm[:, None] if xm.ndim == 1 else xm
+    pop = np.atleast_1d(np.asarray(totals, dtype=np.float64))
+    if xm.shape != (d.shape[0], pop.shape[0]):
+        raise WeightingError(
+            f"x must be n x p with p = len(totals); got {xm.shape}, p={pop.shape[0]}"
+        )
+    # R drops columns that are zero in the sample and in the population.
+    keep = ~((pop == 0) & np.all(xm == 0, axis=0))
+    xm, pop = xm[:, keep], pop[keep]
+    lower, upper = bounds
+    if calfun == "linear" and math.isinf(lower) and math.isinf(upper):
+        g, iterations, misfit = _regcalibrate(xm, d, pop), 1, 0.0
+        converged = True
+    else:
+        g, iterations, misfit = _grake(xm, d, pop, _calfun(calfun, lower, upper), maxit, epsilon)
+        converged = misfit < epsilon
+        if not converged:
+            _fail(
+                on_nonconvergence,
+                f"calibration ({calfun}) did not converge in {maxit} "
+                f"iterations: max relative misfit {misfit:.3g}; check bounds and totals",
+            )
+    w = d * g
+    return CalibrationResult(
+        weights=w,
+        g=g,
+        projection=CalibrationProjection.greg(xm, d, w),
+        iterations=iterations,
+        converged=converged,
+        max_misfit=misfit,
+    )
+
+
+def _regcalibrate(xm: FloatArray, d: FloatArray, pop: FloatArray) -> FloatArray:
+    gram = xm.T @ (xm * d[:, None])
+    try:
+        lam = np.linalg.solve(gram, pop - xm.T @ d)
+    except np.linalg.LinAlgError as exc:
+        raise WeightingError(
+            "calibration matrix X'DX is singular: drop a redundant column"
+        ) from exc
+    return 1.0 + xm @ lam
+
+
+def _grake(
+    xm: FloatArray, d: FloatArray, pop: FloatArray, fun: _CalFun, maxit: int, epsilon: float
+) -> tuple[FloatArray, int, float]:
+    """R grake(): Newton-Raphson on lambda with step halving; returns g, iterations, misfit."""
+    ww = d
+    sample = xm.T @ ww
+    with np.errstate(divide="ignore"):
+        scales = pop / sample
+    scale = float(scales.mean()) if scales.min() > GRAKE_RESCALE_THRESHOLD else 1.0
+    ww, sample = ww * scale, sample * scale
+    eta = np.zeros(xm.shape[1])
+    xeta = xm @ eta
+    deriv = fun.deriv(xeta)
+    iteration, achieved = 1, math.inf
+    while True:
+        tmat = xm.T @ (xm * (ww * deriv)[:, None])
+        misfit = pop - sample - xm.T @ (ww * fun.fm1(xeta))
+        step = np.linalg.pinv(tmat, rcond=256 * np.finfo(float).eps) @ misfit
+        eta = eta + step
+        xeta = xm @ eta
+        g, deriv = 1.0 + fun.fm1(xeta), fun.deriv(xeta)
+        while iteration < maxit and not (np.all(np.isfinite(g)) and np.all(np.isfinite(deriv))):
+            iteration += 1
+            step = step / 2.0
+            eta = eta - step
+            xeta = xm @ eta
+            g, deriv = 1.0 + fun.fm1(xeta), fun.deriv(xeta)
+        misfit = pop - sample - xm.T @ (ww * fun.fm1(xeta))
+        achieved = float(np.max(np.abs(misfit) / (1.0 + np.abs(pop))))
+        if achieved < epsilon:
+            break
+        iteration += 1
+        if iteration > maxit:
+            break
+    return g * scale, iteration, achieved
+
+
+# --- D5 trimming -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrimResult:
+    weights: FloatArray
+    trimmed: BoolArray  # units outside [lower, upper] in the first pass
+    passes: int
+
+
+def trim(
+    weights: npt.ArrayLike,
+    lower: float = -math.inf,
+    upper: float = math.inf,
+    strict: bool = False,
+    max_passes: int = 100,
+) -> TrimResult:
+    """R trimWeights(): clip to [lower, upper], spread the excess equally over the others.
+
+    Sum of weights is kept. strict=True repeats the pass until no weight is outside (survey
+    4.1.1 semantics); the default single pass is the version-stable result (D5). The
+    calibration projection of the untrimmed weights stays valid for the variance (E4).
+    """
+    w = _weights(weights)
+    if lower > upper:
+        raise WeightingError("trim: lower bound above upper bound")
+    first: BoolArray | None = None
+    passes = 0
+    while True:
+        outside = (w < lower) | (w > upper)
+        first = outside if first is None else first
+        if not outside.any():
+            break
+        if outside.all():
+            raise WeightingError("trim: every weight is outside the bounds; nothing to spread to")
+        if passes >= max_passes:
+            raise WeightingError(f"trim: strict trimming did not settle in {max_passes} passes")
+        clipped = np.clip(w, lower, upper)
+        excess = float((w - clipped).sum())
+        w = np.where(outside, clipped, clipped + excess / int((~outside).sum()))
+        passes += 1
+        if not strict:
+            break
+    return TrimResult(weights=w, trimmed=first, passes=passes)
+
+
+# --- D6 diagnostics --------------------------------------------------------------------------
+
+
+def kish_deff(weights: npt.ArrayLike) -> float:
+    """Kish design effect from unequal weights, n sum w^2 / (sum w)^2 (D6)."""
+    w = _weights(weights)
+    return float(w.shape[0] * np.dot(w, w) / w.sum() ** 2)
+
+
+@dataclass(frozen=True)
+class WeightDiagnostics:
+    n: int
+    total: float
+    minimum: float
+    maximum: float
+    max_min_ratio: float
+    cv: float
+    kish_deff: float
+    class_totals: dict[str, float]  # sum of weights per class
+    class_targets: dict[str, float]  # targets given for comparison (e.g. N^E_h)
+
+
+def weight_diagnostics(
+    weights: npt.ArrayLike,
+    classes: npt.ArrayLike | None = None,
+    targets: Mapping[Hashable, float] | None = None,
+) -> WeightDiagnostics:
+    """min, max, max/min, CV, Kish deff, and sum of weights per class (D6)."""
+    w = _weights(weights)
+    if w.size == 0:
+        raise WeightingError("no weights to describe")
+    by_class: dict[str, float] = {}
+    if classes is not None:
+        codes, levels = factorize(_labels(classes, w.shape[0], "classes"))
+        sums = np.bincount(codes, weights=w, minlength=len(levels))
+        by_class = {str(lev): float(s) for lev, s in zip(levels, sums, strict=True)}
+    mean = float(w.mean())
+    return WeightDiagnostics(
+        n=int(w.shape[0]),
+        total=float(w.sum()),
+        minimum=float(w.min()),
+        maximum=float(w.max()),
+        max_min_ratio=float(w.max() / w.min()) if w.min() > 0 else math.inf,
+        cv=float(w.std() / mean) if mean > 0 else math.nan,
+        kish_deff=kish_deff(w),
+        class_totals=by_class,
+        class_targets={str(k): float(v) for k, v in (targets or {}).items()},
+    )

@@ -1,0 +1,435 @@
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from surveys.models import Survey
+
+from . import aapor, dispositions
+from .classifications import Region, SizeClass
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+class FrameUnit(models.Model):
+    """One firm of the sampling frame (the population register)."""
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="frame_units")
+    business_id = models.CharField(_("business registration number"), max_length=20)
+    name = models.CharField(_("name"), max_length=200)
+    ksic = models.CharField(_("KSIC code"), max_length=5)
+    size_class = models.CharField(_("size class"), max_length=8, choices=SizeClass.choices)
+    region = models.CharField(_("region"), max_length=12, choices=Region.choices)
+    employees = models.PositiveIntegerField(_("employees"))
+    sales_krw_mn = models.DecimalField(
+        _("sales (KRW million)"), max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    email = models.EmailField(_("email"), blank=True)
+    phone = models.CharField(_("phone"), max_length=40, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    source_row = models.PositiveIntegerField(help_text="Line of the imported file.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["survey", "business_id"], name="unique_frame_business_id"
+            )
+        ]
+        permissions = [
+            ("manage_frame", _("Can import the frame and draw the sample")),
+            ("view_contact_details", _("Can see firms' contact details")),
+        ]
+        verbose_name = _("frame unit")
+        verbose_name_plural = _("frame units")
+
+    def __str__(self) -> str:
+        return f"{self.business_id} {self.name}"
+
+
+class SampleDesign(models.Model):
+    class Allocation(models.TextChoices):
+        PROPORTIONAL = "proportional", _("proportional")
+        NEYMAN = "neyman", _("Neyman")
+        POWER = "power", _("power (N_h^q)")
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="designs")
+    strata_variables = models.JSONField(help_text="Frame variables whose combination is a stratum.")
+    groupings = models.JSONField(
+        default=dict, blank=True, help_text="Maps from a frame variable's values to groups."
+    )
+    allocation = models.CharField(max_length=16, choices=Allocation.choices)
+    sample_size = models.PositiveIntegerField(_("sample size"))
+    min_per_stratum = models.PositiveIntegerField(_("minimum per stratum"), default=2)
+    power = models.FloatField(_("power q"), null=True, blank=True)
+    neyman_variable = models.CharField(max_length=64, blank=True)
+    assumed_proportion = models.FloatField(null=True, blank=True)
+    reserve_fraction = models.FloatField(_("reserve fraction"), default=0.0)
+    seed = models.BigIntegerField(_("random seed"))
+    frame_size = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    drawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["survey"], condition=Q(drawn_at__isnull=False), name="one_drawn_design"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.survey.slug}: {self.allocation} n={self.sample_size}"
+
+
+class Stratum(models.Model):
+    design = models.ForeignKey(SampleDesign, models.CASCADE, related_name="strata")
+    key = models.CharField(max_length=200)
+    values = models.JSONField(help_text="Stratification variable -> value.")
+    population = models.PositiveIntegerField(help_text="N_h: frame units in the stratum.")
+    allocated = models.PositiveIntegerField(help_text="n_h allocated at the draw.")
+    sample_size = models.PositiveIntegerField(help_text="n_h now: allocated plus released reserve.")
+    reserve_size = models.PositiveIntegerField(default=0)
+    take_all = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["design", "key"], name="unique_stratum_key"),
+            models.CheckConstraint(
+                condition=Q(sample_size__lte=F("population")), name="stratum_n_at_most_N"
+            ),
+        ]
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def base_weight(self) -> float:
+        return self.population / self.sample_size
+
+
+class CaseQuerySet(models.QuerySet["Case"]):
+    def in_sample(self) -> CaseQuerySet:
+        return self.filter(Q(is_reserve=False) | Q(released_at__isnull=False))
+
+    def reserve(self) -> CaseQuerySet:
+        return self.filter(is_reserve=True, released_at__isnull=True)
+
+    def search(self, text: str) -> CaseQuerySet:
+        text = text.strip()
+        if not text:
+            return self
+        return self.filter(Q(business_id__icontains=text) | Q(frame_unit__name__icontains=text))
+
+    def open_for_contact(self) -> CaseQuerySet:
+        """Cases a reminder may go to: not completed, refused or found ineligible."""
+        return (
+            self.in_sample()
+            .exclude(disposition__startswith="1.")
+            .exclude(disposition__startswith="4.")
+            .exclude(disposition__in=dispositions.EXPLICIT_REFUSALS)
+        )
+
+
+class Case(models.Model):
+    """A sampled firm (sample unit): its stratum, credentials and current disposition."""
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="cases")
+    stratum = models.ForeignKey(Stratum, models.PROTECT, related_name="cases")
+    frame_unit = models.OneToOneField(FrameUnit, models.PROTECT, related_name="case")
+    business_id = models.CharField(max_length=20)
+    selection_order = models.PositiveIntegerField()
+    is_reserve = models.BooleanField(default=False)
+    reserve_rank = models.PositiveIntegerField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    code_hash = models.CharField(max_length=128, blank=True)
+    credential_version = models.PositiveIntegerField(default=0)
+    credentials_issued_at = models.DateTimeField(null=True, blank=True)
+    disposition = models.CharField(max_length=8, default=dispositions.NOT_INVITED)
+    disposition_at = models.DateTimeField(default=timezone.now)
+    language = models.CharField(max_length=8, default="ko")
+
+    objects = CaseQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["survey", "business_id"], name="unique_case_business_id"
+            )
+        ]
+        permissions = [("manage_fieldwork", _("Can run fieldwork"))]
+        verbose_name = _("case")
+        verbose_name_plural = _("cases")
+
+    def __str__(self) -> str:
+        return self.business_id
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.token_hash is not None
+
+    def derive_credentials(self) -> tuple[str, str]:
+        """The link token (128 bits) and access code of the current credential version.
+
+        The worker must put them in every invitation and reminder, so they are derived
+        from CREDENTIAL_KEY rather than kept; the database holds only their hashes.
+        """
+        key = settings.CREDENTIAL_KEY.encode()
+        stem = f"{self.pk}:{self.credential_version}"
+        token_bytes = hmac.new(key, f"link:{stem}".encode(), hashlib.sha256).digest()[:16]
+        token = token_bytes.hex()
+        code_bytes = hmac.new(key, f"code:{stem}".encode(), hashlib.sha256).digest()
+        code = "".join(ACCESS_CODE_ALPHABET[b % len(ACCESS_CODE_ALPHABET)] for b in code_bytes[:10])
+        return token, f"{code[:5]}-{code[5:]}"
+
+    def issue_credentials(self) -> tuple[str, str]:
+        """Issue new credentials; the previous link and code stop working at once."""
+        self.credential_version += 1
+        token, code = self.derive_credentials()
+        self.token_hash = hash_token(token)
+        self.code_hash = AccessCodeHasher().encode(normalise_code(code), secrets.token_hex(8))
+        self.credentials_issued_at = timezone.now()
+        self.save(
+            update_fields=["credential_version", "token_hash", "code_hash", "credentials_issued_at"]
+        )
+        return token, code
+
+    def revoke_credentials(self) -> None:
+        self.credential_version += 1
+        self.token_hash = None
+        self.code_hash = ""
+        self.save(update_fields=["credential_version", "token_hash", "code_hash"])
+
+    def check_access_code(self, code: str) -> bool:
+        if not self.code_hash:
+            return False
+        return AccessCodeHasher().verify(normalise_code(code), self.code_hash)
+
+    def respondent_link(self) -> str:
+        from django.urls import reverse
+
+        token, _code = self.derive_credentials()
+        return settings.SITE_URL + reverse("surveys:link", args=[token])
+
+    @property
+    def base_weight(self) -> float:
+        return self.stratum.base_weight
+
+    @property
+    def category(self) -> str:
+        return aapor.category_of(self.disposition)
+
+    def record_disposition(
+        self,
+        code: str,
+        *,
+        source: str,
+        by: AbstractBaseUser | AnonymousUser | None = None,
+        reason: str = "",
+        at: dt.datetime | None = None,
+        override: bool = False,
+    ) -> DispositionEvent:
+        """Record an event; the most recent event decides the current disposition.
+
+        A submitted response is never moved to a non-response code (2.x, 3.x) unless the
+        override is explicit, and that override is kept in the history.
+        """
+        at = at or timezone.now()
+        aapor.parse_code(code)
+        with transaction.atomic():
+            case = Case.objects.select_for_update().get(pk=self.pk)
+            submitted = hasattr(case, "response") and case.response.is_submitted
+            blocked = submitted and dispositions.is_nonresponse(code) and not override
+            event = DispositionEvent.objects.create(
+                case=case,
+                code=code,
+                at=at,
+                wave=Wave.objects.open_at(case.survey_id, at),
+                source=source,
+                by=by if by is not None and by.is_authenticated else None,
+                reason=reason,
+                override=override,
+                applied=not blocked and at >= case.disposition_at,
+            )
+            if event.applied:
+                Case.objects.filter(pk=case.pk).update(disposition=code, disposition_at=at)
+                self.disposition, self.disposition_at = code, at
+                from analytics.recompute import request_recompute
+
+                request_recompute(self.survey_id, reason=f"disposition {code}")
+        return event
+
+
+ACCESS_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def hash_token(token: str) -> str:
+    # A 128-bit random token needs no stretching: a plain digest cannot be brute-forced.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccessCodeHasher(PBKDF2PasswordHasher):
+    """Access codes are ~50 bits: stretched like passwords, but lighter, to issue 5,000 fast."""
+
+    algorithm = "pbkdf2_sha256_code"
+    iterations = 10_000
+
+
+class WaveQuerySet(models.QuerySet["Wave"]):
+    def open_at(self, survey_id: int, at: dt.datetime) -> Wave | None:
+        return (
+            self.filter(survey_id=survey_id, starts_at__lte=at)
+            .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=at))
+            .order_by("-starts_at")
+            .first()
+        )
+
+
+class Wave(models.Model):
+    class Kind(models.TextChoices):
+        INVITATION = "invitation", _("invitation")
+        REMINDER = "reminder", _("reminder")
+        PHONE = "phone", _("phone follow-up")
+        OTHER = "other", _("other")
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="waves")
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"), null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    official_run = models.ForeignKey(
+        "analytics.EstimateRun", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = WaveQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=F("starts_at")),
+                name="wave_ends_after_start",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DispositionEvent(models.Model):
+    class Source(models.TextChoices):
+        RESPONDENT = "respondent", _("respondent")
+        MANAGER = "manager", _("manager")
+        IMPORT = "import", _("import")
+        EMAIL = "email", _("email delivery")
+        SYSTEM = "system", _("system")
+
+    case = models.ForeignKey(Case, models.CASCADE, related_name="disposition_events")
+    code = models.CharField(max_length=8)
+    at = models.DateTimeField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+    wave = models.ForeignKey(Wave, models.SET_NULL, null=True, blank=True, related_name="+")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    override = models.BooleanField(default=False)
+    applied = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.case} {self.code} {self.at:%Y-%m-%d}"
+
+
+class ContactAttempt(models.Model):
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("email")
+        PHONE = "phone", _("phone")
+        LETTER = "letter", _("letter")
+        FAX = "fax", _("fax")
+        VISIT = "visit", _("visit")
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", _("sent")
+        DELIVERED = "delivered", _("delivered")
+        BOUNCED = "bounced", _("bounced")
+        FAILED = "failed", _("delivery failed")
+        REACHED = "reached", _("reached the contact person")
+        NO_ANSWER = "no_answer", _("no answer")
+        CALLBACK = "callback", _("call back later")
+        WRONG_NUMBER = "wrong_number", _("wrong number or address")
+        REFUSED = "refused", _("refused")
+        OTHER = "other", _("other")
+
+    case = models.ForeignKey(Case, models.CASCADE, related_name="contacts")
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    at = models.DateTimeField(_("date"), default=timezone.now)
+    wave = models.ForeignKey(Wave, models.SET_NULL, null=True, blank=True, related_name="+")
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.case} {self.channel} {self.outcome}"
+
+
+class AccessFailureQuerySet(models.QuerySet["AccessFailure"]):
+    def too_many(self, *, business_id: str, client: str) -> bool:
+        since = timezone.now() - dt.timedelta(seconds=settings.ACCESS_CODE_WINDOW_SECONDS)
+        recent = self.filter(at__gte=since)
+        return (
+            recent.filter(business_id=business_id).count() >= settings.ACCESS_CODE_MAX_FAILURES
+            or recent.filter(client=client).count() >= settings.ACCESS_CODE_MAX_FAILURES_PER_CLIENT
+        )
+
+
+class AccessFailure(models.Model):
+    """A wrong access code; counted per client address and per business ID."""
+
+    business_id = models.CharField(max_length=40)
+    client = models.CharField(max_length=64)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AccessFailureQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["business_id", "at"]),
+            models.Index(fields=["client", "at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.business_id} from {self.client}"

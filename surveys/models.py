@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from .questionnaire import Form
+
+
+class Survey(models.Model):
+    slug = models.SlugField(_("survey ID"), max_length=64, unique=True)
+    title = models.CharField(_("title"), max_length=200)
+    title_en = models.CharField(_("English title"), max_length=200, blank=True)
+    target_responses = models.PositiveIntegerField(
+        _("target number of completes"), null=True, blank=True
+    )
+    current_questionnaire = models.ForeignKey(
+        "QuestionnaireVersion", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("survey")
+        verbose_name_plural = _("surveys")
+        permissions = [("load_questionnaire", _("Can load questionnaires"))]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def title_in(self, language: str) -> str:
+        return self.title_en if language.startswith("en") and self.title_en else self.title
+
+
+class QuestionnaireVersion(models.Model):
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="questionnaires")
+    version = models.CharField(_("version"), max_length=64)
+    title = models.CharField(max_length=200)
+    default_language = models.CharField(max_length=8, default="ko")
+    definition = models.JSONField(help_text="The normalised form: pages, questions, choices.")
+    source_name = models.CharField(max_length=255, blank=True)
+    source = models.BinaryField(help_text="The XLSForm file as uploaded.")
+    loaded_at = models.DateTimeField(default=timezone.now)
+    loaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["survey", "version"], name="unique_survey_version")
+        ]
+        verbose_name = _("questionnaire version")
+        verbose_name_plural = _("questionnaire versions")
+
+    def __str__(self) -> str:
+        return f"{self.survey.slug} v{self.version}"
+
+    @property
+    def form(self) -> Form:
+        from .questionnaire import get_form
+
+        return get_form(self.pk)
+
+
+class ResponseQuerySet(models.QuerySet["Response"]):
+    def submitted(self) -> ResponseQuerySet:
+        return self.filter(status=Response.Status.SUBMITTED)
+
+
+class Response(models.Model):
+    """A firm's answers. One per case, whatever the mode; submitted at most once."""
+
+    class Status(models.TextChoices):
+        IN_PROGRESS = "in_progress", _("in progress")
+        SUBMITTED = "submitted", _("submitted")
+
+    class Mode(models.TextChoices):
+        WEB = "web", _("web")
+        PHONE = "phone", _("phone")
+        PAPER = "paper", _("paper")
+        FAX = "fax", _("fax")
+
+    case = models.OneToOneField("respondents.Case", models.CASCADE, related_name="response")
+    questionnaire = models.ForeignKey(
+        QuestionnaireVersion, models.PROTECT, related_name="responses"
+    )
+    answers = models.JSONField(default=dict, blank=True)
+    drafts = models.JSONField(
+        default=dict, blank=True, help_text="Raw autosaved input per page, not yet validated."
+    )
+    page = models.CharField(max_length=64, blank=True, help_text="Last page visited.")
+    revision = models.PositiveIntegerField(default=0)
+    last_editor = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_PROGRESS)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.WEB)
+    keyed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    reference = models.CharField(max_length=20, unique=True, null=True, blank=True)
+
+    objects = ResponseQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="in_progress", submitted_at__isnull=True)
+                | Q(status="submitted", submitted_at__isnull=False, reference__isnull=False),
+                name="submitted_response_has_time_and_reference",
+            )
+        ]
+        verbose_name = _("response")
+        verbose_name_plural = _("responses")
+
+    def __str__(self) -> str:
+        return f"response {self.pk} ({self.status})"
+
+    @property
+    def is_submitted(self) -> bool:
+        return self.status == self.Status.SUBMITTED
+
+    @staticmethod
+    def new_reference() -> str:
+        # Unambiguous characters: people read the receipt number over the phone.
+        alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+        body = "".join(secrets.choice(alphabet) for _ in range(10))
+        return f"SMF-{body[:5]}-{body[5:]}"

@@ -1,0 +1,411 @@
+"""The firm's questionnaire: personal link or access code, pages, review, submit, receipt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from config.http import client_address
+from respondents import dispositions
+from respondents.models import AccessFailure, Case, hash_token
+
+from . import flow
+from .forms import AccessCodeForm, QuestionnaireUploadForm
+from .models import Response
+from .questionnaire import Form, Page, get_form
+from .xlsform import FormError, load_questionnaire
+
+SESSION_CASE = "respondent_case"
+SESSION_CREDENTIAL = "respondent_credential"
+RespondentView = Callable[..., HttpResponse]
+
+
+def _sign_in(request: HttpRequest, case: Case) -> None:
+    request.session.cycle_key()
+    request.session[SESSION_CASE] = case.pk
+    request.session[SESSION_CREDENTIAL] = case.credential_version
+
+
+def _respondent_case(request: HttpRequest) -> Case | None:
+    case_id = request.session.get(SESSION_CASE)
+    if case_id is None:
+        return None
+    return (
+        Case.objects.select_related("survey", "response")
+        .filter(pk=case_id, credential_version=request.session.get(SESSION_CREDENTIAL))
+        .exclude(token_hash=None)
+        .first()
+    )
+
+
+def respondent_required(view: RespondentView) -> RespondentView:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        case = _respondent_case(request)
+        if case is None:
+            messages.info(
+                request,
+                _(
+                    "Please open the link in your invitation again, or sign in with your "
+                    "business registration number and access code. Your answers are saved."
+                ),
+            )
+            return redirect("surveys:login")
+        return view(request, case, *args, **kwargs)
+
+    return wrapper
+
+
+def link(request: HttpRequest, token: str) -> HttpResponse:
+    if len(token) != 32:
+        raise Http404
+    case = Case.objects.in_sample().filter(token_hash=hash_token(token)).first()
+    if case is None:
+        raise Http404
+    _sign_in(request, case)
+    dispositions.respondent_opened(case)
+    return redirect("surveys:welcome")
+
+
+def login(request: HttpRequest) -> HttpResponse:
+    form = AccessCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        business_id = form.cleaned_data["business_id"]
+        client = client_address(request)
+        if AccessFailure.objects.too_many(business_id=business_id, client=client):
+            form.add_error(
+                None,
+                _(
+                    "Too many wrong access codes. Please wait 15 minutes, or "
+                    "call the survey help desk."
+                ),
+            )
+        else:
+            case = Case.objects.in_sample().filter(business_id=business_id).first()
+            if case is not None and case.check_access_code(form.cleaned_data["access_code"]):
+                _sign_in(request, case)
+                dispositions.respondent_opened(case)
+                return redirect("surveys:welcome")
+            AccessFailure.objects.create(business_id=business_id, client=client)
+            form.add_error(
+                None,
+                _(
+                    "The business registration number or access code is not "
+                    "right. Check your invitation letter and try again."
+                ),
+            )
+    return render(request, "surveys/respondent/login.html", {"form": form})
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    request.session.flush()
+    return redirect("surveys:login")
+
+
+@respondent_required
+def welcome(request: HttpRequest, case: Case) -> HttpResponse:
+    response = flow.start_response(case)
+    if response.is_submitted:
+        return redirect("surveys:receipt")
+    form = get_form(response.questionnaire_id)
+    pages = form.relevant_pages(response.answers)
+    if response.page == flow.REVIEW:
+        resume = reverse("surveys:review")
+    else:
+        page_name = response.page if response.page in {p.name for p in pages} else pages[0].name
+        resume = reverse("surveys:page", args=[page_name])
+    context = {"case": case, "form": form, "response": response, "resume": resume}
+    return render(request, "surveys/respondent/welcome.html", context)
+
+
+@respondent_required
+def page(request: HttpRequest, case: Case, name: str) -> HttpResponse:
+    response = flow.start_response(case)
+    if response.is_submitted:
+        return redirect("surveys:receipt")
+    form = get_form(response.questionnaire_id)
+    current = form.page_by_name.get(name)
+    if current is None:
+        raise Http404
+    if request.method == "POST":
+        return _save_page(request, response, form, current)
+    values, relevant = form.evaluate(response.answers)
+    if current.name not in relevant:
+        return redirect(_next_url(form, relevant, current))
+    shown = response.drafts.get(current.name) or values
+    return _render_page(request, response, form, current, shown, relevant, status=200)
+
+
+def _save_page(request: HttpRequest, response: Response, form: Form, current: Page) -> HttpResponse:
+    posted = _posted(request, current)
+    revision, editor = _revision(request), request.POST.get("editor", "")[:32]
+    action = request.POST.get("action", "next")
+    if action == "back":
+        result = flow.autosave(response, current, posted, revision=revision, editor=editor)
+        if not result.conflict:
+            return redirect(_previous_url(form, result.relevant, current))
+    else:
+        result = flow.save_page(response, current, posted, revision=revision, editor=editor)
+    if result.conflict:
+        messages.warning(
+            request,
+            _(
+                "Someone else from your company saved this questionnaire "
+                "while you were typing. What you typed is kept below: "
+                "check it and save again."
+            ),
+        )
+        return _render_page(
+            request,
+            response,
+            form,
+            current,
+            posted,
+            result.relevant or form.evaluate(response.answers)[1],
+            status=409,
+            revision=result.revision,
+        )
+    if result.errors:
+        return _render_page(
+            request,
+            response,
+            form,
+            current,
+            posted,
+            result.relevant,
+            errors=result.errors,
+            status=200,
+            revision=result.revision,
+        )
+    for name in result.dropped:
+        messages.info(
+            request,
+            _("Your answer to “%(q)s” was not kept because the question does not apply.")
+            % {"q": form.questions[name].text()},
+        )
+    if action == "save":
+        messages.success(
+            request,
+            _("Your answers are saved. You can close this page and come back with the same link."),
+        )
+        return redirect("surveys:page", name=current.name)
+    return redirect(_next_url(form, result.relevant, current))
+
+
+def _posted(request: HttpRequest, page: Page) -> dict[str, str | list[str]]:
+    posted: dict[str, str | list[str]] = {}
+    for question in page.inputs:
+        if question.type == "select_multiple":
+            if question.name in request.POST or f"{question.name}__present" in request.POST:
+                posted[question.name] = request.POST.getlist(question.name)
+        elif question.name in request.POST:
+            posted[question.name] = request.POST[question.name]
+    return posted
+
+
+def _revision(request: HttpRequest) -> int:
+    try:
+        return int(request.POST.get("revision", "-1"))
+    except ValueError:
+        return -1
+
+
+def _next_url(form: Form, relevant: set[str], current: Page) -> str:
+    following = form.next_page(current, relevant)
+    return (
+        reverse("surveys:page", args=[following.name]) if following else reverse("surveys:review")
+    )
+
+
+def _previous_url(form: Form, relevant: set[str], current: Page) -> str:
+    earlier = form.previous_page(current, relevant)
+    return reverse("surveys:page", args=[earlier.name]) if earlier else reverse("surveys:welcome")
+
+
+def _render_page(
+    request: HttpRequest,
+    response: Response,
+    form: Form,
+    current: Page,
+    shown: Any,
+    relevant: set[str],
+    *,
+    status: int,
+    errors: dict[str, str] | None = None,
+    revision: int | None = None,
+) -> HttpResponse:
+    errors = errors or {}
+    pages = [page for page in form.pages if page.name in relevant]
+    number = [page.name for page in pages].index(current.name) + 1 if current in pages else 1
+    context = {
+        "response": response,
+        "form": form,
+        "page": current,
+        "fields": [_field(q, shown, relevant, errors) for q in current.questions],
+        "errors": [(form.questions[name], message) for name, message in errors.items()],
+        "page_number": number,
+        "page_count": len(pages),
+        "revision": response.revision if revision is None else revision,
+        "editor": flow.new_editor_id(),
+        "is_first": number == 1,
+        "autosave_delay": settings.AUTOSAVE_DELAY_MS,
+    }
+    return render(request, "surveys/respondent/page.html", context, status=status)
+
+
+def _field(question: Any, shown: Any, relevant: set[str], errors: dict[str, str]) -> dict[str, Any]:
+    value = shown.get(question.name)
+    if question.type == "select_multiple":
+        selected = set(value if isinstance(value, list) else str(value or "").split())
+    else:
+        selected = {"" if value is None else str(value)}
+    return {
+        "q": question,
+        "label": question.text(),
+        "hint": question.hint_text(),
+        "value": "" if value is None or isinstance(value, list) else str(value),
+        "choices": [(c.name, c.text(), c.name in selected) for c in question.choices],
+        "error": errors.get(question.name),
+        "hidden": question.name not in relevant,
+        "required": question.is_input and question.required.lower() in ("yes", "true", "true()"),
+    }
+
+
+@require_POST
+@respondent_required
+def autosave(request: HttpRequest, case: Case, name: str) -> HttpResponse:
+    response = flow.start_response(case)
+    if response.is_submitted:
+        return JsonResponse({"submitted": True, "redirect": reverse("surveys:receipt")})
+    form = get_form(response.questionnaire_id)
+    current = form.page_by_name.get(name)
+    if current is None:
+        raise Http404
+    result = flow.autosave(
+        response,
+        current,
+        _posted(request, current),
+        revision=_revision(request),
+        editor=request.POST.get("editor", "")[:32],
+    )
+    return JsonResponse(
+        {
+            "saved": result.saved,
+            "conflict": result.conflict,
+            "revision": result.revision,
+            "relevant": sorted(q.name for q in current.questions if q.name in result.relevant),
+            "errors": result.errors,
+        },
+        status=409 if result.conflict else 200,
+    )
+
+
+@respondent_required
+def review(request: HttpRequest, case: Case) -> HttpResponse:
+    response = flow.start_response(case)
+    if response.is_submitted:
+        return redirect("surveys:receipt")
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        response, errors = flow.submit(response)
+        if response.is_submitted:
+            return redirect("surveys:receipt")
+    form = get_form(response.questionnaire_id)
+    if request.method == "GET":
+        errors = form.validate_all(response.answers)
+    context = {
+        "response": response,
+        "form": form,
+        "sections": _answer_sections(form, response.answers, errors),
+        "errors": errors,
+        "submitting": request.method == "POST",
+    }
+    return render(request, "surveys/respondent/review.html", context)
+
+
+def _answer_sections(
+    form: Form, answers: dict[str, Any], errors: dict[str, str]
+) -> list[dict[str, Any]]:
+    values, relevant = form.evaluate(answers)
+    sections = []
+    for page in form.pages:
+        if page.name not in relevant:
+            continue
+        rows = [
+            {
+                "q": q,
+                "label": q.text(),
+                "answer": display_answer(q, values.get(q.name)),
+                "error": errors.get(q.name),
+            }
+            for q in page.inputs
+            if q.name in relevant
+        ]
+        sections.append({"page": page, "title": page.text(), "rows": rows})
+    return sections
+
+
+def display_answer(question: Any, value: Any) -> str:
+    if value is None:
+        return ""
+    if question.type == "select_one":
+        return question.choice_text(value)
+    if question.type == "select_multiple":
+        return ", ".join(question.choice_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:,.10g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+@respondent_required
+def receipt(request: HttpRequest, case: Case) -> HttpResponse:
+    response = Response.objects.filter(case=case).first()
+    if response is None or not response.is_submitted:
+        return redirect("surveys:welcome")
+    form = get_form(response.questionnaire_id)
+    context = {
+        "case": case,
+        "response": response,
+        "form": form,
+        "sections": _answer_sections(form, response.answers, {}),
+    }
+    return render(request, "surveys/respondent/receipt.html", context)
+
+
+@permission_required("surveys.load_questionnaire")
+def upload_questionnaire(request: HttpRequest) -> HttpResponse:
+    upload = QuestionnaireUploadForm(request.POST or None, request.FILES or None)
+    problems: list[str] = []
+    if request.method == "POST" and upload.is_valid():
+        data = upload.cleaned_data["file"].read()
+        try:
+            with transaction.atomic():
+                version = load_questionnaire(
+                    data, source_name=upload.cleaned_data["file"].name, user=request.user
+                )
+        except FormError as exc:
+            problems = exc.problems
+        else:
+            messages.success(
+                request,
+                _("Loaded version %(version)s of “%(survey)s”.")
+                % {"version": version.version, "survey": version.survey.title},
+            )
+            return redirect("surveys:upload_questionnaire")
+    return render(
+        request, "surveys/upload_questionnaire.html", {"upload": upload, "problems": problems}
+    )

@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import pytest
+
+from respondents.models import Case
+from surveys.models import Response
+from tests.factories import Respondent
+from tests.surveys.answering import ADOPTER, NON_ADOPTER, answer_all, post_page
+
+pytestmark = pytest.mark.django_db
+
+
+def stored(case: Case) -> dict:
+    return Response.objects.get(case=case).answers
+
+
+def test_each_page_is_saved_when_the_firm_moves_on(respondent: Respondent) -> None:
+    respondent.client.get("/q/")
+
+    result = post_page(respondent.client, "profile", ADOPTER["profile"])
+
+    assert result.status_code == 302 and result["Location"] == "/q/p/awareness/"
+    assert stored(respondent.case) == {"employees": 45, "sales_krw_mn": 12500.5}
+
+
+def test_the_adopter_path_visits_adopter_pages(respondent: Respondent) -> None:
+    respondent.client.get("/q/")
+    for page in ("profile", "awareness"):
+        post_page(respondent.client, page, ADOPTER[page])
+
+    result = post_page(respondent.client, "adoption", {"sf_adopted": "yes"})
+
+    assert result["Location"] == "/q/p/sf_status/"
+
+
+def test_the_non_adopter_path_skips_adopter_pages(respondent: Respondent) -> None:
+    respondent.client.get("/q/")
+    for page in ("profile", "awareness"):
+        post_page(respondent.client, page, NON_ADOPTER[page])
+
+    result = post_page(respondent.client, "adoption", {"sf_adopted": "no"})
+
+    assert result["Location"] == "/q/p/ai/"
+
+
+def test_a_skipped_page_cannot_be_opened_directly(respondent: Respondent) -> None:
+    answer_all(respondent.client, {k: NON_ADOPTER[k] for k in ("profile", "awareness", "adoption")})
+
+    result = respondent.client.get("/q/p/sf_status/")
+
+    assert result.status_code == 302 and result["Location"] == "/q/p/ai/"
+
+
+def test_answers_that_no_longer_apply_are_cleared(respondent: Respondent) -> None:
+    answer_all(
+        respondent.client,
+        {k: ADOPTER[k] for k in ("profile", "awareness", "adoption", "sf_status", "sf_data")},
+    )
+    assert stored(respondent.case)["sf_level"] == "basic"
+
+    post_page(respondent.client, "adoption", {"sf_adopted": "no"})
+
+    answers = stored(respondent.case)
+    assert answers["sf_adopted"] == "no"
+    assert not {"sf_level", "sf_scope", "sf_tech", "data_collect", "main_area"} & set(answers)
+
+
+def test_calculations_are_stored_with_the_answers(respondent: Respondent) -> None:
+    answer_all(respondent.client, {k: ADOPTER[k] for k in ("profile", "awareness")})
+
+    assert stored(respondent.case)["important_top2"] == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"employees": "many", "sales_krw_mn": "1"}, "employees", "Enter a whole number."),
+        ({"employees": "0", "sales_krw_mn": "1"}, "employees", None),
+        ({"employees": "20000", "sales_krw_mn": "1"}, "employees", None),
+        ({"employees": "10", "sales_krw_mn": "1e400"}, "sales_krw_mn", "Enter a number."),
+        ({"employees": "", "sales_krw_mn": "1"}, "employees", None),
+    ],
+)
+def test_bad_input_gets_a_message_and_keeps_what_was_saved(
+    respondent: Respondent, data: dict, field: str, message: str | None
+) -> None:
+    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
+
+    result = post_page(respondent.client, "profile", data)
+
+    body = result.content.decode()
+    assert result.status_code == 200
+    assert 'id="error-summary"' in body and f'href="#q-{field}"' in body
+    if message:
+        assert message in body
+    assert stored(respondent.case) == {"employees": 45, "sales_krw_mn": 12500.5}
+
+
+def test_an_unknown_option_is_refused(respondent: Respondent) -> None:
+    respondent.client.get("/q/")
+
+    result = post_page(
+        respondent.client, "awareness", {"importance": "<script>", "implementing": "maybe"}
+    )
+
+    body = result.content.decode()
+    assert "is not one of the options" in body and "<script>" not in body
+    assert stored(respondent.case) == {}
+
+
+def test_an_answer_to_a_question_that_does_not_apply_is_dropped_with_a_message(
+    respondent: Respondent,
+) -> None:
+    answer_all(
+        respondent.client,
+        {k: ADOPTER[k] for k in ("profile", "awareness", "adoption", "sf_status")},
+    )
+
+    result = post_page(
+        respondent.client,
+        "sf_data",
+        {"data_collect": "no", "data_analyze": "yes", "main_area": "finance"},
+    )
+
+    assert result.status_code == 302
+    assert "data_analyze" not in stored(respondent.case)
+    page = respondent.client.get(result["Location"]).content.decode()
+    assert "was not kept because the question does not apply" in page
+
+
+def test_an_oversize_post_is_refused_and_changes_nothing(respondent: Respondent) -> None:
+    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
+
+    result = post_page(
+        respondent.client, "profile", {"employees": "1" * 600_000, "sales_krw_mn": "2"}
+    )
+
+    assert result.status_code == 400
+    assert "too large" in result.content.decode()
+    assert stored(respondent.case) == {"employees": 45, "sales_krw_mn": 12500.5}
+
+
+def test_autosave_keeps_typed_text_and_reports_skip_logic(respondent: Respondent) -> None:
+    answer_all(
+        respondent.client,
+        {k: ADOPTER[k] for k in ("profile", "awareness", "adoption", "sf_status")},
+    )
+    revision = Response.objects.get(case=respondent.case).revision
+
+    result = respondent.client.post(
+        "/q/p/sf_data/autosave/",
+        {"data_collect": "no", "main_area": "oth", "revision": revision, "editor": "tab-1"},
+    )
+
+    body = result.json()
+    assert body["saved"] and body["revision"] == revision + 1
+    assert "data_analyze" not in body["relevant"] and "main_area" in body["relevant"]
+    assert Response.objects.get(case=respondent.case).drafts["sf_data"]["main_area"] == "oth"
+
+
+def test_autosaved_typing_is_shown_again_after_a_reload(respondent: Respondent) -> None:
+    respondent.client.get("/q/")
+    revision = Response.objects.get(case=respondent.case).revision
+
+    respondent.client.post(
+        "/q/p/profile/autosave/",
+        {"employees": "4", "sales_krw_mn": "12,5", "revision": revision, "editor": "tab-1"},
+    )
+
+    page = respondent.client.get("/q/p/profile/").content.decode()
+    assert 'value="4"' in page and 'value="12,5"' in page
+    assert stored(respondent.case) == {}
+
+
+def test_a_later_save_from_another_person_gets_a_conflict_and_keeps_the_typing(
+    respondent: Respondent,
+) -> None:
+    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
+    revision = Response.objects.get(case=respondent.case).revision
+    post_page(
+        respondent.client, "awareness", ADOPTER["awareness"], revision=revision, editor="colleague"
+    )
+
+    result = post_page(
+        respondent.client,
+        "awareness",
+        {"importance": "neutral", "implementing": "no"},
+        revision=revision,
+        editor="me",
+    )
+
+    body = result.content.decode()
+    assert result.status_code == 409
+    assert "Someone else from your company saved" in body
+    assert 'value="neutral" checked' in body
+    assert stored(respondent.case)["importance"] == "very_important"
+
+
+def test_resuming_in_a_new_session_returns_to_the_last_page(respondent: Respondent) -> None:
+    answer_all(respondent.client, {k: ADOPTER[k] for k in ("profile", "awareness")})
+    from django.test import Client
+
+    second_device = Client()
+    second_device.get(f"/r/{respondent.token}/")
+    welcome = second_device.get("/q/").content.decode()
+
+    assert 'href="/q/p/adoption/"' in welcome
