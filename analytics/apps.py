@@ -1,5 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AnalyticsConfig(AppConfig):
     name = "analytics"
+
+    def ready(self) -> None:
+        from config.roles import ensure_roles
+
+        # After every app's permissions exist (the analytics app migrates last).
+        post_migrate.connect(ensure_roles, sender=self)

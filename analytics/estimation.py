@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -50,7 +50,7 @@ def factorize(labels: npt.ArrayLike) -> tuple[IntArray, npt.NDArray[np.generic]]
 def group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
     """Sum the rows of ``values`` (m or m x k) by group code, as R rowsum()."""
     if values.ndim == 1:
-        return np.bincount(codes, weights=values, minlength=n_groups)
+        return np.bincount(codes, weights=values, minlength=n_groups).astype(np.float64, copy=False)
     m = codes.shape[0]
     agg = sp.csr_array((np.ones(m), (codes, np.arange(m))), shape=(n_groups, m))
     return np.asarray(agg @ values)
@@ -229,6 +229,11 @@ class Design:
         self._set_psus(psu)
         self._set_scale(fpc)
         self.projection = _chain(calibration)
+        self._moments = (
+            _Moments.of(self.projection, self.strata, self.n_strata, self.scale_ok[self.strata])
+            if self.projection is not None and not self.clustered
+            else None
+        )
         positive = w > 0
         self.df = int(np.unique(self.psu[positive]).size - np.unique(self.strata[positive]).size)
 
@@ -276,6 +281,8 @@ class Design:
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(n_h > 1, keep * n_h / (n_h - 1), keep)
         self.scale = np.where(self.take_all, 0.0, scale)
+        # Lonely strata are handled by the lonely_psu rule, not by the usual formula.
+        self.scale_ok = np.where(self.lonely, 0.0, self.scale)
 
     # --- variance (methodology E3) ---------------------------------------------------------
 
@@ -288,6 +295,8 @@ class Design:
         active: (m x k) units answering in the domain; decides which strata are present for
         lonely_psu 'adjust'/'average' (R drops the others with the subset).
         """
+        if self.projection is not None and not self.clustered:
+            return self._calibrated_variance(z, rows)
         if self.projection is not None:
             z, rows, active = self._residualised(z, rows, active)
         psu = self.psu if rows is None else self.psu[rows]
@@ -302,12 +311,40 @@ class Design:
         mean = s_h / n_h
         dev = totals - mean[h]
         # Strata PSUs outside ``rows`` are zero rows: (0 - mean)^2 each, as R pads them.
-        present = np.bincount(h, minlength=self.n_strata)[:, None]
-        ss = group_sum(h, dev * dev, self.n_strata) + (n_h - present) * mean * mean
-        var = (self.scale[:, None] * ss)[~self.lonely].sum(axis=0)
+        padding = n_h - np.bincount(h, minlength=self.n_strata)[:, None]
+        var = np.einsum("i,ij,ij->j", self.scale_ok[h], dev, dev)
+        var += (self.scale_ok[:, None] * padding * mean * mean).sum(axis=0)
         if self.lonely.any():
             var = self._lonely(var, s_h, self._present_strata(rows, active, z.shape[1]))
-        return var
+        return np.asarray(var, dtype=np.float64)
+
+    def _calibrated_variance(self, z: FloatArray, rows: IntArray | None) -> FloatArray:
+        """E4 + E3 for unclustered designs without forming z* = z - xt gamma on every unit.
+
+        Sum_h scale_h [sum z*^2 - (sum z*)^2 / n_h] expands into moments over the domain rows
+        and precomputed stratum/Gram matrices of xt, so a domain costs O(rows), not O(n).
+        """
+        proj, moments = self.projection, self._moments
+        assert proj is not None and moments is not None
+        a = proj.a if rows is None else proj.a[rows]
+        xt = proj.xt if rows is None else proj.xt[rows]
+        h = self.strata if rows is None else self.strata[rows]
+        scale = self.scale_ok[h]
+        gamma = proj.gamma @ np.asarray(a.T @ z)
+        s_h = group_sum(h, z, self.n_strata) - moments.stratum_xt @ gamma
+        cross = np.asarray(xt.T @ (scale[:, None] * z))
+        squares = (
+            np.einsum("i,ij,ij->j", scale, z, z)
+            - 2.0 * np.einsum("lj,lj->j", cross, gamma)
+            + np.einsum("lj,lj->j", gamma, moments.gram @ gamma)
+        )
+        n_h = self.n_psu[:, None].astype(np.float64)
+        var = squares - (self.scale_ok[:, None] * s_h * s_h / n_h).sum(axis=0)
+        # Rounding can leave -1e-16 * sum z^2 where the true variance is 0.
+        var = np.maximum(var, 0.0)
+        if self.lonely.any():
+            var = self._lonely(var, s_h, np.ones_like(s_h, dtype=bool))
+        return np.asarray(var, dtype=np.float64)
 
     def _residualised(
         self, z: FloatArray, rows: IntArray | None, active: BoolArray | None
@@ -332,7 +369,10 @@ class Design:
         if self.lonely_psu == "adjust":
             # Centre the lonely PSU at the grand mean of PSU totals (R >= 4.2; identical to
             # 4.1.1 for means, ratios and domain means, whose z sum to zero).
-            centre = s_h.sum(axis=0) / (self.n_psu[:, None] * present).sum(axis=0)
+            n_present = (self.n_psu[:, None] * present).sum(axis=0)
+            centre = np.divide(
+                s_h.sum(axis=0), n_present, out=np.zeros(s_h.shape[1]), where=n_present > 0
+            )
             dev = np.where(lonely, s_h - centre, 0.0)
             return var + (self.scale[:, None] * dev * dev).sum(axis=0)
         if self.lonely_psu == "average":
@@ -343,11 +383,10 @@ class Design:
         return var  # remove / certainty: a lonely PSU adds nothing
 
     def domain_degf(self, rows: IntArray | None, active: BoolArray) -> IntArray:
-        """PSUs minus strata among active units with w > 0 (R degf of the subset)."""
+        """PSUs minus strata among active units (w > 0, answering): R degf of the subset."""
         if not self.domain_df:
             return np.full(active.shape[1], self.df, dtype=np.intp)
-        w = self.weights if rows is None else self.weights[rows]
-        act = (active & (w > 0)[:, None]).astype(np.float64)
+        act = active.astype(np.float64)
         psu = self.psu if rows is None else self.psu[rows]
         if self.clustered:
             present_psu, inv = np.unique(psu, return_inverse=True)
@@ -355,6 +394,23 @@ class Design:
             psu = present_psu
         per_stratum = group_sum(self.psu_stratum[psu], act, self.n_strata)
         return (per_stratum.sum(axis=0) - (per_stratum > 0).sum(axis=0)).astype(np.intp)
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """Stratum totals and scale-weighted Gram matrix of a projection's xt (unclustered E4)."""
+
+    stratum_xt: FloatArray  # H x L
+    gram: FloatArray  # L x L, sum_i scale_i xt_i xt_i'
+
+    @classmethod
+    def of(
+        cls, proj: CalibrationProjection, strata: IntArray, n_strata: int, scale: FloatArray
+    ) -> _Moments:
+        return cls(
+            stratum_xt=np.asarray((dummies(strata, n_strata).T @ proj.xt).toarray()),
+            gram=np.asarray((proj.xt.T @ proj.xt.multiply(scale[:, None])).toarray()),
+        )
 
 
 def _chain(
@@ -482,11 +538,16 @@ class _Slice:
 
 
 def _slice(design: Design, y: FloatArray, rows: IntArray | None) -> _Slice:
-    ys = y if rows is None else y[rows]
+    ys = y[rows] if rows is not None else y.copy()
     w = design.weights if rows is None else design.weights[rows]
-    active = ~np.isnan(ys)
-    wa = np.where(active, w[:, None], 0.0)
-    return _Slice(rows, w, np.where(active, ys, 0.0), active, wa)
+    # A unit counts for an item if it answered it and has a positive weight (R na.rm, degf).
+    active = ~np.isnan(ys) & (w > 0)[:, None]
+    np.copyto(ys, 0.0, where=~active)
+    return _Slice(rows, w, ys, active, w[:, None] * active)
+
+
+def _colsum(a: FloatArray, b: FloatArray) -> FloatArray:
+    return np.asarray(np.einsum("ij,ij->j", a, b), dtype=np.float64)
 
 
 def _finish(
@@ -500,17 +561,17 @@ def _finish(
 ) -> Estimates:
     # lin: the variable whose weighted variance gives the SRS variance (E6 / R svyvar).
     pop = s.wa.sum(axis=0)
-    n = (s.wa > 0).sum(axis=0)
+    n = s.active.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lbar = (s.wa * lin).sum(axis=0) / pop
-        s2 = (s.wa * (lin - lbar) ** 2).sum(axis=0) / pop * n / (n - 1)
+        dev = lin - _colsum(s.wa, lin) / pop
+        s2 = np.einsum("ij,ij,ij->j", s.wa, dev, dev) / pop * n / (n - 1)
         srs = s2 * srs_scale / n
     return Estimates(
         statistic=statistic,
         estimate=est,
-        variance=design.variance(z, s.rows, s.active),
+        variance=np.where(n > 0, design.variance(z, s.rows, s.active), np.nan),
         n=n.astype(np.intp),
-        n_nonzero=((s.wa > 0) & (s.y != 0)).sum(axis=0).astype(np.intp),
+        n_nonzero=(s.active & (s.y != 0)).sum(axis=0).astype(np.intp),
         population=pop,
         df=design.domain_degf(s.rows, s.active),
         srs_variance=srs,
@@ -524,9 +585,9 @@ def estimate_mean(
     s = _slice(design, _as_matrix(y, design.n, "y"), _rows(domain, design.n))
     pop = s.wa.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        est = (s.wa * s.y).sum(axis=0) / pop
+        est = _colsum(s.wa, s.y) / pop
         # Domain-mean influence w(y - ybar)/N_d (E3); zero outside the domain / item.
-        z = s.wa * (s.y - est) / pop
+        z = s.wa * ((s.y - est) / pop)
     return _finish(design, "mean", est, z, s.y, np.ones_like(pop), s)
 
 
@@ -555,8 +616,8 @@ def estimate_ratio(
     s = _slice(design, joint, rows)
     xs = np.where(s.active, xm if rows is None else xm[rows], 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x_total = (s.wa * xs).sum(axis=0)
-        est = (s.wa * s.y).sum(axis=0) / x_total
+        x_total = _colsum(s.wa, xs)
+        est = _colsum(s.wa, s.y) / x_total
         lin = (s.y - est * xs) / x_total
     pop = s.wa.sum(axis=0)
     return _finish(design, "ratio", est, s.wa * lin, lin, pop * pop, s)
@@ -586,11 +647,25 @@ def estimate_by(
     base = np.ones(design.n, bool) if domain is None else np.asarray(domain, bool)
     levels = np.unique(labels[base])
     parts = [_estimate(design, statistic, ym, x, base & (labels == level)) for level in levels]
-    stacked = {
-        name: np.stack([getattr(p, name) for p in parts]) if parts else np.empty((0, ym.shape[1]))
-        for name in ("estimate", "variance", "n", "n_nonzero", "population", "df", "srs_variance")
-    }
-    return DomainEstimates(levels=levels, estimates=Estimates(statistic=statistic, **stacked))
+    k = ym.shape[1]
+
+    def stack(name: str, dtype: type[np.generic]) -> npt.NDArray[Any]:
+        rows = [getattr(p, name) for p in parts]
+        return np.stack(rows).astype(dtype) if rows else np.empty((0, k), dtype=dtype)
+
+    return DomainEstimates(
+        levels=levels,
+        estimates=Estimates(
+            statistic=statistic,
+            estimate=stack("estimate", np.float64),
+            variance=stack("variance", np.float64),
+            n=stack("n", np.intp),
+            n_nonzero=stack("n_nonzero", np.intp),
+            population=stack("population", np.float64),
+            df=stack("df", np.intp),
+            srs_variance=stack("srs_variance", np.float64),
+        ),
+    )
 
 
 def _estimate(

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from analytics.estimation import CalibrationProjection, factorize
+from analytics.estimation import CalibrationProjection, factorize, group_sum
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -104,8 +104,8 @@ def adjust_unknown(
     d = _weights(weights)
     kn = _mask(known, d.shape[0], "known")
     codes, levels = factorize(_labels(classes, d.shape[0], "classes"))
-    total = np.bincount(codes, weights=d, minlength=len(levels))
-    known_total = np.bincount(codes, weights=d * kn, minlength=len(levels))
+    total = group_sum(codes, d, len(levels))
+    known_total = group_sum(codes, d * kn, len(levels))
     empty = (known_total == 0) & (total > 0)
     if empty.any():
         raise WeightingError(
@@ -168,12 +168,12 @@ class _ClassStats:
 def _class_stats(
     codes: IntArray, g: int, d1: FloatArray, elig: BoolArray, resp: BoolArray
 ) -> _ClassStats:
-    e_tot = np.bincount(codes, weights=d1 * elig, minlength=g)
-    r_tot = np.bincount(codes, weights=d1 * resp, minlength=g)
+    e_tot = group_sum(codes, d1 * elig, g)
+    r_tot = group_sum(codes, d1 * resp, g)
     with np.errstate(divide="ignore", invalid="ignore"):
         factors = np.where(e_tot > 0, e_tot / r_tot, np.nan)
     return _ClassStats(
-        respondents=np.bincount(codes, weights=resp.astype(float), minlength=g).astype(np.intp),
+        respondents=group_sum(codes, resp.astype(float), g).astype(np.intp),
         eligible_total=e_tot,
         factors=factors,
     )
@@ -386,7 +386,7 @@ def poststratify(
     d = _weights(weights)
     codes, levels = factorize(_labels(cells, d.shape[0], "cells"))
     target = _cell_totals(codes, levels, totals, "post-stratification")
-    current = np.bincount(codes, weights=d, minlength=len(levels))
+    current = group_sum(codes, d, len(levels))
     if np.any(current <= 0):
         raise WeightingError("post-stratification: a cell has units but zero weight")
     w = d * (target / current)[codes]
@@ -439,16 +439,17 @@ def rake(
     joint = factorize(np.ravel_multi_index([c for c, _ in coded], [len(lev) for _, lev in coded]))[
         0
     ]
-    old = np.bincount(joint, weights=d)
+    n_cells = int(joint.max()) + 1
+    old = group_sum(joint, d, n_cells)
     w, delta, sweeps, converged = d, math.inf, 0, False
     steps: list[FloatArray] = []
     while sweeps < maxit:
         steps = []
         for (codes, levels), target in zip(coded, targets, strict=True):
-            current = np.bincount(codes, weights=w, minlength=len(levels))
+            current = group_sum(codes, w, len(levels))
             w = w * (target / current)[codes]
             steps.append(w)
-        new = np.bincount(joint, weights=w)
+        new = group_sum(joint, w, n_cells)
         delta = float(np.max(np.abs(old - new)))
         sweeps += 1
         if delta < tol:
@@ -695,7 +696,7 @@ def weight_diagnostics(
     by_class: dict[str, float] = {}
     if classes is not None:
         codes, levels = factorize(_labels(classes, w.shape[0], "classes"))
-        sums = np.bincount(codes, weights=w, minlength=len(levels))
+        sums = group_sum(codes, w, len(levels))
         by_class = {str(lev): float(s) for lev, s in zip(levels, sums, strict=True)}
     mean = float(w.mean())
     return WeightDiagnostics(

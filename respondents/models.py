@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from surveys.models import Survey
 
 from . import aapor, dispositions
-from .classifications import Region, SizeClass
+from .classifications import VALUE_LABELS, Region, SizeClass
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -76,6 +76,8 @@ class SampleDesign(models.Model):
     assumed_proportion = models.FloatField(null=True, blank=True)
     reserve_fraction = models.FloatField(_("reserve fraction"), default=0.0)
     seed = models.BigIntegerField(_("random seed"))
+    # numpy does not promise the same Generator streams across versions (selection.py).
+    numpy_version = models.CharField(_("numpy version"), max_length=32, blank=True)
     frame_size = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
@@ -119,6 +121,38 @@ class Stratum(models.Model):
     @property
     def base_weight(self) -> float:
         return self.population / self.sample_size
+
+    @property
+    def label(self) -> str:
+        return self.label_of(self.values, self.design.strata_variables)
+
+    @staticmethod
+    def label_of(values: dict[str, str], variables: list[str] | tuple[str, ...]) -> str:
+        """The stratum's values in the design's variable order, with their display labels."""
+        labels = (VALUE_LABELS.get(name, {}).get(values[name], values[name]) for name in variables)
+        return " · ".join(str(label) for label in labels)
+
+
+class ReserveRelease(models.Model):
+    """One release of reserve units into the sample: who, when, how many (ranks first..last)."""
+
+    stratum = models.ForeignKey(Stratum, models.CASCADE, related_name="releases")
+    count = models.PositiveIntegerField()
+    first_rank = models.PositiveIntegerField()
+    last_rank = models.PositiveIntegerField()
+    released_at = models.DateTimeField(default=timezone.now)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["released_at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(count__gte=1), name="release_count_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stratum} +{self.count}"
 
 
 class CaseQuerySet(models.QuerySet["Case"]):
@@ -201,14 +235,17 @@ class Case(models.Model):
 
     def issue_credentials(self) -> tuple[str, str]:
         """Issue new credentials; the previous link and code stop working at once."""
+        token, code = self.set_new_credentials()
+        self.save(update_fields=CREDENTIAL_FIELDS)
+        return token, code
+
+    def set_new_credentials(self) -> tuple[str, str]:
+        """New credentials on this object, not yet saved: save CREDENTIAL_FIELDS (in bulk)."""
         self.credential_version += 1
         token, code = self.derive_credentials()
         self.token_hash = hash_token(token)
         self.code_hash = AccessCodeHasher().encode(normalise_code(code), secrets.token_hex(8))
         self.credentials_issued_at = timezone.now()
-        self.save(
-            update_fields=["credential_version", "token_hash", "code_hash", "credentials_issued_at"]
-        )
         return token, code
 
     def revoke_credentials(self) -> None:
@@ -278,6 +315,7 @@ class Case(models.Model):
 
 
 ACCESS_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CREDENTIAL_FIELDS = ["credential_version", "token_hash", "code_hash", "credentials_issued_at"]
 
 
 def normalise_code(code: str) -> str:

@@ -20,8 +20,14 @@ Comparison semantics (JavaRosa XPathEqExpr / XPathCmpExpr):
   '.' allowed (no exponents, no 'Infinity'); anything else is NaN.
 - Dates: JavaRosa types date answers as dates and converts them to days since 1970-01-01
   for comparisons and arithmetic. Our answers are ISO strings, so an ISO date (or
-  date-time) string converts to (fractional) days in numeric contexts; `${d} > today()`,
-  `${end} - ${start}` and `${d} < '2024-01-01'` therefore work like ODK Collect/Enketo.
+  date-time) string converts to (fractional) days in numeric contexts: `${d} > today()`
+  and `${end} - ${start}` work as in ODK Collect. So does `${d} < '2024-01-01'`, which
+  JavaRosa only accepts as `${d} < date('2024-01-01')` (also fine here).
+
+Functions: not, true, false, boolean, boolean-from-string, if, coalesce, selected,
+count-selected, selected-at, string, number, int, round, abs, min, max, string-length,
+normalize-space, concat, contains, starts-with, ends-with, substring-before,
+substring-after, substr, regex, today and date. Any other name is a parse error.
 
 Deliberate departures from JavaRosa, all on degenerate input: `selected()` tests
 membership of one whole choice value (JavaRosa's substring test makes
@@ -992,8 +998,10 @@ def _extreme(pick: Callable[[list[float]], float]) -> Callable[..., Value]:
 
 def _date(value: Value) -> Value:
     """date(): days since 1970-01-01 or an ISO string as an ISO date; '' when invalid."""
-    if isinstance(value, str) and not _ISO_DATE_RE.match(value.strip()):
-        return ""
+    if isinstance(value, str):
+        text = value.strip(_JAVA_TRIM)
+        valid = _ISO_DATE_RE.match(text) and not math.isnan(to_number(text))
+        return text[:10] if valid else ""  # the calendar date as written, whatever the zone
     days = to_number(value) if not isinstance(value, bool) else math.nan
     try:
         return (_EPOCH + dt.timedelta(days=math.floor(days))).isoformat()
@@ -1054,6 +1062,16 @@ _FUNCTIONS: Final[dict[str, _Function]] = {
     "date": _Function(1, 1, _strict(_date)),
 }
 _USES_CURRENT_WITHOUT_ARGS: Final = frozenset({"string-length", "normalize-space"})
+# Valid in ODK forms but meaningless or unsafe on this server (repeats, randomness,
+# external data): named in errors so form authors know the form itself is not wrong.
+_UNSUPPORTED_ODK_FUNCTIONS: Final = frozenset(
+    {"now", "once", "uuid", "random", "randomize", "position", "indexed-repeat", "count"}
+    | {"sum", "join", "instance", "current", "pulldata", "jr:choice-name", "format-date"}
+    | {"format-date-time", "date-time", "decimal-date-time", "decimal-time", "pow", "sqrt"}
+    | {"exp", "exp10", "log", "log10", "sin", "cos", "tan", "asin", "acos", "atan", "atan2"}
+    | {"pi", "digest", "base64-decode", "area", "distance", "geofence", "translate"}
+    | {"checklist", "weighted-checklist", "count-non-empty", "property", "version"}
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -1070,7 +1088,8 @@ class _Token:
 
 _OPERAND_ENDS: Final = frozenset({"number", "string", "ref", "dot", ")"})
 _OPERATOR_WORD_RE: Final = re.compile(r"(and|or|div|mod)(?!\w)")
-_NAME_RE: Final = re.compile(r"[^\W\d][\w.-]*")
+_QUESTION_NAME_RE: Final = re.compile(r"[^\W\d][\w.-]*")  # an XML NCName
+_NAME_RE: Final = re.compile(r"[^\W\d][\w.-]*(:[^\W\d][\w.-]*)?")  # a QName (jr:...)
 _NUMBER_RE: Final = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 _SYMBOLS: Final = ("!=", "<=", ">=", "=", "<", ">", "+", "-", "*", "(", ")", ",")
 _TWO_CHAR_MISTAKES: Final = {
@@ -1162,7 +1181,7 @@ class _Tokenizer:
         name = self.text[start + 2 : end]
         if not name:
             raise ExpressionError("empty question reference '${}'", start)
-        if not _NAME_RE.fullmatch(name):
+        if not _QUESTION_NAME_RE.fullmatch(name):
             raise ExpressionError(f"invalid question name {name!r} in '${{...}}'", start)
         return self._take("ref", end + 1 - start, name)
 
@@ -1175,7 +1194,7 @@ class _Tokenizer:
             return self._take("func", len(name))
         if name in ("true", "false"):
             raise ExpressionError(f"unexpected name '{name}'", start, f"write {name}()")
-        hint = f"refer to questions as ${{{name}}}"
+        hint = "" if ":" in name else f"refer to questions as ${{{name}}}"
         raise ExpressionError(f"unexpected name '{name}'", start, hint)
 
 
@@ -1283,6 +1302,8 @@ class _Parser:
 
     def _call(self, name: _Token) -> _Node:
         function = _FUNCTIONS.get(name.text)
+        if function is None and name.text in _UNSUPPORTED_ODK_FUNCTIONS:
+            raise ExpressionError(f"function '{name.text}()' is not supported", name.start)
         if function is None:
             raise ExpressionError(f"unknown function '{name.text}()'", name.start)
         self._expect("(", f"expected '(' after '{name.text}'")
@@ -1361,7 +1382,10 @@ class Expression:
     def evaluate(
         self, values: Mapping[str, Any], current: Any = None, *, today: dt.date | None = None
     ) -> Value:
-        """The value: str, float or bool. Never raises. `today` overrides today()."""
+        """The value: str, float or bool; never raises on answers of the documented types.
+
+        `today` is the date today() returns (default: the process's local date).
+        """
         return self._root.eval(_Context(values, current, today))
 
     def truth(

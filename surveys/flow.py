@@ -104,6 +104,19 @@ def save_page(
     return SaveResult(conflict=True, revision=response.revision)
 
 
+def page_state(response: Response, page: Page) -> tuple[dict[str, Any], set[str]]:
+    """What a page shows (autosaved typing first) and which questions apply to it."""
+    form = get_form(response.questionnaire_id)
+    draft = response.drafts.get(page.name)
+    if not draft:
+        return form.evaluate(response.answers)
+    typed, _errors = form.parse_page(page, draft)
+    merged = {k: v for k, v in response.answers.items() if k not in page.question_names}
+    merged.update({k: v for k, v in typed.items() if v is not None})
+    _values, relevant = form.evaluate(merged)
+    return draft, relevant
+
+
 def autosave(
     response: Response, page: Page, posted: Posted, *, revision: int, editor: str
 ) -> SaveResult:

@@ -13,6 +13,8 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -105,7 +107,7 @@ def login(request: HttpRequest) -> HttpResponse:
                     "right. Check your invitation letter and try again."
                 ),
             )
-    return render(request, "surveys/respondent/login.html", {"form": form})
+    return render(request, "respondent/login.jinja", {"form": form})
 
 
 @require_POST
@@ -127,7 +129,7 @@ def welcome(request: HttpRequest, case: Case) -> HttpResponse:
         page_name = response.page if response.page in {p.name for p in pages} else pages[0].name
         resume = reverse("surveys:page", args=[page_name])
     context = {"case": case, "form": form, "response": response, "resume": resume}
-    return render(request, "surveys/respondent/welcome.html", context)
+    return render(request, "respondent/welcome.jinja", context)
 
 
 @respondent_required
@@ -141,10 +143,9 @@ def page(request: HttpRequest, case: Case, name: str) -> HttpResponse:
         raise Http404
     if request.method == "POST":
         return _save_page(request, response, form, current)
-    values, relevant = form.evaluate(response.answers)
+    shown, relevant = flow.page_state(response, current)
     if current.name not in relevant:
         return redirect(_next_url(form, relevant, current))
-    shown = response.drafts.get(current.name) or values
     return _render_page(request, response, form, current, shown, relevant, status=200)
 
 
@@ -262,7 +263,7 @@ def _render_page(
         "is_first": number == 1,
         "autosave_delay": settings.AUTOSAVE_DELAY_MS,
     }
-    return render(request, "surveys/respondent/page.html", context, status=status)
+    return render(request, "respondent/page.jinja", context, status=status)
 
 
 def _field(question: Any, shown: Any, relevant: set[str], errors: dict[str, str]) -> dict[str, Any]:
@@ -332,7 +333,7 @@ def review(request: HttpRequest, case: Case) -> HttpResponse:
         "errors": errors,
         "submitting": request.method == "POST",
     }
-    return render(request, "surveys/respondent/review.html", context)
+    return render(request, "respondent/review.jinja", context)
 
 
 def _answer_sections(
@@ -382,8 +383,9 @@ def receipt(request: HttpRequest, case: Case) -> HttpResponse:
         "response": response,
         "form": form,
         "sections": _answer_sections(form, response.answers, {}),
+        "submitted_at": date_format(localtime(response.submitted_at), "Y-m-d H:i"),
     }
-    return render(request, "surveys/respondent/receipt.html", context)
+    return render(request, "respondent/receipt.jinja", context)
 
 
 @permission_required("surveys.load_questionnaire")

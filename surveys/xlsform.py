@@ -31,7 +31,6 @@ TYPES = {
     "calculate": "calculate",
 }
 EXPRESSION_COLUMNS = ("relevant", "constraint", "calculation", "required")
-REFERENCE_RE = re.compile(r"\$\{([^}]*)\}")
 LANGUAGE_RE = re.compile(r"\(([A-Za-z]{2,3})\)\s*$")
 BOOLEAN_WORDS = {"yes", "no", "true", "false", "true()", "false()", "1", "0", ""}
 
@@ -97,14 +96,14 @@ def _expression_problems(
 ) -> Iterator[str]:
     where = {"row": number, "column": column}
     try:
-        parse(text)
+        expression = parse(text)
     except ExpressionError as exc:
         yield _("survey sheet, row %(row)d, column “%(column)s”: %(problem)s") % {
             **where,
             "problem": exc,
         }
         return
-    for name in REFERENCE_RE.findall(text):
+    for name in sorted(expression.references):
         if name not in names:
             yield _(
                 "survey sheet, row %(row)d, column “%(column)s”: ${%(name)s} refers to no "
@@ -265,10 +264,16 @@ def _row_message(rows: Mapping[str, int], element: Mapping[str, Any], problem: s
 
 
 def load_questionnaire(
-    data: bytes, *, source_name: str = "", user: Any = None
+    data: bytes, *, source_name: str = "", user: Any = None, survey_slug: str = ""
 ) -> QuestionnaireVersion:
-    """Check and store a new questionnaire version; nothing changes if anything is wrong."""
+    """Check and store a new questionnaire version; nothing changes if anything is wrong.
+
+    The survey is the form's `form_id` unless `survey_slug` names another (a pilot run of
+    the same form, say).
+    """
     definition = read_definition(data)
+    if survey_slug:
+        definition["form_id"] = survey_slug
     with transaction.atomic():
         survey, _created = Survey.objects.get_or_create(
             slug=definition["form_id"],

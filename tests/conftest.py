@@ -20,3 +20,12 @@ def respondent(survey: Survey, client: Client) -> factories.Respondent:
     response = client.get(f"/r/{token}/")
     assert response.status_code == 302
     return factories.Respondent(case=case, token=token, code=code, client=client)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_form_cache() -> None:
+    # Questionnaire versions are cached per process by primary key; a test database that
+    # reuses keys (SQLite) must not see another test's form.
+    from surveys.questionnaire import _FORMS
+
+    _FORMS.clear()

@@ -57,6 +57,7 @@
 
   function schedule(wait) {
     dirty = true;
+    say(form.dataset.savingText || "…");
     if (timer) { clearTimeout(timer); }
     timer = setTimeout(save, wait);
   }
@@ -69,18 +70,17 @@
     if (event.target.type === "radio" || event.target.type === "checkbox") { schedule(150); }
   });
 
-  // Moving on: let a pending autosave finish first, so the page save carries its revision.
+  // Moving on: a pending autosave is superseded by the page save; one already sent is
+  // awaited, so the page save carries the revision it produced.
   form.addEventListener("submit", function (event) {
     dirty = false;
-    if (form.dataset.ready) { return; }
-    if (!timer && !inFlight) { return; }
+    if (timer) { clearTimeout(timer); timer = null; }
+    if (!inFlight || form.dataset.ready) { return; }
     event.preventDefault();
     var submitter = event.submitter;
-    if (timer) { clearTimeout(timer); timer = null; }
-    var wait = inFlight || Promise.resolve();
-    wait.then(function () {
+    inFlight.then(function () {
       form.dataset.ready = "1";
-      if (submitter) { form.requestSubmit(submitter); } else { form.requestSubmit(); }
+      form.requestSubmit(submitter || undefined);
     });
   });
 

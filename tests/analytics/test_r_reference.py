@@ -435,7 +435,11 @@ def kalton_weights(method: str) -> npt.NDArray[np.float64]:
     if method == "greg":
         xg = np.column_stack([ones, a.astype(float), b.astype(float)])
         pop_cell = np.repeat(np.arange(12), KALTON_POP)
-        pop_totals = [sum(KALTON_POP), float((pop_cell % 4 + 1).sum()), float((pop_cell // 4 + 1).sum())]
+        pop_totals = [
+            sum(KALTON_POP),
+            float((pop_cell % 4 + 1).sum()),
+            float((pop_cell // 4 + 1).sum()),
+        ]
         return calibrate(ones, xg, pop_totals).weights
     settings = {
         "raking": ("raking", (-math.inf, math.inf)),
@@ -655,7 +659,9 @@ def test_h10_take_all_lonely_stratum_adds_nothing_under_every_rule() -> None:
     fpc = np.where(api["dnum"] == "413", 1.0, 1000.0)
 
     ses = [
-        estimate_mean(Design(num(api, "pw"), api["dnum"], fpc=fpc, lonely_psu=rule), num(api, "api00")).se[0]
+        estimate_mean(
+            Design(num(api, "pw"), api["dnum"], fpc=fpc, lonely_psu=rule), num(api, "api00")
+        ).se[0]
         for rule in ("fail", "remove", "certainty", "adjust", "average")
     ]
 
@@ -742,7 +748,7 @@ def smf_factor(key: str, levels: list[str]) -> npt.NDArray[np.float64]:
 
 
 def test_synthetic_weights_follow_d1_to_d3() -> None:
-    s, w, resp = smf()
+    _, w, resp = smf()
 
     # smf_expected_output_survey4.1.1.txt
     assert int(resp.sum()) == 188 + 21
@@ -840,10 +846,70 @@ def test_synthetic_estimates_among_adopters_match_r() -> None:
 
 def test_synthetic_population_count_is_the_weight_sum_of_item_respondents() -> None:
     adopters = smf_item("adopted") == 1
-    s, w, resp = smf()
+    _, w, resp = smf()
     answered = adopters & ~np.isnan(smf_item("invest"))
 
     invest = estimate_mean(smf_design(), smf_item("invest"), adopters)
 
     assert invest.population[0] == pytest.approx(w[resp][answered].sum(), rel=1e-12)
     assert invest.n[0] == int(answered.sum())
+
+
+# --- calibrated stratified (unclustered) designs: the moment-based E4 path --------------------
+# R 4.1.1 run on apistrat.csv (names as in the CSV):
+#   dstrat <- svydesign(id=~1, strata=~stype, weights=~pw, data=apistrat, fpc=~fpc)
+#   dr <- rake(dstrat, list(~sch_wide, ~awards), list(data.frame(sch_wide=c("No","Yes"),
+#     Freq=c(1072,5122)), data.frame(awards=c("No","Yes"), Freq=c(2500,3694))),
+#     control=list(epsilon=1e-10, maxit=50))
+#   svymean(~api00, dr); svytotal(~enroll, dr); svyby(~api00, ~comp_imp, dr, svymean)
+#   g <- calibrate(dstrat, ~api99+sch_wide, c(6194, 3914069, 5122)); svymean(~api00, g)
+#   svyby(~api00, ~comp_imp, g, svymean); svymean(~api00, trimWeights(g, lower=15, upper=40))
+
+
+def test_raked_stratified_design_matches_r_overall_and_by_domain() -> None:
+    api = load("apistrat.csv")
+    rk = rake(
+        num(api, "pw"),
+        [api["sch_wide"], api["awards"]],
+        [POP_SCHWIDE, {"No": 2500.0, "Yes": 3694.0}],
+        epsilon=1e-10,
+        maxit=50,
+    )
+    design = Design(rk.weights, api["stype"], fpc=num(api, "fpc"), calibration=rk.projection)
+
+    mean = estimate_mean(design, num(api, "api00"))
+    total = estimate_total(design, num(api, "enroll"))
+    by = estimate_by(design, num(api, "api00"), api["comp_imp"])
+
+    assert_est(mean.estimate[0], "661.8568891")
+    assert_se(mean.se[0], "9.377929727")
+    assert_est(total.estimate[0], "3690938.865")
+    assert_se(total.se[0], "133042.4953")
+    assert_est(by.estimates.estimate[0, 0], "639.040276")
+    assert_se(by.estimates.se[0, 0], "15.86579686")
+    assert_est(by.estimates.estimate[1, 0], "676.2496374")
+    assert_se(by.estimates.se[1, 0], "11.71030018")
+
+
+def test_greg_and_trimmed_stratified_design_matches_r() -> None:
+    api = load("apistrat.csv")
+    x = np.column_stack([np.ones(200), num(api, "api99"), api["sch_wide"] == "Yes"]).astype(float)
+    cal = calibrate(num(api, "pw"), x, [6194, 3914069, 5122])
+    design = Design(cal.weights, api["stype"], fpc=num(api, "fpc"), calibration=cal.projection)
+    trimmed = trim(cal.weights, lower=15, upper=40)
+    trimmed_design = Design(
+        trimmed.weights, api["stype"], fpc=num(api, "fpc"), calibration=cal.projection
+    )
+
+    mean = estimate_mean(design, num(api, "api00"))
+    by = estimate_by(design, num(api, "api00"), api["comp_imp"])
+    trimmed_mean = estimate_mean(trimmed_design, num(api, "api00"))
+
+    assert_est(mean.estimate[0], "664.556116")
+    assert_se(mean.se[0], "1.556694973")
+    assert_est(by.estimates.estimate[0, 0], "637.6362316")
+    assert_se(by.estimates.se[0, 0], "13.24174988")
+    assert_est(by.estimates.estimate[1, 0], "678.7583759")
+    assert_se(by.estimates.se[1, 0], "6.777879023")
+    assert_est(trimmed_mean.estimate[0], "661.2018324")
+    assert_se(trimmed_mean.se[0], "1.822913397")

@@ -258,6 +258,8 @@ def test_booleans(text: str, expected: Value) -> None:
         ("${dz} - ${d}", 0.0),
         ("date(${d} + 30)", "2024-01-31"),
         ("date('2024-03-05T10:00:00')", "2024-03-05"),
+        ("date(${dz})", "2024-01-01"),
+        ("date('2024-02-30')", ""),
         ("date(0)", "1970-01-01"),
         ("date('')", ""),
         ("date('junk')", ""),
@@ -585,7 +587,7 @@ def test_regex_is_linear_on_catastrophic_patterns(pattern: str, value: str) -> N
 @pytest.mark.parametrize(
     ("pattern", "problem", "column"),
     [
-        ("(a)\\1", "back-references", 13),
+        ("(a)\\1", "back-references", 14),
         ("(?=a)", "lookaround", 11),
         ("(?i)a", "lookaround, flags", 11),
         ("a++", "possessive", 13),
@@ -603,7 +605,7 @@ def test_regex_is_linear_on_catastrophic_patterns(pattern: str, value: str) -> N
         ("\\p{Nope}", "unsupported property", 11),
         ("(a{1000}){1000}", "too complex", 11),
         ("a" * 501, "longer than 500", 11),
-        ("(" * 60 + ")" * 60, "nested too deeply", 60),
+        ("(" * 60 + ")" * 60, "nested too deeply", 61),
     ],
 )
 def test_invalid_regex_literals_are_parse_errors(pattern: str, problem: str, column: int) -> None:
@@ -634,8 +636,12 @@ def test_computed_invalid_patterns_and_huge_values_do_not_match() -> None:
         ("${q", "unclosed '${' at column 1"),
         ("${a b} = 1", "invalid question name 'a b'"),
         ("${1a} = 1", "invalid question name '1a'"),
+        ("${jr:a} = 1", "invalid question name 'jr:a'"),
         ("foo(1)", "unknown function 'foo()' at column 1"),
         ("__import__('os')", "unknown function '__import__()' at column 1"),
+        ("now()", "function 'now()' is not supported at column 1"),
+        ("jr:choice-name(${a}, '${a}')", "function 'jr:choice-name()' is not supported"),
+        ("a:b:c(1)", "unexpected name 'a:b' at column 1"),
         ("__import__('os').system('ls')", "unknown function '__import__()' at column 1"),
         ("${qq} = 'yes')", "unexpected ')' at column 14"),
         ("(1 + 2", "expected ')' to close the '(' at column 1, found end of expression"),
@@ -816,7 +822,11 @@ def words(text: str, language: str) -> str:
         ("${a}", '"A" is answered', '"가"에 응답한 경우'),
         ("not(${a})", '"A" is not answered', '"가"에 응답하지 않은 경우'),
         ("${a} = 'other'", '"A" is "other"', '"가"이(가) "other"인 경우'),
-        (". >= 18", "the answer is greater than or equal to 18", "이 문항의 응답이(가) 18 이상인 경우"),
+        (
+            ". >= 18",
+            "the answer is greater than or equal to 18",
+            "이 문항의 응답이(가) 18 이상인 경우",
+        ),
         (
             "${a} = 1 and ${b} > 3",
             '"A" is 1 and "B" is greater than 3',
@@ -949,11 +959,13 @@ def test_token_soup_only_raises_expression_errors(
 
 
 ATOMS = st.sampled_from(
-    ["${a}", "${b}", "${m}", ".", "0", "1", "2.5", "''", "'x'", "'a b'", "'2024-01-01'"]
-    + ["true()", "false()", "today()", "string-length()"]
+    [
+        *("${a}", "${b}", "${m}", ".", "0", "1", "2.5", "''", "'x'", "'a b'", "'2024-01-01'"),
+        *("true()", "false()", "today()", "string-length()"),
+    ]
 )
 UNARY = ["not", "string", "number", "int", "round", "count-selected", "string-length", "abs"]
-BINARY = ["selected", "selected-at", "contains", "starts-with", "ends-with", "substr", "round"]
+BINARY = ["selected-at", "contains", "starts-with", "ends-with", "substr", "round"]
 BINARY += ["coalesce", "min", "max", "concat", "regex", "substring-before", "substring-after"]
 OPERATORS = ["or", "and", "=", "!=", "<", "<=", ">", ">=", "+", "-", "*", "div", "mod"]
 
@@ -971,6 +983,9 @@ def compound(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.tuples(children, children, children).map(lambda t: f"if({t[0]}, {t[1]}, {t[2]})"),
         st.tuples(children, st.sampled_from(["'[0-9]+'", "'(a|b)*c?'", "'.{2,4}'"])).map(
             lambda t: f"regex({t[0]}, {t[1]})"
+        ),
+        st.tuples(children, st.sampled_from(["'a'", "'x'", "${b}", "''"])).map(
+            lambda t: f"selected({t[0]}, {t[1]})"
         ),
     )
 

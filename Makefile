@@ -1,0 +1,89 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DJANGO_SETTINGS_MODULE := config.settings
+
+# The tests run against the real PostgreSQL and Redis on this machine.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install install-dev demo run worker test lint typecheck bench bench-web bench-frame \
+        bench-draw bench-estimates bench-dashboard bench-export bench-load messages clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	npm ci --no-audit --no-fund --loglevel=error
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	npm ci --no-audit --no-fund --loglevel=error
+
+# Installs everything, migrates, loads realistic demo data and starts the server
+# (and a Celery worker when REDIS_URL is set).
+demo: install
+	DEBUG=1 $(BIN)/python manage.py migrate --no-input -v0
+	DEBUG=1 $(BIN)/python manage.py demo
+	@if [ -n "$$REDIS_URL" ]; then \
+	  DEBUG=1 $(BIN)/celery -A config worker -B -l warning --concurrency 2 & \
+	fi; \
+	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+run:
+	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+worker:
+	$(BIN)/celery -A config worker -B -l info --concurrency 2
+
+# Lint, types, migrations check and the whole suite (browser, worker and SMTP tests
+# included) against PostgreSQL and Redis.
+test: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/mypy .
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py makemigrations --check --dry-run -v0
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest -q -n 2
+
+lint:
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck:
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/mypy .
+
+messages:
+	$(BIN)/python manage.py makemessages -l ko --no-obsolete --ignore=.venv --ignore=node_modules
+	$(BIN)/python manage.py makemessages -d djangojs -l ko --no-obsolete --ignore=.venv --ignore=node_modules --ignore=var
+	$(BIN)/python manage.py compilemessages -l ko --ignore=.venv
+
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
+
+bench: bench-web bench-frame bench-draw bench-estimates bench-dashboard bench-export
+
+bench-web: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_web.py
+
+bench-frame: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_frame_import.py
+
+bench-draw: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_draw.py
+
+bench-estimates: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_estimates.py
+
+bench-dashboard: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_dashboard.py
+
+bench-export: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_export.py
+
+bench-load: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_load.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,566 @@
+"""Import the sampling frame from a CSV (UTF-8 or CP949) or XLSX file, all or nothing.
+
+Rows are validated as they stream past and go in batches into a temporary staging table
+(COPY on PostgreSQL, executemany elsewhere). Duplicates are found there with SQL, and only a
+file without a single problem replaces the survey's frame, in one transaction.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import itertools
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+import openpyxl
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Count
+from django.utils.translation import gettext as _
+from openpyxl.utils.exceptions import InvalidFileException
+
+from surveys.models import Survey
+
+from .classifications import (
+    Region,
+    SizeClass,
+    canonical_region,
+    ksic_problem,
+    normalise_business_id,
+)
+from .models import FrameUnit
+
+Source = IO[bytes] | str | os.PathLike[str]
+StagedRow = tuple[Any, ...]
+
+REQUIRED_COLUMNS = (
+    "business_id",
+    "name",
+    "ksic",
+    "size_class",
+    "region",
+    "employees",
+    "sales_krw_mn",
+    "email",
+    "phone",
+)
+MAX_PROBLEMS = 1000
+BATCH_ROWS = 5000
+MAX_VALUE_CHARS = 80
+
+SIZE_CLASSES = {size.value: size.value for size in SizeClass} | {
+    "소상공인": SizeClass.MICRO.value,
+    "소기업": SizeClass.SMALL.value,
+    "중기업": SizeClass.MEDIUM.value,
+    "중견기업": SizeClass.MIDSIZE.value,
+}
+NUMBER_RE = re.compile(r"-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?", re.ASCII)
+WHOLE_RE = re.compile(r"\d{1,3}(,\d{3})+|\d+", re.ASCII)
+MAX_EMPLOYEES = 2**31 - 1
+MAX_SALES = Decimal(10) ** 16
+EMAIL_MAX_CHARS = FrameUnit._meta.get_field("email").max_length or 254
+_validate_email = EmailValidator()
+
+
+# The staging table is per connection (TEMPORARY); the frame table is FrameUnit's.
+DROP_STAGING = "DROP TABLE frame_import_staging"
+DROP_STAGING_IF_EXISTS = "DROP TABLE IF EXISTS frame_import_staging"
+CREATE_STAGING = """
+CREATE TEMPORARY TABLE frame_import_staging (
+    source_row integer NOT NULL, business_id varchar(20), name text, ksic text,
+    size_class text, region text, employees bigint, sales_krw_mn numeric, email text,
+    phone text, attributes text
+)"""
+INSERT_STAGED = """
+INSERT INTO frame_import_staging (source_row, business_id, name, ksic, size_class, region,
+    employees, sales_krw_mn, email, phone, attributes)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+COPY_STAGED = """
+COPY frame_import_staging (source_row, business_id, name, ksic, size_class, region,
+    employees, sales_krw_mn, email, phone, attributes)
+FROM STDIN WITH (FORMAT csv)"""
+COUNT_DUPLICATES = """
+SELECT COUNT(*) FROM frame_import_staging WHERE business_id IN (
+    SELECT business_id FROM frame_import_staging GROUP BY business_id HAVING COUNT(*) > 1
+)"""
+SELECT_DUPLICATES = """
+SELECT business_id, source_row FROM frame_import_staging WHERE business_id IN (
+    SELECT business_id FROM frame_import_staging GROUP BY business_id HAVING COUNT(*) > 1
+)
+ORDER BY business_id, source_row LIMIT %s"""
+DELETE_FRAME = "DELETE FROM respondents_frameunit WHERE survey_id = %s"
+INSERT_FRAME = """
+INSERT INTO respondents_frameunit (survey_id, business_id, name, ksic, size_class, region,
+    employees, sales_krw_mn, email, phone, attributes, source_row)
+SELECT %s, business_id, name, ksic, size_class, region, employees, sales_krw_mn,
+    COALESCE(email, ''), COALESCE(phone, ''), attributes, source_row
+FROM frame_import_staging ORDER BY source_row"""
+INSERT_FRAME_POSTGRES = """
+INSERT INTO respondents_frameunit (survey_id, business_id, name, ksic, size_class, region,
+    employees, sales_krw_mn, email, phone, attributes, source_row)
+SELECT %s, business_id, name, ksic, size_class, region, employees, sales_krw_mn,
+    COALESCE(email, ''), COALESCE(phone, ''), attributes::jsonb, source_row
+FROM frame_import_staging ORDER BY source_row"""
+
+
+@dataclass(frozen=True)
+class Problem:
+    row: int  # the spreadsheet row: the header is row 1
+    column: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        return _("Row %(row)s, column “%(column)s”, value “%(value)s”: %(message)s") % {
+            "row": self.row,
+            "column": self.column,
+            "value": self.value,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: int
+    by_size_class: dict[str, int]
+    by_region: dict[str, int]
+    seconds: float
+    replaced: int
+    file_format: str
+
+
+class FrameImportError(Exception):
+    """The file was refused as a whole; `problems` holds the first MAX_PROBLEMS of `total`."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None, total: int = 0):
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+        self.total = max(total, len(self.problems))
+
+    @property
+    def omitted(self) -> int:
+        return self.total - len(self.problems)
+
+
+class ProblemLog:
+    """Problems in the order found: the first `limit` are kept, the rest only counted."""
+
+    def __init__(self, limit: int = MAX_PROBLEMS) -> None:
+        self.limit = limit
+        self.kept: list[Problem] = []
+        self.total = 0
+
+    def add(self, row: int, column: str, value: str, message: str) -> None:
+        self.total += 1
+        if len(self.kept) < self.limit:
+            self.kept.append(Problem(row, column, value[:MAX_VALUE_CHARS], message))
+
+    def refuse(self, message: str) -> FrameImportError:
+        problems = sorted(self.kept, key=lambda problem: problem.row)
+        return FrameImportError(message, problems, self.total)
+
+
+class _Invalid(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Columns:
+    width: int
+    required: dict[str, int]  # column name -> position
+    extra: tuple[tuple[str, int], ...]
+
+
+def import_frame(survey: Survey, source: Source, *, filename: str) -> ImportResult:
+    """Replace the survey's frame with the file's firms, or raise FrameImportError."""
+    started = time.perf_counter()
+    with (
+        _binary(source) as stream,
+        _table(stream, filename) as (rows, file_format),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        _lock_unsampled(survey)
+        columns = _columns(next(rows, None))
+        log = ProblemLog()
+        _create_staging(cursor)
+        staged = _stage(cursor, _clean_rows(rows, columns, log))
+        _check_duplicates(cursor, log)
+        if log.total:
+            raise log.refuse(_("The frame was not imported: the file has problems."))
+        if not staged:
+            raise FrameImportError(_("The frame was not imported: the file has no firms."))
+        replaced = _replace_frame(cursor, survey)
+    return ImportResult(
+        rows=staged,
+        by_size_class=_counts(survey, "size_class", SizeClass.values),
+        by_region=_counts(survey, "region", Region.values),
+        seconds=time.perf_counter() - started,
+        replaced=replaced,
+        file_format=file_format,
+    )
+
+
+def write_report(error: FrameImportError, out: IO[str]) -> None:
+    """The refusal as CSV: one problem a line, and a last line counting those left out."""
+    writer = csv.writer(out)
+    writer.writerow([_("row"), _("column"), _("value"), _("problem")])
+    if not error.problems:
+        writer.writerow(["", "", "", error.message])
+    for problem in error.problems:
+        writer.writerow([problem.row, problem.column, problem.value, problem.message])
+    if error.omitted:
+        line = _("%(count)s more problems are not listed.") % {"count": error.omitted}
+        writer.writerow(["", "", "", line])
+
+
+# --- Reading ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _binary(source: Source) -> Iterator[IO[bytes]]:
+    """A seekable binary stream; the file is read twice (encoding check, then rows)."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as stream:
+            yield stream
+    elif source.seekable():
+        source.seek(0)
+        yield source
+    else:
+        with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+            shutil.copyfileobj(source, spool)
+            spool.seek(0)
+            yield spool  # type: ignore[misc]
+
+
+@contextmanager
+def _table(stream: IO[bytes], filename: str) -> Iterator[tuple[Iterator[list[str]], str]]:
+    """The file's rows as lists of strings (header first), and the format found."""
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".xlsx":
+        with _xlsx_rows(stream) as rows:
+            yield rows, "XLSX"
+    elif suffix in (".csv", ".txt"):
+        with _csv_rows(stream) as (rows, encoding):
+            yield rows, encoding
+    else:
+        raise FrameImportError(_("Upload a CSV or XLSX file."))
+
+
+@contextmanager
+def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[Iterator[list[str]], str]]:
+    encoding, label = _detect_encoding(stream)
+    text = io.TextIOWrapper(stream, encoding=encoding, newline="")  # type: ignore[type-var]
+    try:
+        yield _guarded(csv.reader(text)), label
+    finally:
+        text.detach()
+
+
+def _detect_encoding(stream: IO[bytes]) -> tuple[str, str]:
+    # Korean spreadsheets export CP949 (a superset of EUC-KR); UTF-8 text is almost never
+    # also valid CP949 by accident the other way round, so strict UTF-8 is tried first.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    first = stream.read(3)
+    stream.seek(0)
+    try:
+        for chunk in iter(lambda: stream.read(2**20), b""):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        stream.seek(0)
+        return "cp949", "CSV (CP949)"
+    stream.seek(0)
+    if first == codecs.BOM_UTF8:
+        return "utf-8-sig", "CSV (UTF-8, BOM)"
+    return "utf-8", "CSV (UTF-8)"
+
+
+def _guarded(rows: Iterator[list[str]]) -> Iterator[list[str]]:
+    try:
+        yield from rows
+    except UnicodeDecodeError:
+        raise FrameImportError(_("The file is neither UTF-8 nor CP949 (EUC-KR) text.")) from None
+    except csv.Error as exc:
+        raise FrameImportError(
+            _("The file is not readable CSV: %(error)s") % {"error": exc}
+        ) from None
+
+
+@contextmanager
+def _xlsx_rows(stream: IO[bytes]) -> Iterator[Iterator[list[str]]]:
+    try:
+        book = openpyxl.load_workbook(stream, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError):
+        raise FrameImportError(_("The file is not a readable XLSX workbook.")) from None
+    try:
+        sheet = book.worksheets[0]
+        sheet.reset_dimensions()  # some writers record a wrong size; read what is there
+        yield ([_cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True))
+    finally:
+        book.close()
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+# --- Validating ---------------------------------------------------------------------------
+
+
+def _columns(header: list[str] | None) -> Columns:
+    if header is None:
+        raise FrameImportError(_("The file is empty."))
+    names = [name.strip().lower() for name in header]
+    while names and not names[-1]:
+        names.pop()
+    log = ProblemLog()
+    for position, name in enumerate(names):
+        if not name:
+            log.add(1, str(position + 1), "", _("this column has no name"))
+        elif names.index(name) != position:
+            log.add(1, name, name, _("this column appears more than once"))
+    for name in REQUIRED_COLUMNS:
+        if name not in names:
+            log.add(1, name, "", _("this required column is missing"))
+    if log.total:
+        raise log.refuse(_("The frame was not imported: the header row has problems."))
+    extra = tuple((name, i) for i, name in enumerate(names) if name not in REQUIRED_COLUMNS)
+    return Columns(len(names), {name: names.index(name) for name in REQUIRED_COLUMNS}, extra)
+
+
+def _clean_rows(
+    rows: Iterable[list[str]], columns: Columns, log: ProblemLog
+) -> Iterator[StagedRow]:
+    """The rows to stage; a row with a problem is staged by business ID only (for duplicates)."""
+    for line, cells in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) < columns.width or any(cell.strip() for cell in cells[columns.width :]):
+            message = _("this row has %(cells)s cells; the header has %(columns)s") % {
+                "cells": len(cells),
+                "columns": columns.width,
+            }
+            log.add(line, "", "", message)
+            continue
+        yield _clean_row(line, cells, columns, log)
+
+
+def _clean_row(line: int, cells: list[str], columns: Columns, log: ProblemLog) -> StagedRow:
+    values: list[Any] = [line]
+    problems = log.total
+    for name, position in columns.required.items():
+        text = cells[position].strip()
+        try:
+            values.append(CLEANERS[name](text))
+        except _Invalid as invalid:
+            log.add(line, name, text, invalid.message)
+            values.append(None)
+    if log.total > problems:
+        return (line, values[1], *([None] * len(REQUIRED_COLUMNS)))
+    attributes = {name: cells[position].strip() for name, position in columns.extra}
+    values.append(json.dumps(attributes, ensure_ascii=False, separators=(",", ":")))
+    return tuple(values)
+
+
+def _business_id(text: str) -> str:
+    value = normalise_business_id(text)
+    if value is None:
+        raise _Invalid(_("must be a 10-digit business registration number, e.g. 123-45-67890"))
+    return value
+
+
+def _name(text: str) -> str:
+    if not text:
+        raise _Invalid(_("is required"))
+    if len(text) > 200:
+        raise _Invalid(_("is longer than 200 characters"))
+    return text
+
+
+@lru_cache(maxsize=4096)
+def _is_manufacturing_code(code: str) -> bool:
+    return ksic_problem(code) is None
+
+
+def _ksic(text: str) -> str:
+    if not _is_manufacturing_code(text):
+        raise _Invalid(ksic_problem(text) or "")
+    return text
+
+
+def _size_class(text: str) -> str:
+    value = SIZE_CLASSES.get(text.lower())
+    if value is None:
+        raise _Invalid(
+            _("must be one of micro, small, medium, midsize (소상공인, 소기업, 중기업, 중견기업)")
+        )
+    return value
+
+
+_canonical_region = lru_cache(maxsize=4096)(canonical_region)
+
+
+def _region(text: str) -> str:
+    value = _canonical_region(text)
+    if value is None:
+        raise _Invalid(_("is not a Korean province or metropolitan city (sido)"))
+    return value
+
+
+def _employees(text: str) -> int:
+    if not WHOLE_RE.fullmatch(text):
+        raise _Invalid(_("must be a whole number of 0 or more"))
+    value = int(text.replace(",", ""))
+    if value > MAX_EMPLOYEES:
+        raise _Invalid(_("is too large"))
+    return value
+
+
+def _sales(text: str) -> Decimal | None:
+    if not text:
+        return None
+    if not NUMBER_RE.fullmatch(text):
+        raise _Invalid(_("must be a number"))
+    try:
+        value = Decimal(text.replace(",", "")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    except InvalidOperation:
+        raise _Invalid(_("must be a number")) from None
+    if abs(value) >= MAX_SALES:
+        raise _Invalid(_("is too large"))
+    return value
+
+
+def _email(text: str) -> str:
+    if not text:
+        return ""
+    try:
+        _validate_email(text)
+    except ValidationError:
+        raise _Invalid(_("is not a valid email address")) from None
+    if len(text) > EMAIL_MAX_CHARS:
+        raise _Invalid(_("is not a valid email address"))
+    return text
+
+
+def _phone(text: str) -> str:
+    if len(text) > 40:
+        raise _Invalid(_("is longer than 40 characters"))
+    return text
+
+
+CLEANERS: dict[str, Callable[[str], Any]] = {
+    "business_id": _business_id,
+    "name": _name,
+    "ksic": _ksic,
+    "size_class": _size_class,
+    "region": _region,
+    "employees": _employees,
+    "sales_krw_mn": _sales,
+    "email": _email,
+    "phone": _phone,
+}
+
+
+# --- Staging and replacing ----------------------------------------------------------------
+
+
+def _lock_unsampled(survey: Survey) -> None:
+    # The lock serialises two imports of the same survey; a sample drawn from the frame
+    # pins it, since cases point at its units.
+    Survey.objects.select_for_update().filter(pk=survey.pk).first()
+    if survey.designs.filter(drawn_at__isnull=False).exists() or survey.cases.exists():
+        raise FrameImportError(
+            _(
+                "The sample has already been drawn from this frame, so the frame can no "
+                "longer be replaced."
+            )
+        )
+
+
+def _create_staging(cursor: CursorWrapper) -> None:
+    cursor.execute(DROP_STAGING_IF_EXISTS)
+    cursor.execute(CREATE_STAGING)
+
+
+def _stage(cursor: CursorWrapper, rows: Iterator[StagedRow]) -> int:
+    """Write the rows in batches; returns how many are complete (not only an ID)."""
+    staged = 0
+    while chunk := list(itertools.islice(rows, BATCH_ROWS)):
+        batch = [row for row in chunk if row[1] is not None]
+        if not batch:
+            continue
+        if connection.vendor == "postgresql":
+            _copy(cursor, batch)
+        else:
+            cursor.executemany(INSERT_STAGED, batch)
+        staged += sum(1 for row in batch if row[-1] is not None)
+    return staged
+
+
+def _copy(cursor: CursorWrapper, batch: list[StagedRow]) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(batch)
+    raw = cursor.cursor
+    if hasattr(raw, "copy_expert"):  # psycopg2
+        buffer.seek(0)
+        raw.copy_expert(COPY_STAGED, buffer)
+    else:  # psycopg 3
+        with raw.copy(COPY_STAGED) as copy:
+            copy.write(buffer.getvalue())
+
+
+def _check_duplicates(cursor: CursorWrapper, log: ProblemLog) -> None:
+    cursor.execute(COUNT_DUPLICATES)
+    (total,) = cursor.fetchone()
+    room = max(log.limit - len(log.kept), 0)
+    cursor.execute(SELECT_DUPLICATES, [room])
+    found = cursor.fetchall()
+    for business_id, group in itertools.groupby(found, key=lambda pair: pair[0]):
+        lines = [line for _id, line in group]
+        message = _("the same business registration number is in rows %(rows)s") % {
+            "rows": ", ".join(str(line) for line in lines)
+        }
+        for line in lines:
+            log.add(line, "business_id", business_id, message)
+    log.total += total - len(found)
+
+
+def _replace_frame(cursor: CursorWrapper, survey: Survey) -> int:
+    cursor.execute(DELETE_FRAME, [survey.pk])
+    replaced: int = cursor.rowcount
+    postgres = connection.vendor == "postgresql"
+    cursor.execute(INSERT_FRAME_POSTGRES if postgres else INSERT_FRAME, [survey.pk])
+    cursor.execute(DROP_STAGING)
+    return replaced
+
+
+def _counts(survey: Survey, field: str, order: list[str]) -> dict[str, int]:
+    """Firms by the field's value, in the classification's order."""
+    counts = dict(survey.frame_units.order_by().values_list(field).annotate(n=Count("id")))
+    return {value: counts[value] for value in order if value in counts}

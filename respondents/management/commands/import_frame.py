@@ -1,0 +1,50 @@
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from respondents.frame_import import FrameImportError, ImportResult, import_frame
+from surveys.models import Survey
+
+
+class Command(BaseCommand):
+    help = gettext_lazy(
+        "Import a survey's sampling frame from a CSV (UTF-8 or CP949) or XLSX file. "
+        "A file with any problem is refused as a whole; the problems go to stderr."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("survey", help=gettext_lazy("the survey ID (slug)"))
+        parser.add_argument("path", type=Path)
+
+    def handle(self, *args: Any, survey: str, path: Path, **options: Any) -> None:
+        target = Survey.objects.filter(slug=survey).first()
+        if target is None:
+            raise CommandError(_("There is no survey with the ID %(slug)s.") % {"slug": survey})
+        if not path.is_file():
+            raise CommandError(_("%(path)s: no such file") % {"path": path})
+        try:
+            result = import_frame(target, path, filename=path.name)
+        except FrameImportError as error:
+            for problem in error.problems:
+                self.stderr.write(str(problem))
+            if error.omitted:
+                self.stderr.write(
+                    _("%(count)s more problems are not listed.") % {"count": error.omitted}
+                )
+            raise CommandError(error.message) from None
+        self.stdout.write(summary(result))
+
+
+def summary(result: ImportResult) -> str:
+    head = _("Imported %(rows)s firms from %(format)s in %(seconds).1f s (replaced %(old)s).") % {
+        "rows": f"{result.rows:,}",
+        "format": result.file_format,
+        "seconds": result.seconds,
+        "old": f"{result.replaced:,}",
+    }
+    sizes = ", ".join(f"{key} {count:,}" for key, count in result.by_size_class.items())
+    regions = ", ".join(f"{key} {count:,}" for key, count in result.by_region.items())
+    return "\n".join([head, _("Size classes: %s") % sizes, _("Regions: %s") % regions])

@@ -1,0 +1,893 @@
+"""Sample design workflows: strata from the frame, allocation preview, the draw, reserve
+releases and respondents' credentials (methodology sec. B).
+
+Stratification variables are frame variables: the core columns, the derived ones
+(``ksic_division``, ``industry_group``, ``region_area``), any key of ``FrameUnit.attributes``
+and the design's own grouping maps. A variable is resolved in that order of precedence:
+grouping map, core column, attribute, derivation; so a frame file's column named like a
+derived variable wins over the derivation, and an explicit map wins over both.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import numpy as np
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Left
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from analytics.recompute import request_recompute
+from surveys.models import Survey
+
+from . import allocation as alloc
+from .classifications import KSIC_DIVISIONS, REGION_AREAS
+from .models import CREDENTIAL_FIELDS, Case, FrameUnit, ReserveRelease, SampleDesign, Stratum
+from .selection import SelectionError, select_stratified
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    User = AbstractBaseUser | AnonymousUser
+
+CORE_VARIABLES = ("size_class", "region", "ksic")
+NUMERIC_VARIABLES = ("employees", "sales_krw_mn")
+KEY_SEPARATOR = "/"
+MAX_RESERVE_FRACTION = 5.0
+MAX_SEED = 2**63 - 1
+MAX_KEY_LENGTH = 200  # Stratum.key
+CREDENTIAL_BATCH = 500
+# PBKDF2 in hashlib releases the GIL: two threads use both cores of the 2-core machines.
+HASHING_THREADS = 2
+
+
+def _division(ksic: str) -> str | None:
+    return ksic[:2] if len(ksic) >= 2 else None
+
+
+# name -> (source variable, map from a source value to the derived value, None if unmapped)
+DERIVED_VARIABLES: dict[str, tuple[str, Callable[[str], str | None]]] = {
+    "ksic_division": ("ksic", _division),
+    "industry_group": ("ksic_division", KSIC_DIVISIONS.get),
+    "region_area": ("region", REGION_AREAS.get),
+}
+
+# Derivations also done in SQL, so that the frame is grouped by the 2-digit division
+# (about 1,700 groups) rather than by each 5-digit code (as many groups as firms, nearly).
+# The Python map still runs on the result and rejects what it would reject.
+DERIVED_IN_SQL: dict[str, Callable[[F], Any]] = {"ksic_division": lambda column: Left(column, 2)}
+
+VARIABLE_LABELS = {
+    "size_class": gettext_lazy("size class"),
+    "region": gettext_lazy("region (sido)"),
+    "ksic": gettext_lazy("KSIC code"),
+    "ksic_division": gettext_lazy("KSIC division (2 digits)"),
+    "industry_group": gettext_lazy("industry group"),
+    "region_area": gettext_lazy("region area"),
+    "employees": gettext_lazy("employees"),
+    "sales_krw_mn": gettext_lazy("sales (KRW million)"),
+}
+
+
+class SamplingError(Exception):
+    """The design, draw, release or issue cannot be done; the message says why."""
+
+
+# --- design parameters -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Design:
+    """What a design needs before it is drawn (SampleDesign holds the drawn one)."""
+
+    strata_variables: tuple[str, ...]
+    allocation: str
+    sample_size: int
+    min_per_stratum: int
+    reserve_fraction: float = 0.0
+    power: float | None = None
+    neyman_variable: str = ""
+    assumed_proportion: float | None = None
+    groupings: Mapping[str, Any] = field(default_factory=dict)
+
+
+class HasStrata(Protocol):
+    @property
+    def strata_variables(self) -> Sequence[str]: ...
+
+    @property
+    def groupings(self) -> Mapping[str, Any]: ...
+
+
+def make_design(
+    *,
+    strata_variables: Sequence[str],
+    allocation: str,
+    sample_size: int,
+    min_per_stratum: int,
+    reserve_fraction: float = 0.0,
+    power: float | None = None,
+    neyman_variable: str = "",
+    assumed_proportion: float | None = None,
+    groupings: Mapping[str, Any] | None = None,
+) -> Design:
+    """Validated design parameters; power allocation defaults to q = 0.5 (square root)."""
+    variables = tuple(strata_variables)
+    if not variables:
+        raise SamplingError(_("Choose at least one stratification variable."))
+    if len(set(variables)) != len(variables):
+        raise SamplingError(_("A stratification variable is listed twice."))
+    if allocation not in SampleDesign.Allocation.values:
+        raise SamplingError(_("Unknown allocation “%(name)s”.") % {"name": allocation})
+    if allocation == SampleDesign.Allocation.POWER and power is None:
+        power = 0.5
+    if allocation != SampleDesign.Allocation.POWER:
+        power = None
+    if allocation == SampleDesign.Allocation.NEYMAN:
+        _check_neyman(neyman_variable, assumed_proportion)
+    else:
+        neyman_variable, assumed_proportion = "", None
+    if not 0.0 <= reserve_fraction <= MAX_RESERVE_FRACTION:
+        raise SamplingError(
+            _("The reserve fraction must be between 0 and %(max)s.") % {"max": MAX_RESERVE_FRACTION}
+        )
+    return Design(
+        strata_variables=variables,
+        allocation=allocation,
+        sample_size=sample_size,
+        min_per_stratum=min_per_stratum,
+        reserve_fraction=reserve_fraction,
+        power=power,
+        neyman_variable=neyman_variable,
+        assumed_proportion=assumed_proportion,
+        groupings=_check_groupings(groupings or {}),
+    )
+
+
+def _check_neyman(variable: str, proportion: float | None) -> None:
+    if bool(variable) == (proportion is not None):
+        raise SamplingError(
+            _(
+                "Neyman allocation needs either a numeric frame variable (such as employees) "
+                "or an assumed proportion P, not both."
+            )
+        )
+    if proportion is not None and not 0.0 < proportion < 1.0:
+        raise SamplingError(_("The assumed proportion P must be between 0 and 1."))
+
+
+def _check_groupings(groupings: Mapping[str, Any]) -> dict[str, Any]:
+    checked: dict[str, Any] = {}
+    for name, spec in groupings.items():
+        if name in CORE_VARIABLES:
+            raise SamplingError(
+                _("A grouping cannot be called “%(name)s”: that is a frame column.")
+                % {"name": name}
+            )
+        if (
+            not isinstance(spec, Mapping)
+            or not isinstance(spec.get("source"), str)
+            or not isinstance(spec.get("map"), Mapping)
+        ):
+            raise SamplingError(
+                _('Grouping “%(name)s” must be {"source": variable, "map": {value: group}}.')
+                % {"name": name}
+            )
+        checked[str(name)] = {
+            "source": spec["source"],
+            "map": {str(value): str(group) for value, group in spec["map"].items()},
+        }
+    return checked
+
+
+# --- frame variables and strata --------------------------------------------------------------
+
+
+class FrameStratum(NamedTuple):
+    key: str
+    values: dict[str, str]
+    population: int
+
+
+@dataclass(frozen=True)
+class _Variable:
+    name: str
+    source: str  # the frame column or attribute the value comes from
+    column: str  # its name in values_list: the column or an annotation's alias
+    steps: tuple[tuple[str, Callable[[str], str | None]], ...]  # derived variable, map
+
+
+@dataclass
+class _Plan:
+    """How to read the stratification variables of every frame unit, and the strata met."""
+
+    variables: list[_Variable]
+    annotations: dict[str, Any]
+    columns: list[str]
+    strata: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def code_of(self, raw: tuple[Any, ...], example: Callable[[], str | None]) -> str:
+        """The stratum key of one combination of column values (example: a business ID)."""
+        by_column = dict(zip(self.columns, raw, strict=True))
+        values = {var.name: _apply(var, by_column[var.column], example) for var in self.variables}
+        code = KEY_SEPARATOR.join(values.values())
+        known = self.strata.setdefault(code, values)
+        if known != values:
+            raise SamplingError(
+                _("Strata %(a)s and %(b)s would share the key “%(key)s”; a value contains “/”.")
+                % {"a": known, "b": values, "key": code}
+            )
+        if len(code) > MAX_KEY_LENGTH:
+            raise SamplingError(_("The stratum key “%(key)s” is too long.") % {"key": code})
+        return code
+
+
+def _apply(var: _Variable, value: Any, example: Callable[[], str | None]) -> str:
+    if value is None or value == "":
+        raise SamplingError(
+            _("Frame unit %(id)s has no value for “%(variable)s”.")
+            % {"id": example(), "variable": var.source}
+        )
+    text = str(value)
+    for step_name, mapping in var.steps:
+        mapped = mapping(text)
+        if mapped is None:
+            raise SamplingError(
+                _(
+                    "Frame variable “%(variable)s” has no value for “%(value)s” "
+                    "(frame unit %(id)s). Add the value to the grouping map or correct the frame."
+                )
+                % {"variable": step_name, "value": text, "id": example()}
+            )
+        text = mapped
+    return text
+
+
+def attribute_keys(survey: Survey) -> list[str]:
+    """The keys that occur in the frame's ``attributes``, sorted."""
+    table = FrameUnit._meta.db_table
+    if connection.vendor == "postgresql":
+        sql = f"SELECT DISTINCT jsonb_object_keys(attributes) FROM {table} WHERE survey_id = %s"  # noqa: S608
+    else:
+        sql = (
+            f"SELECT DISTINCT j.key FROM {table}, json_each({table}.attributes) j"  # noqa: S608
+            " WHERE survey_id = %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [survey.pk])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+class FrameVariables(NamedTuple):
+    strata: list[str]  # variables the frame can be stratified by
+    numeric: list[str]  # variables whose per-stratum SD can drive a Neyman allocation
+
+
+def frame_variables(survey: Survey, groupings: Mapping[str, Any] | None = None) -> FrameVariables:
+    """The variables a design can use on this frame (attribute keys: one query)."""
+    keys = attribute_keys(survey)
+    strata = [*CORE_VARIABLES, *DERIVED_VARIABLES, *keys, *(groupings or {})]
+    return FrameVariables(list(dict.fromkeys(strata)), [*NUMERIC_VARIABLES, *keys])
+
+
+def variable_label(name: str) -> str:
+    return str(VARIABLE_LABELS.get(name, name))
+
+
+def _plan(design: HasStrata, keys: Iterable[str]) -> _Plan:
+    attributes = set(keys)
+    groupings = _check_groupings(design.groupings or {})
+    annotations: dict[str, Any] = {}
+    aliases: dict[str, str] = {}
+
+    def resolve(name: str, seen: tuple[str, ...]) -> _Variable:
+        if name in seen:
+            raise SamplingError(_("Grouping “%(name)s” refers to itself.") % {"name": name})
+        if name in groupings:
+            spec = groupings[name]
+            base = resolve(spec["source"], (*seen, name))
+            return _Variable(name, base.source, base.column, (*base.steps, (name, spec["map"].get)))
+        if name in CORE_VARIABLES:
+            return _Variable(name, name, name, ())
+        if name in attributes:
+            alias = aliases.setdefault(name, f"attr_{len(aliases)}")
+            annotations[alias] = KeyTextTransform(name, "attributes")
+            return _Variable(name, name, alias, ())
+        if name in DERIVED_VARIABLES:
+            source, mapping = DERIVED_VARIABLES[name]
+            base = resolve(source, (*seen, name))
+            column = base.column
+            if name in DERIVED_IN_SQL and not base.steps:
+                column = f"sql_{name}"
+                annotations[column] = DERIVED_IN_SQL[name](F(base.column))
+            return _Variable(name, base.source, column, (*base.steps, (name, mapping)))
+        raise SamplingError(
+            _(
+                "“%(name)s” is not a frame variable: use a frame column, a derived variable, an "
+                "attribute of the frame file or a grouping of the design."
+            )
+            % {"name": name}
+        )
+
+    variables = [resolve(name, ()) for name in design.strata_variables]
+    columns = list(dict.fromkeys(var.column for var in variables))
+    return _Plan(variables, annotations, columns)
+
+
+def _frame(survey: Survey, plan: _Plan) -> QuerySet[FrameUnit]:
+    return FrameUnit.objects.filter(survey=survey).annotate(**plan.annotations)
+
+
+def stratum_table(survey: Survey, design: HasStrata) -> list[FrameStratum]:
+    """(key, values, N_h) of every stratum of the frame, by key; one GROUP BY query."""
+    plan = _plan(design, attribute_keys(survey))
+    frame = _frame(survey, plan)
+    counts: dict[str, int] = {}
+    for *raw, population in frame.values_list(*plan.columns).annotate(n=Count("id")).order_by():
+        code = plan.code_of(tuple(raw), lambda raw=raw: _example(frame, plan.columns, raw))
+        counts[code] = counts.get(code, 0) + population
+    return [FrameStratum(code, plan.strata[code], counts[code]) for code in sorted(counts)]
+
+
+def _example(frame: QuerySet[FrameUnit], columns: list[str], raw: Sequence[Any]) -> str | None:
+    """A business ID with these raw values, to name in an error message."""
+    lookups = {
+        (f"{column}__isnull" if value is None else column): (True if value is None else value)
+        for column, value in zip(columns, raw, strict=True)
+    }
+    return (
+        frame.filter(**lookups)
+        .order_by("business_id")
+        .values_list("business_id", flat=True)
+        .first()
+    )
+
+
+@dataclass
+class _Units:
+    """The frame in business-ID order: one stratum code (and numeric value) per unit."""
+
+    pks: list[int]
+    business_ids: list[str]
+    codes: list[str]
+    numeric: np.ndarray | None
+
+
+def _read_units(survey: Survey, plan: _Plan, numeric: str = "") -> _Units:
+    frame = _frame(survey, plan)
+    columns = list(plan.columns)
+    if numeric and numeric not in NUMERIC_VARIABLES:
+        frame = frame.annotate(numeric_attribute=KeyTextTransform(numeric, "attributes"))
+        columns.append("numeric_attribute")
+    elif numeric:
+        columns.append(numeric)
+    rows = list(frame.order_by("business_id").values_list("pk", "business_id", *columns))
+    if not rows:
+        return _Units([], [], [], None)
+    # Column-wise, so that the per-unit work is C loops; the stratum of each distinct
+    # combination of values is worked out once, in frame order so errors name the first unit.
+    pks, business_ids, *values = (list(column) for column in zip(*rows, strict=True))
+    raws = list(zip(*values[: len(plan.columns)], strict=True))
+    codes = {
+        raw: plan.code_of(raw, lambda raw=raw: business_ids[raws.index(raw)])
+        for raw in dict.fromkeys(raws)
+    }
+    numbers = _numbers(values[-1], numeric, business_ids) if numeric else None
+    return _Units(pks, business_ids, list(map(codes.__getitem__, raws)), numbers)
+
+
+def _numbers(values: list[Any], variable: str, business_ids: list[str]) -> np.ndarray:
+    try:
+        numbers = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        numbers = np.array([_number(value) for value in values], dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(numbers))
+    if bad.size:
+        raise SamplingError(
+            _("Frame unit %(id)s has no number for “%(variable)s” (value: %(value)s).")
+            % {"id": business_ids[bad[0]], "variable": variable, "value": values[bad[0]]}
+        )
+    return numbers
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _stratum_sd(codes: list[str], x: np.ndarray | None, table: list[FrameStratum]) -> np.ndarray:
+    """Sample standard deviation (n − 1) of the numeric variable in each stratum; 0 if N_h = 1."""
+    if x is None:
+        raise ValueError("no numeric variable was read")
+    keys = [row.key for row in table]
+    index = {key: h for h, key in enumerate(keys)}
+    h = np.fromiter(map(index.__getitem__, codes), dtype=np.int64, count=len(codes))
+    count = np.bincount(h, minlength=len(keys))
+    mean = np.bincount(h, weights=x, minlength=len(keys)) / count
+    # Two passes (mean, then squared deviations) to avoid cancellation with large sales figures.
+    squares = np.bincount(h, weights=(x - mean[h]) ** 2, minlength=len(keys))
+    return np.sqrt(np.divide(squares, count - 1, out=np.zeros(len(keys)), where=count > 1))
+
+
+# --- allocation and preview ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviewStratum:
+    key: str
+    values: dict[str, str]
+    variables: tuple[str, ...]
+    population: int
+    sample_size: int
+    fraction: float
+    se: float  # anticipated SE of a 50 % proportion in the stratum
+    reserve: int
+    take_all: bool
+    at_minimum: bool
+
+    @property
+    def label(self) -> str:
+        return Stratum.label_of(self.values, self.variables)
+
+
+@dataclass(frozen=True)
+class Preview:
+    design: Design
+    strata: tuple[PreviewStratum, ...]
+    population: int
+    sample_size: int
+    fraction: float
+    se: float  # anticipated SE of a 50 % proportion, whole population (stratified)
+    reserve: int
+    binding: tuple[str, ...]  # allocation.TAKE_ALL and/or allocation.MINIMUM
+
+    @property
+    def take_all_count(self) -> int:
+        return sum(row.take_all for row in self.strata)
+
+
+def preview_design(
+    survey: Survey,
+    *,
+    strata_variables: Sequence[str],
+    allocation: str,
+    sample_size: int,
+    min_per_stratum: int,
+    reserve_fraction: float = 0.0,
+    power: float | None = None,
+    neyman_variable: str = "",
+    assumed_proportion: float | None = None,
+    groupings: Mapping[str, Any] | None = None,
+) -> Preview:
+    """N_h, n_h, f_h, anticipated SE of a 50 % proportion and reserve per stratum.
+
+    Nothing is written.
+    """
+    design = make_design(
+        strata_variables=strata_variables,
+        allocation=allocation,
+        sample_size=sample_size,
+        min_per_stratum=min_per_stratum,
+        reserve_fraction=reserve_fraction,
+        power=power,
+        neyman_variable=neyman_variable,
+        assumed_proportion=assumed_proportion,
+        groupings=groupings,
+    )
+    _require_frame(survey)
+    if design.neyman_variable:
+        plan = _plan(design, attribute_keys(survey))
+        units = _read_units(survey, plan, design.neyman_variable)
+        table = _table_from_units(plan, units)
+        sd = _stratum_sd(units.codes, units.numeric, table)
+    else:
+        table, sd = stratum_table(survey, design), None
+    return _preview(design, table, sd)
+
+
+def _table_from_units(plan: _Plan, units: _Units) -> list[FrameStratum]:
+    counts = Counter(units.codes)
+    return [FrameStratum(key, plan.strata[key], counts[key]) for key in sorted(counts)]
+
+
+def _preview(design: Design, table: list[FrameStratum], sd: np.ndarray | None) -> Preview:
+    sizes = np.array([row.population for row in table], dtype=np.int64)
+    result = _allocate(design, sizes, sd)
+    reserves = _reserves(design.reserve_fraction, result.n_h, sizes)
+    shown = alloc.preview(sizes, result.n_h, 0.5)
+    rows = tuple(
+        PreviewStratum(
+            key=row.key,
+            values=row.values,
+            variables=design.strata_variables,
+            population=row.population,
+            sample_size=int(result.n_h[h]),
+            fraction=shown.strata[h].fraction,
+            se=shown.strata[h].se,
+            reserve=int(reserves[h]),
+            take_all=bool(result.take_all[h]),
+            at_minimum=bool(result.at_minimum[h]),
+        )
+        for h, row in enumerate(table)
+    )
+    overall = shown.overall
+    return Preview(
+        design=design,
+        strata=rows,
+        population=overall.N,
+        sample_size=overall.n,
+        fraction=overall.fraction,
+        se=overall.se,
+        reserve=int(reserves.sum()),
+        binding=result.binding,
+    )
+
+
+def _allocate(design: Design, sizes: np.ndarray, sd: np.ndarray | None) -> alloc.Allocation:
+    n, m_min = design.sample_size, design.min_per_stratum
+    try:
+        if design.allocation == SampleDesign.Allocation.NEYMAN:
+            if sd is None:
+                sd = alloc.proportion_sd(design.assumed_proportion, sizes)
+            return alloc.allocate_neyman(sizes, sd, n, m_min=m_min)
+        if design.allocation == SampleDesign.Allocation.POWER:
+            return alloc.allocate_power(sizes, n, design.power or 0.5, m_min=m_min)
+        return alloc.allocate_proportional(sizes, n, m_min=m_min)
+    except alloc.AllocationError as exc:
+        raise SamplingError(
+            _("The allocation is impossible: %(reason)s") % {"reason": exc}
+        ) from exc
+
+
+def _reserves(fraction: float, n_h: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    # ceil(f·n_h) capped at N_h − n_h; rounding first so 0.2·15 = 3.0000000000000004 gives 3.
+    wanted = np.ceil(np.round(fraction * n_h.astype(np.float64), 9)).astype(np.int64)
+    return np.minimum(wanted, sizes - n_h)
+
+
+def _require_frame(survey: Survey) -> None:
+    if not FrameUnit.objects.filter(survey=survey).exists():
+        raise SamplingError(
+            _("Survey “%(survey)s” has no frame yet: import the frame first.")
+            % {"survey": survey.slug}
+        )
+
+
+# --- the draw --------------------------------------------------------------------------------
+
+
+def drawn_design(survey: Survey) -> SampleDesign | None:
+    return SampleDesign.objects.filter(survey=survey, drawn_at__isnull=False).first()
+
+
+def draw_sample(
+    survey: Survey,
+    *,
+    strata_variables: Sequence[str],
+    allocation: str,
+    sample_size: int,
+    min_per_stratum: int,
+    seed: int,
+    reserve_fraction: float = 0.0,
+    power: float | None = None,
+    neyman_variable: str = "",
+    assumed_proportion: float | None = None,
+    groupings: Mapping[str, Any] | None = None,
+    user: User | None = None,
+) -> SampleDesign:
+    """Allocate, select (selection.py recipe, frame in business-ID order) and record the draw.
+
+    Same frame, design and seed give the same sample. Everything is written in one
+    transaction: the design, its strata and one case per sampled and per reserve unit.
+    """
+    design = make_design(
+        strata_variables=strata_variables,
+        allocation=allocation,
+        sample_size=sample_size,
+        min_per_stratum=min_per_stratum,
+        reserve_fraction=reserve_fraction,
+        power=power,
+        neyman_variable=neyman_variable,
+        assumed_proportion=assumed_proportion,
+        groupings=groupings,
+    )
+    if int(seed) != seed or not 0 <= seed <= MAX_SEED:
+        raise SamplingError(_("The seed must be a whole number from 0 to 2^63 − 1."))
+    try:
+        with transaction.atomic():
+            return _draw(survey, design, int(seed), user)
+    except IntegrityError as exc:  # a concurrent draw won the one_drawn_design constraint
+        raise SamplingError(_("A sample has already been drawn for this survey.")) from exc
+
+
+def _draw(survey: Survey, design: Design, seed: int, user: User | None) -> SampleDesign:
+    # Lock the survey row so two managers drawing at once are serialised, not both refused late.
+    Survey.objects.select_for_update().filter(pk=survey.pk).first()
+    if drawn_design(survey) is not None:
+        raise SamplingError(_("A sample has already been drawn for this survey."))
+    _require_frame(survey)
+    plan = _plan(design, attribute_keys(survey))
+    units = _read_units(survey, plan, design.neyman_variable)
+    table = _table_from_units(plan, units)
+    sd = None if units.numeric is None else _stratum_sd(units.codes, units.numeric, table)
+    shown = _preview(design, table, sd)
+    sample = _select(units.codes, shown, seed)
+    record = _record_design(survey, design, seed, len(units.pks), user)
+    strata = _record_strata(record, shown)
+    _record_cases(survey, strata, sample, units)
+    return record
+
+
+def _select(codes: list[str], shown: Preview, seed: int) -> Any:
+    n_h = {row.key: row.sample_size for row in shown.strata}
+    reserve_h = {row.key: row.reserve for row in shown.strata}
+    try:
+        return select_stratified(np.asarray(codes), n_h, seed=seed, reserve_h=reserve_h)
+    except SelectionError as exc:
+        raise SamplingError(_("The selection is impossible: %(reason)s") % {"reason": exc}) from exc
+
+
+def _record_design(
+    survey: Survey, design: Design, seed: int, frame_size: int, user: User | None
+) -> SampleDesign:
+    return SampleDesign.objects.create(
+        survey=survey,
+        strata_variables=list(design.strata_variables),
+        groupings=dict(design.groupings),
+        allocation=design.allocation,
+        sample_size=design.sample_size,
+        min_per_stratum=design.min_per_stratum,
+        power=design.power,
+        neyman_variable=design.neyman_variable,
+        assumed_proportion=design.assumed_proportion,
+        reserve_fraction=design.reserve_fraction,
+        seed=seed,
+        numpy_version=np.__version__,
+        frame_size=frame_size,
+        created_by=_user(user),
+        drawn_at=timezone.now(),
+    )
+
+
+def _record_strata(record: SampleDesign, shown: Preview) -> dict[str, Stratum]:
+    strata = Stratum.objects.bulk_create(
+        Stratum(
+            design=record,
+            key=row.key,
+            values=row.values,
+            population=row.population,
+            allocated=row.sample_size,
+            sample_size=row.sample_size,
+            reserve_size=row.reserve,
+            take_all=row.take_all,
+        )
+        for row in shown.strata
+    )
+    return {stratum.key: stratum for stratum in strata}
+
+
+def _record_cases(survey: Survey, strata: dict[str, Stratum], sample: Any, units: _Units) -> None:
+    """Cases numbered stratum by stratum: the sample in frame order, then the reserve in order."""
+    cases: list[Case] = []
+    for key in sorted(strata):
+        draw = sample.strata[key]
+        positions = [(int(p), None) for p in draw.selected]
+        positions += [(int(p), rank) for rank, p in enumerate(draw.reserve, start=1)]
+        for position, rank in positions:
+            cases.append(
+                Case(
+                    survey=survey,
+                    stratum=strata[key],
+                    frame_unit_id=units.pks[position],
+                    business_id=units.business_ids[position],
+                    selection_order=len(cases) + 1,
+                    is_reserve=rank is not None,
+                    reserve_rank=rank,
+                )
+            )
+    Case.objects.bulk_create(cases, batch_size=2000)
+
+
+def _user(user: User | None) -> Any:
+    return user if user is not None and user.is_authenticated else None
+
+
+# --- reserve releases ------------------------------------------------------------------------
+
+
+def release_reserve(stratum: Stratum, *, count: int, user: User | None) -> list[Case]:
+    """Move the next ``count`` reserve units of a stratum into the sample, in release order.
+
+    n_h grows with them, so the base weight N_h/n_h stays right; every release is logged.
+    """
+    if int(count) != count or count < 1:
+        raise SamplingError(_("Release at least one reserve unit."))
+    with transaction.atomic():
+        locked = Stratum.objects.select_for_update().select_related("design").get(pk=stratum.pk)
+        waiting = (
+            Case.objects.select_for_update()
+            .filter(stratum=locked)
+            .reserve()
+            .order_by("reserve_rank")[:count]
+        )
+        cases = list(waiting)
+        if len(cases) < count:
+            raise SamplingError(
+                _("Stratum %(key)s has only %(left)s reserve units left; %(count)s were asked for.")
+                % {"key": locked.key, "left": len(cases), "count": count}
+            )
+        now, by = timezone.now(), _user(user)
+        Case.objects.filter(pk__in=[case.pk for case in cases]).update(
+            released_at=now, released_by=by
+        )
+        Stratum.objects.filter(pk=locked.pk).update(sample_size=F("sample_size") + count)
+        ReserveRelease.objects.create(
+            stratum=locked,
+            count=count,
+            first_rank=cases[0].reserve_rank,
+            last_rank=cases[-1].reserve_rank,
+            released_at=now,
+            released_by=by,
+        )
+        # The base weights of the stratum changed.
+        request_recompute(locked.design.survey_id, reason=f"reserve released in {locked.key}")
+    stratum.refresh_from_db(fields=["sample_size"])
+    for case in cases:
+        case.released_at, case.released_by = now, by
+    return cases
+
+
+# --- credentials -----------------------------------------------------------------------------
+
+
+def issue_credentials(
+    survey: Survey, *, cases: Iterable[Case] | None = None, reissue: bool = False
+) -> Iterator[tuple[Case, str, str]]:
+    """Issue credentials to in-sample cases that have none (or to all given ones if reissue).
+
+    Yields (case, link token, access code) batch by batch; each batch is committed before
+    it is yielded. Hashing runs in a small thread pool, the database writes here.
+    """
+    targets = Case.objects.filter(survey=survey).in_sample()
+    if cases is not None:
+        targets = targets.filter(pk__in=[case.pk for case in cases])
+    if not reissue:
+        targets = targets.filter(token_hash__isnull=True)
+    ids = list(targets.order_by("pk").values_list("pk", flat=True))
+    with ThreadPoolExecutor(max_workers=HASHING_THREADS) as pool:
+        for start in range(0, len(ids), CREDENTIAL_BATCH):
+            yield from _issue_batch(ids[start : start + CREDENTIAL_BATCH], reissue, pool)
+
+
+def _issue_batch(
+    ids: Sequence[int], reissue: bool, pool: ThreadPoolExecutor
+) -> list[tuple[Case, str, str]]:
+    with transaction.atomic():
+        batch = Case.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+        if not reissue:  # another manager may have issued them meanwhile
+            batch = batch.filter(token_hash__isnull=True)
+        locked = list(batch)
+        issued = list(pool.map(Case.set_new_credentials, locked))
+        Case.objects.bulk_update(locked, CREDENTIAL_FIELDS, batch_size=CREDENTIAL_BATCH)
+    return [(case, token, code) for case, (token, code) in zip(locked, issued, strict=True)]
+
+
+LETTER_COLUMNS = ["business_id", "name", "link", "access_code"]
+
+
+def write_letters(survey: Survey, out: IO[str]) -> int:
+    """The mail-merge CSV (UTF-8 with BOM for Excel) of every in-sample case with credentials.
+
+    The link and code are derived again from CREDENTIAL_KEY; nothing plain is stored.
+    """
+    cases = (
+        Case.objects.filter(survey=survey, token_hash__isnull=False)
+        .in_sample()
+        .select_related("frame_unit")
+        .only("pk", "credential_version", "business_id", "frame_unit__name")
+        .order_by("business_id")
+    )
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(LETTER_COLUMNS)
+    written = 0
+    for case in cases.iterator(chunk_size=2000):
+        _token, code = case.derive_credentials()
+        name = safe_cell(case.frame_unit.name)
+        writer.writerow([case.business_id, name, case.respondent_link(), code])
+        written += 1
+    return written
+
+
+# --- exports of the sample list --------------------------------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """Neutralise text that a spreadsheet would run as a formula (CSV/formula injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def sample_columns(*, contact: bool) -> list[tuple[str, str]]:
+    columns = [
+        ("business_id", _("business registration number")),
+        ("name", _("name")),
+        ("stratum", _("stratum")),
+        ("size_class", _("size class")),
+        ("region", _("region")),
+        ("ksic", _("KSIC code")),
+        ("employees", _("employees")),
+        ("status", _("status")),
+        ("reserve_rank", _("reserve rank")),
+        ("population", "N_h"),
+        ("stratum_sample_size", "n_h"),
+        ("base_weight", _("base weight")),
+        ("disposition", _("disposition")),
+    ]
+    if contact:
+        columns += [("email", _("email")), ("phone", _("phone"))]
+    return columns
+
+
+def case_status(case: Case) -> str:
+    if not case.is_reserve:
+        return _("in sample")
+    return _("released reserve") if case.released_at else _("reserve")
+
+
+def sample_rows(cases: QuerySet[Case], *, contact: bool) -> Iterator[list[Any]]:
+    """One row per case for the CSV and XLSX exports, text made safe for spreadsheets."""
+    cases = cases.select_related("frame_unit", "stratum")
+    for case in cases.iterator(chunk_size=2000):
+        unit, stratum = case.frame_unit, case.stratum
+        weight = stratum.population / stratum.sample_size if stratum.sample_size else None
+        row: list[Any] = [case.business_id, unit.name, stratum.key, unit.size_class, unit.region]
+        row += [unit.ksic, unit.employees, case_status(case), case.reserve_rank]
+        row += [stratum.population, stratum.sample_size, weight, case.disposition]
+        if contact:
+            row += [unit.email, unit.phone]
+        yield [safe_cell(value) for value in row]
+
+
+def write_sample_csv(cases: QuerySet[Case], out: IO[str], *, contact: bool) -> None:
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow([label for _name, label in sample_columns(contact=contact)])
+    writer.writerows(sample_rows(cases, contact=contact))
+
+
+def sample_xlsx(cases: QuerySet[Case], *, contact: bool) -> bytes:
+    """The filtered sample as an XLSX workbook, written row by row (constant memory)."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(
+        buffer, {"constant_memory": True, "strings_to_formulas": False, "in_memory": False}
+    )
+    sheet = workbook.add_worksheet("sample")
+    for col, (_name, label) in enumerate(sample_columns(contact=contact)):
+        sheet.write_string(0, col, str(label))
+    for r, row in enumerate(sample_rows(cases, contact=contact), start=1):
+        for col, value in enumerate(row):
+            if isinstance(value, int | float):
+                sheet.write_number(r, col, value)
+            elif value is not None:
+                sheet.write_string(r, col, str(value))
+    workbook.close()
+    return buffer.getvalue()

@@ -1,0 +1,164 @@
+"""Fieldwork managers load a survey's sampling frame and see what it holds."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Count
+from django.db.models.functions import Substr
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+
+from surveys.models import Survey
+
+from .classifications import (
+    INDUSTRY_GROUP_LABELS,
+    KSIC_DIVISIONS,
+    REGION_AREA_LABELS,
+    REGION_AREAS,
+    Region,
+    SizeClass,
+)
+from .forms import FrameUploadForm
+from .frame_import import FrameImportError, import_frame, write_report
+
+SHOWN_PROBLEMS = 50
+REPORT_NAME_RE = re.compile(r"[0-9a-f]{32}")
+# Reports name firms and their contacts: keep them only as long as a fix takes.
+REPORT_MAX_AGE_SECONDS = 7 * 24 * 3600
+
+Row = tuple[str, int, float]  # label, firms, percent of the frame
+Table = tuple[str, list[Row]]
+
+
+@login_required
+@permission_required("respondents.manage_frame", raise_exception=True)
+def summary(request: HttpRequest, survey: str) -> HttpResponse:
+    target = get_object_or_404(Survey, slug=survey)
+    tables = frame_tables(target)
+    context = {
+        "survey": target,
+        "total": sum(count for _label, count, _share in tables[0][1]),
+        "tables": tables,
+        "drawn": _is_drawn(target),
+    }
+    return render(request, "respondents/frame_summary.html", context)
+
+
+@login_required
+@permission_required("respondents.manage_frame", raise_exception=True)
+def upload(request: HttpRequest, survey: str) -> HttpResponse:
+    target = get_object_or_404(Survey, slug=survey)
+    form = FrameUploadForm(request.POST or None, request.FILES or None)
+    context: dict[str, object] = {"survey": target, "form": form, "drawn": _is_drawn(target)}
+    if request.method == "POST" and form.is_valid():
+        file = form.cleaned_data["file"]
+        try:
+            result = import_frame(target, file, filename=file.name)
+        except FrameImportError as error:
+            context.update(
+                error=error,
+                problems=error.problems[:SHOWN_PROBLEMS],
+                report=_save_report(target, error) if error.problems else None,
+            )
+        else:
+            messages.success(
+                request,
+                _("Imported %(rows)s firms in %(seconds).1f seconds.")
+                % {"rows": f"{result.rows:,}", "seconds": result.seconds},
+            )
+            return redirect("frame:summary", survey=target.slug)
+    return render(request, "respondents/frame_upload.html", context)
+
+
+@login_required
+@permission_required("respondents.manage_frame", raise_exception=True)
+def report(request: HttpRequest, survey: str, name: str) -> FileResponse:
+    target = get_object_or_404(Survey, slug=survey)
+    path = _report_path(target, name)
+    if not REPORT_NAME_RE.fullmatch(name) or not path.is_file():
+        raise Http404
+    return FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=f"frame-problems-{target.slug}.csv",
+        content_type="text/csv; charset=utf-8",
+    )
+
+
+def frame_tables(survey: Survey) -> list[Table]:
+    """Firms by size class, region, region area and industry group (three queries)."""
+    units = survey.frame_units.order_by()
+    sizes = dict(units.values_list("size_class").annotate(n=Count("id")))
+    regions = dict(units.values_list("region").annotate(n=Count("id")))
+    divisions = dict(
+        units.annotate(division=Substr("ksic", 1, 2))
+        .values_list("division")
+        .annotate(n=Count("id"))
+    )
+    areas = _regroup(regions, REGION_AREAS)
+    groups = _regroup(divisions, KSIC_DIVISIONS)
+    total = sum(sizes.values())
+    return [
+        (_("Size class"), _rows(sizes, dict(SizeClass.choices), total)),
+        (_("Region"), _rows(regions, dict(Region.choices), total)),
+        (_("Region area"), _rows(areas, REGION_AREA_LABELS, total)),
+        (_("Industry group"), _rows(groups, INDUSTRY_GROUP_LABELS, total)),
+    ]
+
+
+def _rows(counts: dict[str, int], labels: Mapping[str, str | Promise], total: int) -> list[Row]:
+    """Every category in its usual order, with zero for the empty ones."""
+    return [
+        (str(label), counts.get(code, 0), 100 * counts.get(code, 0) / (total or 1))
+        for code, label in labels.items()
+    ]
+
+
+def _regroup(counts: dict[str, int], groups: dict[str, str]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for code, count in counts.items():
+        group = groups.get(code, "")
+        totals[group] = totals.get(group, 0) + count
+    return totals
+
+
+def _is_drawn(survey: Survey) -> bool:
+    return survey.designs.filter(drawn_at__isnull=False).exists()
+
+
+def _report_dir() -> Path:
+    return Path(settings.MEDIA_ROOT) / "reports"
+
+
+def _report_path(survey: Survey, name: str) -> Path:
+    return _report_dir() / f"frame-{survey.pk}-{name}.csv"
+
+
+def _save_report(survey: Survey, error: FrameImportError) -> str:
+    """Keep the refusal report so it can be downloaded without uploading the file again."""
+    _report_dir().mkdir(parents=True, exist_ok=True)
+    _remove_old_reports()
+    name = secrets.token_hex(16)
+    # With a BOM, Excel opens the Korean text of the report correctly.
+    with _report_path(survey, name).open("w", encoding="utf-8-sig", newline="") as out:
+        write_report(error, out)
+    return name
+
+
+def _remove_old_reports() -> None:
+    cutoff = time.time() - REPORT_MAX_AGE_SECONDS
+    for path in _report_dir().glob("frame-*.csv"):
+        with contextlib.suppress(FileNotFoundError):  # another request removed it first
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
