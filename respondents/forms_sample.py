@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
-from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from surveys.models import Survey
 
 from . import sampling
 from .classifications import Region, SizeClass
-from .models import Case, SampleDesign, Stratum
+from .models import CaseQuerySet, SampleDesign, Stratum
 
 SEED_DIGITS = 10**9
 
@@ -38,9 +38,7 @@ class DesignForm(forms.Form):
         label=_("Allocation"), choices=SampleDesign.Allocation.choices, initial="proportional"
     )
     sample_size = forms.IntegerField(label=_("Sample size n"), min_value=1, initial=5000)
-    min_per_stratum = forms.IntegerField(
-        label=_("Minimum per stratum"), min_value=0, initial=2
-    )
+    min_per_stratum = forms.IntegerField(label=_("Minimum per stratum"), min_value=0, initial=2)
     seed = forms.IntegerField(
         label=_("Random seed"),
         min_value=0,
@@ -61,9 +59,7 @@ class DesignForm(forms.Form):
         required=False,
         help_text=_("n_h ∝ N_h^q; 0.5 (square root) when left empty."),
     )
-    neyman_variable = forms.ChoiceField(
-        label=_("Neyman: numeric frame variable"), required=False
-    )
+    neyman_variable = forms.ChoiceField(label=_("Neyman: numeric frame variable"), required=False)
     assumed_proportion = forms.FloatField(
         label=_("Neyman: assumed proportion P"), min_value=0.0, max_value=1.0, required=False
     )
@@ -95,7 +91,9 @@ class DesignForm(forms.Form):
         try:
             groupings = json.loads(text)
         except ValueError as exc:
-            raise forms.ValidationError(_("Not valid JSON: %(error)s"), params={"error": exc})
+            raise forms.ValidationError(
+                _("Not valid JSON: %(error)s"), params={"error": exc}
+            ) from exc
         if not isinstance(groupings, dict):
             raise forms.ValidationError(_("Give a JSON object: {name: {source, map}}."))
         return groupings
@@ -144,12 +142,12 @@ class SampleFilterForm(forms.Form):
     )
     status = forms.ChoiceField(label=_("Status"), required=False, choices=STATUSES)
 
-    def __init__(self, *args: Any, strata: list[Stratum], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, strata: Sequence[Stratum], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = [("", _("all")), *((s.pk, s.label) for s in strata)]
         self.fields["stratum"].choices = choices  # type: ignore[attr-defined]
 
-    def filter(self, cases: QuerySet[Case]) -> QuerySet[Case]:
+    def filter(self, cases: CaseQuerySet) -> CaseQuerySet:
         """The cases that match; an invalid form filters nothing."""
         if not self.is_valid():
             return cases

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
@@ -34,7 +35,7 @@ from surveys.models import Survey
 from . import allocation as alloc
 from .classifications import KSIC_DIVISIONS, REGION_AREAS
 from .models import CREDENTIAL_FIELDS, Case, FrameUnit, ReserveRelease, SampleDesign, Stratum
-from .selection import SelectionError, select_stratified
+from .selection import Sample, SelectionError, select_stratified
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -159,8 +160,8 @@ def _check_neyman(variable: str, proportion: float | None) -> None:
     if bool(variable) == (proportion is not None):
         raise SamplingError(
             _(
-                "Neyman allocation needs either a numeric frame variable (such as employees) "
-                "or an assumed proportion P, not both."
+                "Neyman allocation needs exactly one of a numeric frame variable (such as "
+                "employees) and an assumed proportion P."
             )
         )
     if proportion is not None and not 0.0 < proportion < 1.0:
@@ -335,7 +336,7 @@ def stratum_table(survey: Survey, design: HasStrata) -> list[FrameStratum]:
     frame = _frame(survey, plan)
     counts: dict[str, int] = {}
     for *raw, population in frame.values_list(*plan.columns).annotate(n=Count("id")).order_by():
-        code = plan.code_of(tuple(raw), lambda raw=raw: _example(frame, plan.columns, raw))
+        code = plan.code_of(tuple(raw), partial(_example, frame, plan.columns, tuple(raw)))
         counts[code] = counts.get(code, 0) + population
     return [FrameStratum(code, plan.strata[code], counts[code]) for code in sorted(counts)]
 
@@ -380,11 +381,15 @@ def _read_units(survey: Survey, plan: _Plan, numeric: str = "") -> _Units:
     pks, business_ids, *values = (list(column) for column in zip(*rows, strict=True))
     raws = list(zip(*values[: len(plan.columns)], strict=True))
     codes = {
-        raw: plan.code_of(raw, lambda raw=raw: business_ids[raws.index(raw)])
+        raw: plan.code_of(raw, partial(_first_with, raw, raws, business_ids))
         for raw in dict.fromkeys(raws)
     }
     numbers = _numbers(values[-1], numeric, business_ids) if numeric else None
     return _Units(pks, business_ids, list(map(codes.__getitem__, raws)), numbers)
+
+
+def _first_with(raw: tuple[Any, ...], raws: list[tuple[Any, ...]], ids: list[str]) -> str:
+    return ids[raws.index(raw)]
 
 
 def _numbers(values: list[Any], variable: str, business_ids: list[str]) -> np.ndarray:
@@ -541,7 +546,7 @@ def _allocate(design: Design, sizes: np.ndarray, sd: np.ndarray | None) -> alloc
     try:
         if design.allocation == SampleDesign.Allocation.NEYMAN:
             if sd is None:
-                sd = alloc.proportion_sd(design.assumed_proportion, sizes)
+                sd = alloc.proportion_sd(design.assumed_proportion or 0.0, sizes)
             return alloc.allocate_neyman(sizes, sd, n, m_min=m_min)
         if design.allocation == SampleDesign.Allocation.POWER:
             return alloc.allocate_power(sizes, n, design.power or 0.5, m_min=m_min)
@@ -631,7 +636,7 @@ def _draw(survey: Survey, design: Design, seed: int, user: User | None) -> Sampl
     return record
 
 
-def _select(codes: list[str], shown: Preview, seed: int) -> Any:
+def _select(codes: list[str], shown: Preview, seed: int) -> Sample[str]:
     n_h = {row.key: row.sample_size for row in shown.strata}
     reserve_h = {row.key: row.reserve for row in shown.strata}
     try:
@@ -679,12 +684,14 @@ def _record_strata(record: SampleDesign, shown: Preview) -> dict[str, Stratum]:
     return {stratum.key: stratum for stratum in strata}
 
 
-def _record_cases(survey: Survey, strata: dict[str, Stratum], sample: Any, units: _Units) -> None:
+def _record_cases(
+    survey: Survey, strata: dict[str, Stratum], sample: Sample[str], units: _Units
+) -> None:
     """Cases numbered stratum by stratum: the sample in frame order, then the reserve in order."""
     cases: list[Case] = []
     for key in sorted(strata):
         draw = sample.strata[key]
-        positions = [(int(p), None) for p in draw.selected]
+        positions: list[tuple[int, int | None]] = [(int(p), None) for p in draw.selected]
         positions += [(int(p), rank) for rank, p in enumerate(draw.reserve, start=1)]
         for position, rank in positions:
             cases.append(
@@ -737,8 +744,8 @@ def release_reserve(stratum: Stratum, *, count: int, user: User | None) -> list[
         ReserveRelease.objects.create(
             stratum=locked,
             count=count,
-            first_rank=cases[0].reserve_rank,
-            last_rank=cases[-1].reserve_rank,
+            first_rank=cases[0].reserve_rank or 0,
+            last_rank=cases[-1].reserve_rank or 0,
             released_at=now,
             released_by=by,
         )

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -18,7 +18,7 @@ from surveys.models import Survey
 
 from . import sampling
 from .forms_sample import CredentialsForm, DesignForm, ReleaseForm, SampleFilterForm
-from .models import Case, FrameUnit, SampleDesign, Stratum
+from .models import Case, CaseQuerySet, FrameUnit, SampleDesign, Stratum
 
 MANAGE_FRAME = "respondents.manage_frame"
 VIEW_SAMPLE = ("respondents.manage_fieldwork", MANAGE_FRAME)
@@ -47,7 +47,12 @@ def design(request: HttpRequest, survey: str) -> HttpResponse:
     found = _survey(request, survey)
     drawn = sampling.drawn_design(found)
     if drawn is not None:
-        context = {"survey": found, "design": drawn, "strata": drawn.strata.all()}
+        context = {
+            "survey": found,
+            "design": drawn,
+            "variables": [sampling.variable_label(name) for name in drawn.strata_variables],
+            "strata": drawn.strata.all(),
+        }
         return render(request, "respondents/design_drawn.html", context)
     form = DesignForm(request.POST or None, survey=found)
     preview = None
@@ -68,9 +73,7 @@ def design(request: HttpRequest, survey: str) -> HttpResponse:
 
 def _draw(request: HttpRequest, survey: Survey, form: DesignForm) -> None:
     seed = form.cleaned_data["seed"]
-    record = sampling.draw_sample(
-        survey, **form.design_parameters(), seed=seed, user=request.user
-    )
+    record = sampling.draw_sample(survey, **form.design_parameters(), seed=seed, user=request.user)
     messages.success(
         request,
         _("The sample of %(n)s firms was drawn with seed %(seed)s.")
@@ -104,12 +107,11 @@ def sample(request: HttpRequest, survey: str) -> HttpResponse:
         "page": page,
         "query": query.urlencode(),
         "show_contacts": request.user.has_perm(VIEW_CONTACTS),
-        "release_form": ReleaseForm(),
     }
     return render(request, "respondents/sample.html", context)
 
 
-def _cases(survey: Survey, filters: SampleFilterForm) -> QuerySet[Case]:
+def _cases(survey: Survey, filters: SampleFilterForm) -> CaseQuerySet:
     return filters.filter(Case.objects.filter(survey=survey)).order_by(
         "stratum__key", "selection_order"
     )
@@ -150,7 +152,9 @@ def release(request: HttpRequest, survey: str, stratum: int) -> HttpResponse:
         messages.error(request, _("Give the number of reserve units to release (at least 1)."))
         return redirect("sample:sample", found.slug)
     try:
-        cases = sampling.release_reserve(target, count=form.cleaned_data["count"], user=request.user)
+        cases = sampling.release_reserve(
+            target, count=form.cleaned_data["count"], user=request.user
+        )
     except sampling.SamplingError as exc:
         messages.error(request, str(exc))
     else:
@@ -167,8 +171,9 @@ def release(request: HttpRequest, survey: str, stratum: int) -> HttpResponse:
 def credentials(request: HttpRequest, survey: str) -> HttpResponse:
     found = _survey(request, survey)
     _drawn(found)
-    form = CredentialsForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    # An unticked form posts nothing, so bind on the method, not on request.POST.
+    form = CredentialsForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
         reissue = form.cleaned_data["reissue"]
         for _issued in sampling.issue_credentials(found, reissue=reissue):
             pass

@@ -288,7 +288,7 @@ def test_neyman_allocation_uses_the_standard_deviation_of_a_frame_variable() -> 
     )
 
     # then
-    sd = [np.std(range(10, 110, 2), ddof=1), np.std([3] * 25 + [5] * 25, ddof=1), 0.0]
+    sd = np.array([np.std(range(10, 110, 2), ddof=1), np.std([3] * 25 + [5] * 25, ddof=1), 0])
     expected = allocation.allocate_neyman([50, 50, 50], sd, 30, m_min=2)
     assert [row.key for row in preview.strata] == ["medium", "micro", "small"]
     assert [row.sample_size for row in preview.strata] == list(expected.n_h)

@@ -1,0 +1,148 @@
+"""The weighting specification: what the recompute does, as survey settings.
+
+Stored as JSON with every WeightingSpec version; parsed and checked here so that a bad spec
+is refused when it is saved, not when the worker runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+CALIBRATION_METHODS = ("none", "poststratify", "raking", "linear", "logit")
+CI_METHODS = ("logit", "korn_graubard", "wald")
+LONELY_PSU = ("adjust", "remove", "certainty", "average", "fail")
+CLASS_VARIABLES = ("size_class", "region", "region_area", "industry_group", "ksic_division")
+
+
+class SpecError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Suppression:
+    # Methodology sec. F; every threshold is a setting.
+    min_n: int = 5
+    nchs_min_n: int = 30
+    nchs_max_width: float = 0.30
+    nchs_small_width: float = 0.05
+    nchs_max_relative_width: float = 1.30
+    min_df: int = 8
+    rse_caution: float = 0.25
+    rse_suppress: float = 0.50
+
+
+@dataclass(frozen=True)
+class WeightingSpec:
+    # Weighting classes: the strata, or a list of frame variables whose combination is a class.
+    weighting_classes: str | tuple[str, ...] = "stratum"
+    # Parents to collapse a class into, finest first; empty means the design's strata
+    # variables with the last one dropped at each level (a × b × c → a × b → a → all).
+    collapse_hierarchy: tuple[tuple[str, ...], ...] = ()
+    min_respondents: int = 2
+    max_adjustment: float | None = None
+    partials_are_respondents: bool = True
+    calibration: str = "none"
+    margins: tuple[str, ...] = ()
+    calibration_bounds: tuple[float, float] = (0.3, 3.0)
+    raking_epsilon: float = 1e-7
+    raking_maxit: int = 50
+    trim_lower: float | None = None
+    trim_upper: float | None = None
+    lonely_psu: str = "adjust"
+    ci_method: str = "logit"
+    confidence: float = 0.95
+    domain_variables: tuple[str, ...] = ()
+    domain_questions: tuple[str, ...] = ("sf_adopted",)
+    suppression: Suppression = field(default_factory=Suppression)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        parts = [
+            "classes: strata" if self.weighting_classes == "stratum"
+            else "classes: " + "×".join(self.weighting_classes),
+            f"collapse below {self.min_respondents} respondents",
+        ]
+        if self.max_adjustment:
+            parts.append(f"or factor above {self.max_adjustment:g}")
+        if self.calibration != "none":
+            parts.append(f"{self.calibration} to {', '.join(self.margins)}")
+        if self.trim_upper or self.trim_lower:
+            parts.append(f"trimmed to [{self.trim_lower or 0:g}, {self.trim_upper or '∞'}]")
+        return "; ".join(parts)
+
+
+def parse_spec(data: Mapping[str, Any] | None) -> WeightingSpec:
+    """A checked WeightingSpec from stored JSON; unknown keys and bad values are refused."""
+    data = dict(data or {})
+    known = {f.name for f in fields(WeightingSpec)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"unknown settings: {', '.join(unknown)}")
+    suppression = Suppression(**_checked_suppression(data.pop("suppression", {})))
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        values[name] = _tupled(value) if isinstance(value, list) else value
+    if "collapse_hierarchy" in values:
+        values["collapse_hierarchy"] = tuple(_tupled(level) for level in values["collapse_hierarchy"])
+    spec = WeightingSpec(suppression=suppression, **values)
+    _check(spec)
+    return spec
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _checked_suppression(data: Mapping[str, Any]) -> dict[str, Any]:
+    known = {f.name for f in fields(Suppression)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SpecError(f"unknown suppression settings: {', '.join(unknown)}")
+    for name, value in data.items():
+        if not isinstance(value, int | float) or value < 0:
+            raise SpecError(f"suppression {name} must be a number ≥ 0")
+    return dict(data)
+
+
+def _check(spec: WeightingSpec) -> None:
+    if spec.calibration not in CALIBRATION_METHODS:
+        raise SpecError(f"calibration must be one of {', '.join(CALIBRATION_METHODS)}")
+    if spec.calibration != "none" and not spec.margins:
+        raise SpecError("calibration needs at least one margin (a frame variable)")
+    for variable in (*spec.margins, *_class_variables(spec), *spec.domain_variables):
+        if variable not in CLASS_VARIABLES:
+            raise SpecError(
+                f"“{variable}” is not a frame variable; use one of {', '.join(CLASS_VARIABLES)}"
+            )
+    if spec.ci_method not in CI_METHODS:
+        raise SpecError(f"ci_method must be one of {', '.join(CI_METHODS)}")
+    if spec.lonely_psu not in LONELY_PSU:
+        raise SpecError(f"lonely_psu must be one of {', '.join(LONELY_PSU)}")
+    if spec.min_respondents < 1:
+        raise SpecError("min_respondents must be at least 1")
+    if spec.max_adjustment is not None and spec.max_adjustment <= 1:
+        raise SpecError("max_adjustment must be above 1")
+    low, high = spec.calibration_bounds
+    if not 0 <= low < 1 < high:
+        raise SpecError("calibration bounds must satisfy 0 ≤ lower < 1 < upper")
+    if spec.trim_lower is not None and spec.trim_upper is not None:
+        if spec.trim_lower >= spec.trim_upper:
+            raise SpecError("the lower trimming bound must be below the upper one")
+    if not 0.5 < spec.confidence < 1:
+        raise SpecError("confidence must be between 0.5 and 1")
+
+
+def collapse_levels(spec: WeightingSpec, strata_variables: list[str]) -> list[tuple[str, ...]]:
+    """The parents of a weighting class, finest first, ending with the whole population."""
+    if spec.collapse_hierarchy:
+        return [*spec.collapse_hierarchy, ()]
+    return [tuple(strata_variables[:k]) for k in range(len(strata_variables) - 1, -1, -1)]
+
+
+def _class_variables(spec: WeightingSpec) -> tuple[str, ...]:
+    classes = () if spec.weighting_classes == "stratum" else tuple(spec.weighting_classes)
+    return classes + tuple(v for level in spec.collapse_hierarchy for v in level)
