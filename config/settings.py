@@ -162,6 +162,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TIMEZONE = "Asia/Seoul"
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
+# Sweeps pick up work whose task was lost (broker down at commit time, worker killed).
+CELERY_BEAT_SCHEDULE = {
+    "sweep-recomputes": {"task": "analytics.tasks.sweep", "schedule": 30.0},
+    "sweep-messages": {"task": "respondents.tasks.sweep", "schedule": 60.0},
+}
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -284,3 +290,9 @@ COMPLETE_THRESHOLD = env_float("COMPLETE_THRESHOLD", 0.8)
 PARTIAL_THRESHOLD = env_float("PARTIAL_THRESHOLD", 0.5)
 # Link tokens and access codes are derived from this key (see Case.derive_credentials).
 CREDENTIAL_KEY = env_str("CREDENTIAL_KEY", SECRET_KEY)
+# Invitations and reminders: emails per second from one sending worker.
+EMAIL_RATE_PER_SECOND = env_float("EMAIL_RATE_PER_SECOND", 5.0)
+EMAIL_RETRY_BACKOFF_SECONDS = env_int("EMAIL_RETRY_BACKOFF_SECONDS", 30)
+# A message claimed this long ago without a result is not resent: it is marked uncertain.
+EMAIL_CLAIM_TIMEOUT_SECONDS = env_int("EMAIL_CLAIM_TIMEOUT_SECONDS", 600)
+SURVEY_HELP_DESK = env_str("SURVEY_HELP_DESK", "1588-0000")

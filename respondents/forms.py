@@ -1,7 +1,23 @@
+"""Forms of the manager's frame and sample pages."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from surveys.forms import UploadField
+from surveys.models import Survey
+
+from . import sampling
+from .classifications import Region, SizeClass
+from .models import CaseQuerySet, SampleDesign, Stratum
+
+SEED_DIGITS = 10**9
 
 
 class FrameUploadForm(forms.Form):
@@ -13,4 +29,166 @@ class FrameUploadForm(forms.Form):
             "name, ksic, size_class, region, employees, sales_krw_mn, email and phone. Other "
             "columns are kept and can be used for stratification."
         ),
+    )
+
+
+class DesignForm(forms.Form):
+    strata_variables = forms.MultipleChoiceField(
+        label=_("Stratification variables"),
+        help_text=_("Every combination of their values is a stratum."),
+        widget=forms.SelectMultiple(attrs={"size": 8}),
+    )
+    groupings = forms.CharField(
+        label=_("Grouping maps (JSON, optional)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            'New variables that group a frame variable\'s values, e.g. {"zone": {"source": '
+            '"region", "map": {"Seoul": "north", "Busan": "south"}}}.'
+        ),
+    )
+    allocation = forms.ChoiceField(
+        label=_("Allocation"), choices=SampleDesign.Allocation.choices, initial="proportional"
+    )
+    sample_size = forms.IntegerField(label=_("Sample size n"), min_value=1, initial=5000)
+    min_per_stratum = forms.IntegerField(label=_("Minimum per stratum"), min_value=0, initial=2)
+    seed = forms.IntegerField(
+        label=_("Random seed"),
+        min_value=0,
+        max_value=sampling.MAX_SEED,
+        help_text=_("Recorded with the sample: the same frame, design and seed redo the draw."),
+    )
+    reserve_fraction = forms.FloatField(
+        label=_("Reserve fraction"),
+        min_value=0.0,
+        max_value=sampling.MAX_RESERVE_FRACTION,
+        initial=0.0,
+        help_text=_("Reserve per stratum: ceil(fraction × n_h), at most N_h − n_h."),
+    )
+    power = forms.FloatField(
+        label=_("Power q (power allocation)"),
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text=_("n_h ∝ N_h^q; 0.5 (square root) when left empty."),
+    )
+    neyman_variable = forms.ChoiceField(label=_("Neyman: numeric frame variable"), required=False)
+    assumed_proportion = forms.FloatField(
+        label=_("Neyman: assumed proportion P"), min_value=0.0, max_value=1.0, required=False
+    )
+    confirm = forms.BooleanField(
+        label=_("I have checked the preview. Draw the sample now; it cannot be drawn again."),
+        required=False,
+    )
+
+    def __init__(self, *args: Any, survey: Survey, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        variables = sampling.frame_variables(survey, self._posted_groupings())
+        choices = [(name, sampling.variable_label(name)) for name in variables.strata]
+        self.fields["strata_variables"].choices = choices  # type: ignore[attr-defined]
+        numeric = [(name, sampling.variable_label(name)) for name in variables.numeric]
+        self.fields["neyman_variable"].choices = [("", "—"), *numeric]  # type: ignore[attr-defined]
+        self.fields["seed"].initial = secrets.randbelow(SEED_DIGITS)
+
+    def _posted_groupings(self) -> dict[str, Any]:
+        try:
+            posted = json.loads(self.data.get("groupings") or "{}")
+        except ValueError:
+            return {}
+        return posted if isinstance(posted, dict) else {}
+
+    def clean_groupings(self) -> dict[str, Any]:
+        text = self.cleaned_data["groupings"].strip()
+        if not text:
+            return {}
+        try:
+            groupings = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(
+                _("Not valid JSON: %(error)s"), params={"error": exc}
+            ) from exc
+        if not isinstance(groupings, dict):
+            raise forms.ValidationError(_("Give a JSON object: {name: {source, map}}."))
+        return groupings
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("allocation") == SampleDesign.Allocation.NEYMAN:
+            variable, proportion = data.get("neyman_variable"), data.get("assumed_proportion")
+            if bool(variable) == (proportion is not None):
+                raise forms.ValidationError(
+                    _("Neyman allocation needs a numeric variable or an assumed P (one of them).")
+                )
+        return data
+
+    def design_parameters(self) -> dict[str, Any]:
+        """Keyword arguments of sampling.preview_design and draw_sample (without the seed)."""
+        data = self.cleaned_data
+        return {
+            "strata_variables": data["strata_variables"],
+            "allocation": data["allocation"],
+            "sample_size": data["sample_size"],
+            "min_per_stratum": data["min_per_stratum"],
+            "reserve_fraction": data["reserve_fraction"],
+            "power": data["power"],
+            "neyman_variable": data["neyman_variable"] or "",
+            "assumed_proportion": data["assumed_proportion"],
+            "groupings": data["groupings"],
+        }
+
+
+class SampleFilterForm(forms.Form):
+    STATUSES = [
+        ("", _("all")),
+        ("in_sample", _("in sample")),
+        ("reserve", _("reserve (not released)")),
+        ("released", _("released reserve")),
+    ]
+
+    q = forms.CharField(label=_("Business ID or name"), required=False)
+    stratum = forms.TypedChoiceField(label=_("Stratum"), required=False, coerce=int)
+    size_class = forms.ChoiceField(
+        label=_("Size class"), required=False, choices=[("", _("all")), *SizeClass.choices]
+    )
+    region = forms.ChoiceField(
+        label=_("Region"), required=False, choices=[("", _("all")), *Region.choices]
+    )
+    status = forms.ChoiceField(label=_("Status"), required=False, choices=STATUSES)
+
+    def __init__(self, *args: Any, strata: Sequence[Stratum], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [("", _("all")), *((s.pk, s.label) for s in strata)]
+        self.fields["stratum"].choices = choices  # type: ignore[attr-defined]
+
+    def filter(self, cases: CaseQuerySet) -> CaseQuerySet:
+        """The cases that match; an invalid form filters nothing."""
+        if not self.is_valid():
+            return cases
+        data = self.cleaned_data
+        if data["stratum"]:
+            cases = cases.filter(stratum_id=data["stratum"])
+        if data["size_class"]:
+            cases = cases.filter(frame_unit__size_class=data["size_class"])
+        if data["region"]:
+            cases = cases.filter(frame_unit__region=data["region"])
+        if data["status"] == "in_sample":
+            cases = cases.in_sample()
+        elif data["status"] == "reserve":
+            cases = cases.reserve()
+        elif data["status"] == "released":
+            cases = cases.filter(is_reserve=True, released_at__isnull=False)
+        return cases.search(data["q"])
+
+
+class ReleaseForm(forms.Form):
+    count = forms.IntegerField(label=_("Units to release"), min_value=1, initial=1)
+
+
+class CredentialsForm(forms.Form):
+    reissue = forms.BooleanField(
+        label=_(
+            "Issue new credentials to every firm in the sample. Their current links and "
+            "access codes stop working at once."
+        ),
+        required=False,
     )

@@ -444,6 +444,86 @@ class ContactAttempt(models.Model):
         return f"{self.case} {self.channel} {self.outcome}"
 
 
+class MessageTemplate(models.Model):
+    """Invitation and reminder emails, per language; managers edit them."""
+
+    class Kind(models.TextChoices):
+        INVITATION = "invitation", _("invitation")
+        REMINDER = "reminder", _("reminder")
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="message_templates")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES)
+    subject = models.CharField(_("subject"), max_length=200)
+    body = models.TextField(
+        _("body"),
+        help_text=_(
+            "Placeholders: {name}, {business_id}, {link}, {access_code}, {deadline}, "
+            "{help_desk}."
+        ),
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["survey", "kind", "language"], name="unique_message_template"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.survey.slug} {self.kind} ({self.language})"
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def stale_claims(self, older_than: dt.timedelta) -> MessageQuerySet:
+        return self.filter(
+            status=Message.Status.SENDING, claimed_at__lt=timezone.now() - older_than
+        )
+
+
+class Message(models.Model):
+    """One email to one case in one wave: the record that makes sending exactly-once."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        SENDING = "sending", _("sending")
+        SENT = "sent", _("sent")
+        SKIPPED = "skipped", _("skipped (case resolved)")
+        FAILED = "failed", _("failed")
+        BOUNCED = "bounced", _("bounced")
+        UNCERTAIN = "uncertain", _("uncertain (worker stopped while sending)")
+
+    case = models.ForeignKey(Case, models.CASCADE, related_name="messages")
+    wave = models.ForeignKey(Wave, models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=16, choices=MessageTemplate.Kind.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    to_address = models.EmailField(blank=True)
+    language = models.CharField(max_length=8, default="ko")
+    queued_at = models.DateTimeField(default=timezone.now)
+    queued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "wave"], name="one_message_per_case_and_wave")
+        ]
+        indexes = [models.Index(fields=["wave", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.case} ({self.status})"
+
+
 class AccessFailureQuerySet(models.QuerySet["AccessFailure"]):
     def too_many(self, *, business_id: str, client: str) -> bool:
         since = timezone.now() - dt.timedelta(seconds=settings.ACCESS_CODE_WINDOW_SECONDS)

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import views_sample as views
+from .views import sample as views
 
 app_name = "sample"
 urlpatterns = [

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 
 from surveys.models import Survey
 from tests import factories
+from tests.services import smtp_server, worker  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -29,3 +32,16 @@ def _fresh_form_cache() -> None:
     from surveys.questionnaire import _FORMS
 
     _FORMS.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_mail(settings: Any) -> None:
+    settings.EMAIL_RATE_PER_SECOND = 1000
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process() -> None:
+    # Tasks run in-process unless a test asks for the real `worker` fixture.
+    from config.celery import app
+
+    app.conf.task_always_eager = True

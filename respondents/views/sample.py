@@ -16,9 +16,9 @@ from django.views.decorators.http import require_POST
 
 from surveys.models import Survey
 
-from . import sampling
-from .forms_sample import CredentialsForm, DesignForm, ReleaseForm, SampleFilterForm
-from .models import Case, CaseQuerySet, FrameUnit, SampleDesign, Stratum
+from .. import sampling
+from ..forms import CredentialsForm, DesignForm, ReleaseForm, SampleFilterForm
+from ..models import Case, CaseQuerySet, FrameUnit, SampleDesign, Stratum
 
 MANAGE_FRAME = "respondents.manage_frame"
 VIEW_SAMPLE = ("respondents.manage_fieldwork", MANAGE_FRAME)

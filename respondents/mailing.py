@@ -1,0 +1,273 @@
+"""Invitations and reminders by email, sent exactly once per case and wave.
+
+Queueing writes one Message row per case (unique per case and wave, so a second click or a
+retry adds nothing); the worker claims rows one at a time and checks the case again at
+send time, so a firm that submits after queueing gets no reminder. A row claimed by a
+worker that died is marked uncertain and never resent: nobody is mailed twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from config.celery import enqueue_on_commit
+
+from . import dispositions
+from .models import Case, ContactAttempt, Message, MessageTemplate, Wave
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("invitation", "ko"): (
+        "[중소벤처기업부] 2024 스마트제조혁신 실태조사 참여 요청",
+        "{name} 대표님께\n\n"
+        "중소벤처기업부와 스마트제조혁신추진단은 중소 제조기업의 스마트제조 현황을 파악하기 "
+        "위하여 「스마트제조혁신 실태조사」를 실시합니다. 귀사는 통계적 방법으로 선정된 "
+        "표본 기업입니다.\n\n"
+        "아래 링크에서 응답해 주십시오(약 10분 소요).\n{link}\n\n"
+        "링크가 열리지 않으면 조사 누리집에서 사업자등록번호({business_id})와 접속 코드 "
+        "{access_code}를 입력해 주십시오.\n\n"
+        "응답 기한: {deadline}\n"
+        "응답 내용은 통계법에 따라 보호되며 통계 작성 목적으로만 사용됩니다.\n"
+        "문의: {help_desk}",
+    ),
+    ("invitation", "en"): (
+        "[Ministry of SMEs and Startups] Smart Manufacturing Innovation Status Survey",
+        "Dear {name},\n\n"
+        "The Ministry of SMEs and Startups is surveying small and medium manufacturers about "
+        "smart manufacturing. Your company was selected at random to represent firms like "
+        "yours.\n\n"
+        "Please answer online (about 10 minutes):\n{link}\n\n"
+        "If the link does not open, sign in with your business registration number "
+        "({business_id}) and access code {access_code}.\n\n"
+        "Please answer by {deadline}. Your answers are protected by the Statistics Act and "
+        "used only for statistics.\nHelp desk: {help_desk}",
+    ),
+    ("reminder", "ko"): (
+        "[중소벤처기업부] 스마트제조혁신 실태조사 응답을 부탁드립니다",
+        "{name} 대표님께\n\n"
+        "아직 「스마트제조혁신 실태조사」 응답이 완료되지 않았습니다. 이미 응답하셨다면 "
+        "이 메일은 무시해 주십시오.\n\n"
+        "응답 링크: {link}\n"
+        "사업자등록번호 {business_id} / 접속 코드 {access_code}\n\n"
+        "응답 기한: {deadline}\n문의: {help_desk}",
+    ),
+    ("reminder", "en"): (
+        "Reminder: Smart Manufacturing Innovation Status Survey",
+        "Dear {name},\n\n"
+        "We have not yet received your company's answers. If you have just answered, please "
+        "ignore this message.\n\n"
+        "Your link: {link}\n"
+        "Business registration number {business_id} / access code {access_code}\n\n"
+        "Please answer by {deadline}.\nHelp desk: {help_desk}",
+    ),
+}
+
+
+def message_kind(wave: Wave) -> str:
+    if wave.kind == Wave.Kind.INVITATION:
+        return MessageTemplate.Kind.INVITATION
+    return MessageTemplate.Kind.REMINDER
+
+
+def template_text(survey_id: int, kind: str, language: str) -> tuple[str, str]:
+    stored = MessageTemplate.objects.filter(survey_id=survey_id, kind=kind, language=language)
+    found = stored.values_list("subject", "body").first()
+    return found or DEFAULTS[(kind, language)]
+
+
+class _Placeholders(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render(case: Case, wave: Wave, kind: str) -> tuple[str, str]:
+    """The bilingual email: Korean first, then English."""
+    _token, code = case.derive_credentials()
+    values = _Placeholders(
+        name=case.frame_unit.name,
+        business_id=case.business_id,
+        link=case.respondent_link(),
+        access_code=code,
+        deadline=date_format(timezone.localtime(wave.ends_at), "Y-m-d") if wave.ends_at else "",
+        help_desk=settings.SURVEY_HELP_DESK,
+    )
+    parts = [template_text(case.survey_id, kind, language) for language in ("ko", "en")]
+    subject = " / ".join(subject.format_map(values) for subject, _body in parts)
+    body = "\n\n----------------------------------------\n\n".join(
+        body.format_map(values) for _subject, body in parts
+    )
+    return subject, body
+
+
+@dataclass
+class QueueResult:
+    queued: int
+    already: int
+    without_email: int
+
+
+def queue_wave(wave: Wave, *, user: Any = None) -> QueueResult:
+    """Queue this wave's emails; cases already queued for the wave are left alone."""
+    kind = message_kind(wave)
+    cases = Case.objects.in_sample().filter(survey_id=wave.survey_id)
+    if kind == MessageTemplate.Kind.REMINDER:
+        cases = cases.open_for_contact().exclude(response__status="submitted")
+    rows = list(cases.values_list("pk", "frame_unit__email", "language"))
+    with_email = [(pk, email, language) for pk, email, language in rows if email]
+    before = Message.objects.filter(wave=wave).count()
+    Message.objects.bulk_create(
+        [
+            Message(case_id=pk, wave=wave, kind=kind, to_address=email, language=language,
+                    queued_by=user if getattr(user, "is_authenticated", False) else None)
+            for pk, email, language in with_email
+        ],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+    queued = Message.objects.filter(wave=wave).count() - before
+    from .tasks import send_wave
+
+    enqueue_on_commit(send_wave, wave.pk)
+    return QueueResult(queued, len(with_email) - queued, len(rows) - len(with_email))
+
+
+def claim_next(wave_id: int) -> Message | None:
+    """Take the next queued message, or None; resolved cases are skipped here, at send time."""
+    while True:
+        with transaction.atomic():
+            message = (
+                Message.objects.select_for_update(skip_locked=True)
+                .filter(wave_id=wave_id, status=Message.Status.QUEUED)
+                .order_by("pk")
+                .first()
+            )
+            if message is None:
+                return None
+            case = Case.objects.select_related("survey", "frame_unit").get(pk=message.case_id)
+            if _resolved(case):
+                message.status = Message.Status.SKIPPED
+                message.save(update_fields=["status"])
+                continue
+            message.status, message.claimed_at = Message.Status.SENDING, timezone.now()
+            message.attempts += 1
+            message.save(update_fields=["status", "claimed_at", "attempts"])
+        message.case = case
+        return message
+
+
+def _resolved(case: Case) -> bool:
+    from surveys.models import Response
+
+    if dispositions.ends_contact(case.disposition):
+        return True
+    return Response.objects.filter(case=case, status=Response.Status.SUBMITTED).exists()
+
+
+def send_one(message: Message, connection: BaseEmailBackend) -> str:
+    """Send a claimed message and record the outcome; returns the new status."""
+    case = message.case
+    if not case.has_credentials:
+        case.issue_credentials()
+    subject, body = render(case, message.wave, message.kind)
+    email = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [message.to_address],
+                         connection=connection)
+    try:
+        email.send()
+    except smtplib.SMTPRecipientsRefused as exc:
+        return _finish(message, Message.Status.BOUNCED, str(exc)[:500])
+    except (smtplib.SMTPException, OSError) as exc:
+        _release(message, str(exc)[:500])
+        raise
+    return _finish(message, Message.Status.SENT)
+
+
+def _finish(message: Message, status: str, error: str = "") -> str:
+    now = timezone.now()
+    outcome = {
+        Message.Status.SENT: ContactAttempt.Outcome.SENT,
+        Message.Status.BOUNCED: ContactAttempt.Outcome.BOUNCED,
+        Message.Status.FAILED: ContactAttempt.Outcome.FAILED,
+    }[Message.Status(status)]
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(
+            status=status, sent_at=now if status == Message.Status.SENT else None, error=error
+        )
+        ContactAttempt.objects.create(
+            case=message.case, channel=ContactAttempt.Channel.EMAIL, at=now, wave=message.wave,
+            outcome=outcome, note=f"{message.kind}: {error}"[:1000] if error else message.kind,
+        )
+        if status == Message.Status.BOUNCED and message.case.category == "U":
+            message.case.record_disposition(
+                dispositions.UNDELIVERABLE, source="email", reason=error[:200]
+            )
+        elif status == Message.Status.SENT and message.case.disposition == dispositions.NOT_INVITED:
+            message.case.record_disposition(
+                dispositions.NOTHING_RETURNED, source="email", reason=f"{message.kind} sent"
+            )
+    return status
+
+
+def _release(message: Message, error: str) -> None:
+    """A transient failure: back to the queue, or failed after three attempts."""
+    if message.attempts >= MAX_ATTEMPTS:
+        _finish(message, Message.Status.FAILED, error)
+        return
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.QUEUED, claimed_at=None, error=error
+    )
+
+
+MAX_ATTEMPTS = 3
+
+
+def send_wave(wave_id: int) -> int:
+    """Send the wave's queued messages at the configured rate; returns how many were sent."""
+    interval = 1.0 / settings.EMAIL_RATE_PER_SECOND
+    sent = 0
+    with get_connection() as connection:
+        while (message := claim_next(wave_id)) is not None:
+            started = time.monotonic()
+            message.wave = Wave.objects.get(pk=wave_id)
+            if send_one(message, connection) == Message.Status.SENT:
+                sent += 1
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    return sent
+
+
+def sweep() -> dict[str, int]:
+    """Mark claims of dead workers uncertain and restart waves that still have queued mail."""
+    timeout = dt.timedelta(seconds=settings.EMAIL_CLAIM_TIMEOUT_SECONDS)
+    uncertain = Message.objects.stale_claims(timeout).update(
+        status=Message.Status.UNCERTAIN,
+        error="The worker stopped while sending; not resent so that nobody is mailed twice.",
+    )
+    waves = list(
+        Message.objects.filter(status=Message.Status.QUEUED)
+        .values_list("wave_id", flat=True)
+        .distinct()
+    )
+    from .tasks import send_wave as send_wave_task
+
+    for wave_id in waves:
+        enqueue_on_commit(send_wave_task, wave_id)
+    return {"uncertain": uncertain, "waves": len(waves)}
+
+
+def status_counts(wave: Wave) -> Mapping[str, int]:
+    rows = Message.objects.filter(wave=wave).values("status").annotate(n=Count("pk")).order_by()
+    return {row["status"]: row["n"] for row in rows}
