@@ -68,7 +68,8 @@ bench-web: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_web.py
 
 bench-frame: install-dev
-	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_frame_import.py
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_frame_import.py --format csv
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_frame_import.py --format xlsx
 
 bench-draw: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_draw.py

@@ -134,12 +134,20 @@ def write_frame(
     if file_format == "xlsx":
         book = openpyxl.Workbook(write_only=True)
         sheet = book.create_sheet("frame")
-        for row in frame_rows(rows, seed=seed):
-            sheet.append(row)
+        lines = frame_rows(rows, seed=seed)
+        sheet.append(next(lines))
+        for line in lines:
+            sheet.append(_typed(line))
         book.save(path)
         return
     with open(path, "w", encoding=encoding, newline="") as out:
         csv.writer(out).writerows(frame_rows(rows, seed=seed))
+
+
+def _typed(line: list[str]) -> list[str | int | float | None]:
+    """A row as a spreadsheet holds it: employees and sales as numbers."""
+    employees, sales = line[5], line[6]
+    return [*line[:5], int(employees), float(sales) if sales else None, *line[7:]]
 
 
 def business_ids(index: np.ndarray, offset: int) -> list[str]:

@@ -3,6 +3,7 @@ from django.urls import path
 from . import views
 
 app_name = "surveys"
+KEYED = "manage/<slug:survey>/cases/<int:case_id>/key/<str:mode>/"
 urlpatterns = [
     path("r/<str:token>/", views.link, name="link"),
     path("login/", views.login, name="login"),
@@ -13,4 +14,10 @@ urlpatterns = [
     path("q/review/", views.review, name="review"),
     path("q/receipt/", views.receipt, name="receipt"),
     path("manage/questionnaires/upload/", views.upload_questionnaire, name="upload_questionnaire"),
+    # Staff keying in answers received by phone, fax or paper, through the same pages.
+    path(KEYED, views.keyed_welcome, name="keyed_welcome"),
+    path(KEYED + "p/<slug:name>/", views.keyed_page, name="keyed_page"),
+    path(KEYED + "p/<slug:name>/autosave/", views.keyed_autosave, name="keyed_autosave"),
+    path(KEYED + "review/", views.keyed_review, name="keyed_review"),
+    path(KEYED + "receipt/", views.keyed_receipt, name="keyed_receipt"),
 ]

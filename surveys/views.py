@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
@@ -116,80 +117,158 @@ def logout(request: HttpRequest) -> HttpResponse:
     return redirect("surveys:login")
 
 
+@dataclass
+class Channel:
+    """Who is answering: the firm itself on the web, or staff keying in its answers
+    received by phone, fax or paper. Both go through exactly the same pages and rules."""
+
+    case: Case
+    staff: Any = None
+    mode: str = Response.Mode.WEB
+
+    def url(self, view: str, *args: Any) -> str:
+        if self.staff is None:
+            return reverse(f"surveys:{view}", args=args)
+        prefix = [self.case.survey.slug, self.case.pk, self.mode]
+        return reverse(f"surveys:keyed_{view}", args=[*prefix, *args])
+
+    def start(self) -> Response:
+        return flow.start_response(self.case, mode=self.mode, by=self.staff)
+
+    def render(self, request: HttpRequest, template: str, context: dict[str, Any],
+               status: int = 200) -> HttpResponse:
+        return render(request, template, {**context, "channel": self, "case": self.case},
+                      status=status)
+
+
 @respondent_required
 def welcome(request: HttpRequest, case: Case) -> HttpResponse:
-    response = flow.start_response(case)
-    if response.is_submitted:
-        return redirect("surveys:receipt")
-    form = get_form(response.questionnaire_id)
-    pages = form.relevant_pages(response.answers)
-    if response.page == flow.REVIEW:
-        resume = reverse("surveys:review")
-    else:
-        page_name = response.page if response.page in {p.name for p in pages} else pages[0].name
-        resume = reverse("surveys:page", args=[page_name])
-    context = {"case": case, "form": form, "response": response, "resume": resume}
-    return render(request, "respondent/welcome.jinja", context)
+    return _welcome(request, Channel(case))
 
 
 @respondent_required
 def page(request: HttpRequest, case: Case, name: str) -> HttpResponse:
-    response = flow.start_response(case)
+    return _page(request, Channel(case), name)
+
+
+@require_POST
+@respondent_required
+def autosave(request: HttpRequest, case: Case, name: str) -> HttpResponse:
+    return _autosave(request, Channel(case), name)
+
+
+@respondent_required
+def review(request: HttpRequest, case: Case) -> HttpResponse:
+    return _review(request, Channel(case))
+
+
+@respondent_required
+def receipt(request: HttpRequest, case: Case) -> HttpResponse:
+    return _receipt(request, Channel(case))
+
+
+KEYING = "respondents.manage_fieldwork"
+
+
+def _keyed(request: HttpRequest, survey: str, case_id: int, mode: str) -> Channel:
+    if mode not in (Response.Mode.PHONE, Response.Mode.PAPER, Response.Mode.FAX):
+        raise Http404
+    case = get_object_or_404(
+        Case.objects.in_sample().select_related("survey", "frame_unit"),
+        pk=case_id, survey__slug=survey,
+    )
+    return Channel(case, staff=request.user, mode=mode)
+
+
+@permission_required(KEYING, raise_exception=True)
+def keyed_welcome(request: HttpRequest, survey: str, case_id: int, mode: str) -> HttpResponse:
+    return _welcome(request, _keyed(request, survey, case_id, mode))
+
+
+@permission_required(KEYING, raise_exception=True)
+def keyed_page(
+    request: HttpRequest, survey: str, case_id: int, mode: str, name: str
+) -> HttpResponse:
+    return _page(request, _keyed(request, survey, case_id, mode), name)
+
+
+@require_POST
+@permission_required(KEYING, raise_exception=True)
+def keyed_autosave(
+    request: HttpRequest, survey: str, case_id: int, mode: str, name: str
+) -> HttpResponse:
+    return _autosave(request, _keyed(request, survey, case_id, mode), name)
+
+
+@permission_required(KEYING, raise_exception=True)
+def keyed_review(request: HttpRequest, survey: str, case_id: int, mode: str) -> HttpResponse:
+    return _review(request, _keyed(request, survey, case_id, mode))
+
+
+@permission_required(KEYING, raise_exception=True)
+def keyed_receipt(request: HttpRequest, survey: str, case_id: int, mode: str) -> HttpResponse:
+    return _receipt(request, _keyed(request, survey, case_id, mode))
+
+
+def _welcome(request: HttpRequest, channel: Channel) -> HttpResponse:
+    response = channel.start()
     if response.is_submitted:
-        return redirect("surveys:receipt")
+        return redirect(channel.url("receipt"))
+    form = get_form(response.questionnaire_id)
+    pages = form.relevant_pages(response.answers)
+    if response.page == flow.REVIEW:
+        resume = channel.url("review")
+    else:
+        page_name = response.page if response.page in {p.name for p in pages} else pages[0].name
+        resume = channel.url("page", page_name)
+    context = {"form": form, "response": response, "resume": resume}
+    return channel.render(request, "respondent/welcome.jinja", context)
+
+
+def _page(request: HttpRequest, channel: Channel, name: str) -> HttpResponse:
+    response = channel.start()
+    if response.is_submitted:
+        return redirect(channel.url("receipt"))
     form = get_form(response.questionnaire_id)
     current = form.page_by_name.get(name)
     if current is None:
         raise Http404
     if request.method == "POST":
-        return _save_page(request, response, form, current)
+        return _save_page(request, channel, response, form, current)
     shown, relevant = flow.page_state(response, current)
     if current.name not in relevant:
-        return redirect(_next_url(form, relevant, current))
-    return _render_page(request, response, form, current, shown, relevant, status=200)
+        return redirect(_next_url(channel, form, relevant, current))
+    return _render_page(request, channel, response, form, current, shown, relevant)
 
 
-def _save_page(request: HttpRequest, response: Response, form: Form, current: Page) -> HttpResponse:
+def _save_page(
+    request: HttpRequest, channel: Channel, response: Response, form: Form, current: Page
+) -> HttpResponse:
     posted = _posted(request, current)
     revision, editor = _revision(request), request.POST.get("editor", "")[:32]
     action = request.POST.get("action", "next")
     if action == "back":
         result = flow.autosave(response, current, posted, revision=revision, editor=editor)
         if not result.conflict:
-            return redirect(_previous_url(form, result.relevant, current))
+            return redirect(_previous_url(channel, form, result.relevant, current))
     else:
-        result = flow.save_page(response, current, posted, revision=revision, editor=editor)
+        result = flow.save_page(
+            response, current, posted, revision=revision, editor=editor, by=channel.staff
+        )
     if result.conflict:
         messages.warning(
             request,
             _(
-                "Someone else from your company saved this questionnaire "
-                "while you were typing. What you typed is kept below: "
-                "check it and save again."
+                "Someone else from your company saved this questionnaire while you were "
+                "typing. What you typed is kept below: check it and save again."
             ),
         )
-        return _render_page(
-            request,
-            response,
-            form,
-            current,
-            posted,
-            result.relevant or form.evaluate(response.answers)[1],
-            status=409,
-            revision=result.revision,
-        )
+        relevant = result.relevant or form.evaluate(response.answers)[1]
+        return _render_page(request, channel, response, form, current, posted, relevant,
+                            status=409, revision=result.revision)
     if result.errors:
-        return _render_page(
-            request,
-            response,
-            form,
-            current,
-            posted,
-            result.relevant,
-            errors=result.errors,
-            status=200,
-            revision=result.revision,
-        )
+        return _render_page(request, channel, response, form, current, posted, result.relevant,
+                            errors=result.errors, revision=result.revision)
     for name in result.dropped:
         messages.info(
             request,
@@ -201,8 +280,8 @@ def _save_page(request: HttpRequest, response: Response, form: Form, current: Pa
             request,
             _("Your answers are saved. You can close this page and come back with the same link."),
         )
-        return redirect("surveys:page", name=current.name)
-    return redirect(_next_url(form, result.relevant, current))
+        return redirect(channel.url("page", current.name))
+    return redirect(_next_url(channel, form, result.relevant, current))
 
 
 def _posted(request: HttpRequest, page: Page) -> dict[str, str | list[str]]:
@@ -223,27 +302,26 @@ def _revision(request: HttpRequest) -> int:
         return -1
 
 
-def _next_url(form: Form, relevant: set[str], current: Page) -> str:
+def _next_url(channel: Channel, form: Form, relevant: set[str], current: Page) -> str:
     following = form.next_page(current, relevant)
-    return (
-        reverse("surveys:page", args=[following.name]) if following else reverse("surveys:review")
-    )
+    return channel.url("page", following.name) if following else channel.url("review")
 
 
-def _previous_url(form: Form, relevant: set[str], current: Page) -> str:
+def _previous_url(channel: Channel, form: Form, relevant: set[str], current: Page) -> str:
     earlier = form.previous_page(current, relevant)
-    return reverse("surveys:page", args=[earlier.name]) if earlier else reverse("surveys:welcome")
+    return channel.url("page", earlier.name) if earlier else channel.url("welcome")
 
 
 def _render_page(
     request: HttpRequest,
+    channel: Channel,
     response: Response,
     form: Form,
     current: Page,
     shown: Any,
     relevant: set[str],
     *,
-    status: int,
+    status: int = 200,
     errors: dict[str, str] | None = None,
     revision: int | None = None,
 ) -> HttpResponse:
@@ -263,7 +341,7 @@ def _render_page(
         "is_first": number == 1,
         "autosave_delay": settings.AUTOSAVE_DELAY_MS,
     }
-    return render(request, "respondent/page.jinja", context, status=status)
+    return channel.render(request, "respondent/page.jinja", context, status=status)
 
 
 def _field(question: Any, shown: Any, relevant: set[str], errors: dict[str, str]) -> dict[str, Any]:
@@ -284,12 +362,10 @@ def _field(question: Any, shown: Any, relevant: set[str], errors: dict[str, str]
     }
 
 
-@require_POST
-@respondent_required
-def autosave(request: HttpRequest, case: Case, name: str) -> HttpResponse:
-    response = flow.start_response(case)
+def _autosave(request: HttpRequest, channel: Channel, name: str) -> HttpResponse:
+    response = channel.start()
     if response.is_submitted:
-        return JsonResponse({"submitted": True, "redirect": reverse("surveys:receipt")})
+        return JsonResponse({"submitted": True, "redirect": channel.url("receipt")})
     form = get_form(response.questionnaire_id)
     current = form.page_by_name.get(name)
     if current is None:
@@ -313,30 +389,28 @@ def autosave(request: HttpRequest, case: Case, name: str) -> HttpResponse:
     )
 
 
-@respondent_required
-def review(request: HttpRequest, case: Case) -> HttpResponse:
-    response = flow.start_response(case)
+def _review(request: HttpRequest, channel: Channel) -> HttpResponse:
+    response = channel.start()
     if response.is_submitted:
-        return redirect("surveys:receipt")
+        return redirect(channel.url("receipt"))
     errors: dict[str, str] = {}
     if request.method == "POST":
-        response, errors = flow.submit(response)
+        response, errors = flow.submit(response, by=channel.staff)
         if response.is_submitted:
-            return redirect("surveys:receipt")
+            return redirect(channel.url("receipt"))
     form = get_form(response.questionnaire_id)
     if request.method == "GET":
         errors = form.validate_all(response.answers)
     context = {
         "response": response,
         "form": form,
-        "sections": _answer_sections(form, response.answers, errors),
+        "sections": answer_sections(form, response.answers, errors),
         "errors": errors,
-        "submitting": request.method == "POST",
     }
-    return render(request, "respondent/review.jinja", context)
+    return channel.render(request, "respondent/review.jinja", context)
 
 
-def _answer_sections(
+def answer_sections(
     form: Form, answers: dict[str, Any], errors: dict[str, str]
 ) -> list[dict[str, Any]]:
     values, relevant = form.evaluate(answers)
@@ -372,20 +446,18 @@ def display_answer(question: Any, value: Any) -> str:
     return str(value)
 
 
-@respondent_required
-def receipt(request: HttpRequest, case: Case) -> HttpResponse:
-    response = Response.objects.filter(case=case).first()
+def _receipt(request: HttpRequest, channel: Channel) -> HttpResponse:
+    response = Response.objects.filter(case=channel.case).first()
     if response is None or not response.is_submitted:
-        return redirect("surveys:welcome")
+        return redirect(channel.url("welcome"))
     form = get_form(response.questionnaire_id)
     context = {
-        "case": case,
         "response": response,
         "form": form,
-        "sections": _answer_sections(form, response.answers, {}),
+        "sections": answer_sections(form, response.answers, {}),
         "submitted_at": date_format(localtime(response.submitted_at), "Y-m-d H:i"),
     }
-    return render(request, "respondent/receipt.jinja", context)
+    return channel.render(request, "respondent/receipt.jinja", context)
 
 
 @permission_required("surveys.load_questionnaire")

@@ -60,7 +60,7 @@ def design(request: HttpRequest, survey: str) -> HttpResponse:
         try:
             if "draw" in request.POST and form.cleaned_data["confirm"]:
                 _draw(request, found, form)
-                return redirect("sample:design", found.slug)
+                return redirect("respondents:design", found.slug)
             if "draw" in request.POST:
                 form.add_error("confirm", _("Tick this box to confirm the draw."))
             preview = sampling.preview_design(found, **form.design_parameters())
@@ -150,7 +150,7 @@ def release(request: HttpRequest, survey: str, stratum: int) -> HttpResponse:
     form = ReleaseForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Give the number of reserve units to release (at least 1)."))
-        return redirect("sample:sample", found.slug)
+        return redirect("respondents:sample", found.slug)
     try:
         cases = sampling.release_reserve(
             target, count=form.cleaned_data["count"], user=request.user
@@ -163,7 +163,7 @@ def release(request: HttpRequest, survey: str, stratum: int) -> HttpResponse:
             _("Released %(count)s reserve units of %(stratum)s; n_h is now %(n)s.")
             % {"count": len(cases), "stratum": target.label, "n": target.sample_size},
         )
-    return redirect("sample:sample", found.slug)
+    return redirect("respondents:sample", found.slug)
 
 
 @login_required

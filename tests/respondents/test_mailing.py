@@ -67,8 +67,13 @@ def test_managers_can_edit_the_template(
     survey: Survey, smtp_server: MailServer, django_capture_on_commit_callbacks
 ) -> None:
     factories.case(survey)
-    MessageTemplate.objects.create(survey=survey, kind="invitation", language="en",
-                                   subject="Please answer", body="Hello {name}: {link}")
+    MessageTemplate.objects.create(
+        survey=survey,
+        kind="invitation",
+        language="en",
+        subject="Please answer",
+        body="Hello {name}: {link}",
+    )
 
     send(make_wave(survey), django_capture_on_commit_callbacks)
 
@@ -101,8 +106,11 @@ def test_a_firm_that_submits_after_queueing_gets_no_reminder(
         mailing.queue_wave(wave)
 
     Response.objects.create(
-        case=late, questionnaire=survey.current_questionnaire, status="submitted",
-        submitted_at=timezone.now(), reference="SMF-TEST1-00001",
+        case=late,
+        questionnaire=survey.current_questionnaire,
+        status="submitted",
+        submitted_at=timezone.now(),
+        reference="SMF-TEST1-00001",
     )
     mailing.send_wave(wave.pk)
 

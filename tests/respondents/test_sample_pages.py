@@ -10,20 +10,13 @@ import openpyxl
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
-from django.urls import include, path
 
-from config import urls as project_urls
 from respondents import sampling
 from respondents.models import Case, FrameUnit, SampleDesign, Stratum
 from surveys.models import Survey
 from tests.respondents.test_sampling import DESIGN, add_frame, new_survey, standard_frame
 
-# The pages are mounted here until the project's URLconf includes respondents.urls_sample.
-urlpatterns = list(project_urls.urlpatterns)
-if not any(getattr(p, "namespace", None) == "sample" for p in urlpatterns):
-    urlpatterns.append(path("", include("respondents.urls_sample")))
-
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 
 def user_with(*codenames: str) -> User:

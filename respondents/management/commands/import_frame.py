@@ -3,20 +3,19 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from respondents.frame_import import FrameImportError, ImportResult, import_frame
 from surveys.models import Survey
 
 
 class Command(BaseCommand):
-    help = gettext_lazy(
+    help = (
         "Import a survey's sampling frame from a CSV (UTF-8 or CP949) or XLSX file. "
         "A file with any problem is refused as a whole; the problems go to stderr."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("survey", help=gettext_lazy("the survey ID (slug)"))
+        parser.add_argument("survey", help="the survey ID (slug)")
         parser.add_argument("path", type=Path)
 
     def handle(self, *args: Any, survey: str, path: Path, **options: Any) -> None:

@@ -3,13 +3,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from respondents.synthetic import DEFAULT_SEED, write_frame
 
 
 class Command(BaseCommand):
-    help = gettext_lazy(
+    help = (
         "Write a seeded synthetic frame of Korean small and medium manufacturers "
         "(CSV or XLSX), to try the frame import and the sample draw."
     )
@@ -18,9 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--rows", type=int, default=163_273)
         parser.add_argument("--out", type=Path, required=True)
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-        parser.add_argument(
-            "--format", choices=["csv", "xlsx"], help=gettext_lazy("default: from --out")
-        )
+        parser.add_argument("--format", choices=["csv", "xlsx"], help="default: from --out")
         parser.add_argument("--encoding", choices=["utf-8", "utf-8-sig", "cp949"], default="utf-8")
 
     def handle(self, *args: Any, **options: Any) -> None:

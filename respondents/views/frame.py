@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from surveys.models import Survey
 
-from .classifications import (
+from ..classifications import (
     INDUSTRY_GROUP_LABELS,
     KSIC_DIVISIONS,
     REGION_AREA_LABELS,
@@ -29,8 +29,8 @@ from .classifications import (
     Region,
     SizeClass,
 )
-from .forms import FrameUploadForm
-from .frame_import import FrameImportError, import_frame, write_report
+from ..forms import FrameUploadForm
+from ..frame_import import FrameImportError, import_frame, write_report
 
 SHOWN_PROBLEMS = 50
 REPORT_NAME_RE = re.compile(r"[0-9a-f]{32}")
@@ -77,7 +77,7 @@ def upload(request: HttpRequest, survey: str) -> HttpResponse:
                 _("Imported %(rows)s firms in %(seconds).1f seconds.")
                 % {"rows": f"{result.rows:,}", "seconds": result.seconds},
             )
-            return redirect("frame:summary", survey=target.slug)
+            return redirect("respondents:frame_summary", survey=target.slug)
     return render(request, "respondents/frame_upload.html", context)
 
 
@@ -85,8 +85,10 @@ def upload(request: HttpRequest, survey: str) -> HttpResponse:
 @permission_required("respondents.manage_frame", raise_exception=True)
 def report(request: HttpRequest, survey: str, name: str) -> FileResponse:
     target = get_object_or_404(Survey, slug=survey)
+    if not REPORT_NAME_RE.fullmatch(name):
+        raise Http404
     path = _report_path(target, name)
-    if not REPORT_NAME_RE.fullmatch(name) or not path.is_file():
+    if not path.is_file():
         raise Http404
     return FileResponse(
         path.open("rb"),
