@@ -7,7 +7,7 @@ NaN = item nonresponse) and estimates all k columns at once for one domain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,7 +19,6 @@ from scipy import stats
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
-Matrix = FloatArray | sp.csr_array
 
 LonelyPSU = Literal["fail", "remove", "certainty", "adjust", "average"]
 CIMethod = Literal["wald", "logit", "beta"]
@@ -30,6 +29,9 @@ LONELY_PSU_RULES: tuple[str, ...] = ("fail", "remove", "certainty", "adjust", "a
 TAKE_ALL_TOLERANCE = 1e-7
 # R qr() rank tolerance, used for the calibration projection (E4).
 RANK_TOLERANCE = 1e-7
+# Moment-based calibrated variance is recomputed explicitly below this share of its terms
+# (rounding error ~1e-16 of the terms, so kept results are good to ~1e-10 relative).
+CANCELLATION_GUARD = 1e-6
 # R svyrecvar() sweeps the raking margins a fixed 10 times.
 R_RAKING_SWEEPS = 10
 
@@ -148,7 +150,8 @@ class CalibrationProjection:
         for labels, psw in zip(margins, margin_weights, strict=True):
             codes, levels = factorize(labels)
             wm = np.asarray(psw, dtype=np.float64)
-            blocks_a.append(dummies(codes, len(levels), 1.0 / wm))
+            inv = np.divide(1.0, wm, out=np.zeros_like(wm), where=wm != 0)
+            blocks_a.append(dummies(codes, len(levels), inv))
             blocks_x.append(dummies(codes, len(levels), wm))
             counts.append(np.bincount(codes, minlength=len(levels)).astype(np.float64))
         a = sp.csr_array(sp.hstack(blocks_a))
@@ -229,6 +232,10 @@ class Design:
         self._set_psus(psu)
         self._set_scale(fpc)
         self.projection = _chain(calibration)
+        if self.projection is not None and self.projection.a.shape[0] != self.n:
+            raise EstimationError(
+                f"calibration projection has {self.projection.a.shape[0]} rows, design has {self.n}"
+            )
         self._moments = (
             _Moments.of(self.projection, self.strata, self.n_strata, self.scale_ok[self.strata])
             if self.projection is not None and not self.clustered
@@ -263,6 +270,8 @@ class Design:
             keep = np.ones(self.n_strata)
         else:
             pop = np.asarray(self._column(fpc, "fpc"), dtype=np.float64)
+            if np.any(np.isnan(pop)) or np.any(pop <= 0):
+                raise EstimationError("fpc (N_h) must be positive (inf = no fpc)")
             pop_h = np.empty(self.n_strata)
             pop_h[self.strata] = pop
             if np.any(pop != pop_h[self.strata]):
@@ -296,7 +305,18 @@ class Design:
         lonely_psu 'adjust'/'average' (R drops the others with the subset).
         """
         if self.projection is not None and not self.clustered:
-            return self._calibrated_variance(z, rows)
+            var, magnitude = self._calibrated_variance(z, rows)
+            # The moment expansion cancels when the variance is far below its terms (e.g. a
+            # calibration variable, variance ~ 0): redo those columns explicitly.
+            unstable = var < CANCELLATION_GUARD * magnitude
+            if unstable.any():
+                var[unstable] = self._explicit_variance(z[:, unstable], rows, None)
+            return var
+        return self._explicit_variance(z, rows, active)
+
+    def _explicit_variance(
+        self, z: FloatArray, rows: IntArray | None, active: BoolArray | None
+    ) -> FloatArray:
         if self.projection is not None:
             z, rows, active = self._residualised(z, rows, active)
         psu = self.psu if rows is None else self.psu[rows]
@@ -318,7 +338,9 @@ class Design:
             var = self._lonely(var, s_h, self._present_strata(rows, active, z.shape[1]))
         return np.asarray(var, dtype=np.float64)
 
-    def _calibrated_variance(self, z: FloatArray, rows: IntArray | None) -> FloatArray:
+    def _calibrated_variance(
+        self, z: FloatArray, rows: IntArray | None
+    ) -> tuple[FloatArray, FloatArray]:
         """E4 + E3 for unclustered designs without forming z* = z - xt gamma on every unit.
 
         Sum_h scale_h [sum z*^2 - (sum z*)^2 / n_h] expands into moments over the domain rows
@@ -333,18 +355,14 @@ class Design:
         gamma = proj.gamma @ np.asarray(a.T @ z)
         s_h = group_sum(h, z, self.n_strata) - moments.stratum_xt @ gamma
         cross = np.asarray(xt.T @ (scale[:, None] * z))
-        squares = (
-            np.einsum("i,ij,ij->j", scale, z, z)
-            - 2.0 * np.einsum("lj,lj->j", cross, gamma)
-            + np.einsum("lj,lj->j", gamma, moments.gram @ gamma)
-        )
+        plain = np.einsum("i,ij,ij->j", scale, z, z)
+        fitted = np.einsum("lj,lj->j", gamma, moments.gram @ gamma)
+        squares = plain - 2.0 * np.einsum("lj,lj->j", cross, gamma) + fitted
         n_h = self.n_psu[:, None].astype(np.float64)
-        var = squares - (self.scale_ok[:, None] * s_h * s_h / n_h).sum(axis=0)
-        # Rounding can leave -1e-16 * sum z^2 where the true variance is 0.
-        var = np.maximum(var, 0.0)
+        var = np.maximum(squares - (self.scale_ok[:, None] * s_h * s_h / n_h).sum(axis=0), 0.0)
         if self.lonely.any():
             var = self._lonely(var, s_h, np.ones_like(s_h, dtype=bool))
-        return np.asarray(var, dtype=np.float64)
+        return np.asarray(var, dtype=np.float64), np.asarray(plain + fitted, dtype=np.float64)
 
     def _residualised(
         self, z: FloatArray, rows: IntArray | None, active: BoolArray | None
@@ -457,7 +475,7 @@ class Estimates:
         """Design effect as R deff=TRUE: SRS variance without replacement (E6)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             fpc = 1.0 - self.n / self.population
-            return np.where(fpc >= 0, self.variance / (self.srs_variance * fpc), np.nan)
+            return np.where(fpc > 0, self.variance / (self.srs_variance * fpc), np.nan)
 
     @property
     def deff_replace(self) -> FloatArray:
@@ -472,8 +490,9 @@ class Estimates:
             raw = p * (1.0 - p) / self.variance
         return np.where(self.variance > 0, np.minimum(raw, self.n), self.n).astype(np.float64)
 
-    def ci(self, method: CIMethod = "wald", level: float = 0.95) -> tuple[FloatArray, FloatArray]:
-        """Confidence interval: Wald with t_df, or for proportions logit / beta (E5)."""
+    def ci(self, method: CIMethod, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
+        """Confidence interval with t_df (E5): "logit" is the platform default for
+        proportions (R svyciprop), "beta" Korn-Graubard, "wald" for means and totals."""
         if method == "wald":
             return ci_wald(self.estimate, self.se, self.df, level)
         if method == "logit":
@@ -537,8 +556,13 @@ class _Slice:
     wa: FloatArray  # (m, k) weight where active, else 0
 
 
-def _slice(design: Design, y: FloatArray, rows: IntArray | None) -> _Slice:
-    ys = y[rows] if rows is not None else y.copy()
+def _take(y: FloatArray, rows: IntArray | None) -> FloatArray:
+    """The domain's rows as a new C-ordered array (callers modify it in place)."""
+    return np.ascontiguousarray(y[rows]) if rows is not None else np.array(y, order="C")
+
+
+def _slice(design: Design, ys: FloatArray, rows: IntArray | None) -> _Slice:
+    """ys: the domain's rows of Y (owned; missing items are zeroed in place)."""
     w = design.weights if rows is None else design.weights[rows]
     # A unit counts for an item if it answered it and has a positive weight (R na.rm, degf).
     active = ~np.isnan(ys) & (w > 0)[:, None]
@@ -582,23 +606,16 @@ def estimate_mean(
     design: Design, y: npt.ArrayLike, domain: npt.ArrayLike | None = None
 ) -> Estimates:
     """Means or proportions (0/1 columns) of each column of y in a domain (R svymean)."""
-    s = _slice(design, _as_matrix(y, design.n, "y"), _rows(domain, design.n))
-    pop = s.wa.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        est = _colsum(s.wa, s.y) / pop
-        # Domain-mean influence w(y - ybar)/N_d (E3); zero outside the domain / item.
-        z = s.wa * ((s.y - est) / pop)
-    return _finish(design, "mean", est, z, s.y, np.ones_like(pop), s)
+    ym, rows = _as_matrix(y, design.n, "y"), _rows(domain, design.n)
+    return _in_blocks(ym, rows, lambda cols: _mean(design, ym[:, cols], rows))
 
 
 def estimate_total(
     design: Design, y: npt.ArrayLike, domain: npt.ArrayLike | None = None
 ) -> Estimates:
     """Population totals of each column of y in a domain (R svytotal, na.rm=TRUE)."""
-    s = _slice(design, _as_matrix(y, design.n, "y"), _rows(domain, design.n))
-    z = s.wa * s.y
-    pop = s.wa.sum(axis=0)
-    return _finish(design, "total", z.sum(axis=0), z, s.y, pop * pop, s)
+    ym, rows = _as_matrix(y, design.n, "y"), _rows(domain, design.n)
+    return _in_blocks(ym, rows, lambda cols: _total(design, ym[:, cols], rows))
 
 
 def estimate_ratio(
@@ -608,13 +625,55 @@ def estimate_ratio(
     domain: npt.ArrayLike | None = None,
 ) -> Estimates:
     """Ratios sum(w y)/sum(w x), column by column (x may be one column), R svyratio."""
-    ym = _as_matrix(y, design.n, "y")
+    ym, rows = _as_matrix(y, design.n, "y"), _rows(domain, design.n)
     xm = np.broadcast_to(_as_matrix(x, design.n, "x"), ym.shape)
+    return _in_blocks(ym, rows, lambda cols: _ratio(design, ym[:, cols], xm[:, cols], rows))
+
+
+# Columns are processed in blocks of about this many cells to bound the temporaries
+# (163,273 x 50 at once would hold ~0.5 GB; blocks keep it near 0.1 GB at the same speed).
+BLOCK_CELLS = 3_000_000
+
+
+def _in_blocks(
+    y: FloatArray, rows: IntArray | None, estimate: Callable[[slice], Estimates]
+) -> Estimates:
+    m = y.shape[0] if rows is None else rows.size
+    width = max(1, BLOCK_CELLS // max(m, 1))
+    if y.shape[1] <= width:
+        return estimate(slice(None))
+    parts = [estimate(slice(j, j + width)) for j in range(0, y.shape[1], width)]
+    return Estimates(
+        statistic=parts[0].statistic,
+        **{name: np.concatenate([getattr(p, name) for p in parts]) for name in _ARRAYS},
+    )
+
+
+_ARRAYS = ("estimate", "variance", "n", "n_nonzero", "population", "df", "srs_variance")
+
+
+def _mean(design: Design, y: FloatArray, rows: IntArray | None) -> Estimates:
+    s = _slice(design, _take(y, rows), rows)
+    pop = s.wa.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est = _colsum(s.wa, s.y) / pop
+        # Domain-mean influence w(y - ybar)/N_d (E3); zero outside the domain / item.
+        z = s.wa * ((s.y - est) / pop)
+    return _finish(design, "mean", est, z, s.y, np.ones_like(pop), s)
+
+
+def _total(design: Design, y: FloatArray, rows: IntArray | None) -> Estimates:
+    s = _slice(design, _take(y, rows), rows)
+    z = s.wa * s.y
+    pop = s.wa.sum(axis=0)
+    return _finish(design, "total", z.sum(axis=0), z, s.y, pop * pop, s)
+
+
+def _ratio(design: Design, y: FloatArray, x: FloatArray, rows: IntArray | None) -> Estimates:
     # A unit answers the ratio only if it answers both items (R na.rm=TRUE).
-    joint = np.where(np.isnan(xm), np.nan, ym)
-    rows = _rows(domain, design.n)
-    s = _slice(design, joint, rows)
-    xs = np.where(s.active, xm if rows is None else xm[rows], 0.0)
+    xr = _take(x, rows)
+    s = _slice(design, np.where(np.isnan(xr), np.nan, _take(y, rows)), rows)
+    xs = np.where(s.active, xr, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         x_total = _colsum(s.wa, xs)
         est = _colsum(s.wa, s.y) / x_total

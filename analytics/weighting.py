@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -314,7 +314,9 @@ def _check_nested(levels: list[tuple[IntArray, npt.NDArray[np.generic]]], names:
 def _failing(stats: _ClassStats, r_min: int, a_max: float | None) -> BoolArray:
     has_eligible = stats.eligible_total > 0
     too_few = has_eligible & (stats.respondents < r_min)
-    too_big = has_eligible & (np.nan_to_num(stats.factors, nan=np.inf) > a_max) if a_max else False
+    if a_max is None:
+        return np.asarray(too_few, dtype=bool)
+    too_big = has_eligible & (np.nan_to_num(stats.factors, nan=np.inf) > a_max)
     return np.asarray(too_few | too_big, dtype=bool)
 
 
@@ -356,7 +358,7 @@ class CalibrationResult:
 
 
 def _cell_totals(
-    codes: IntArray, levels: npt.NDArray[np.generic], totals: Mapping[Hashable, float], what: str
+    codes: IntArray, levels: npt.NDArray[np.generic], totals: Mapping[Any, float], what: str
 ) -> FloatArray:
     """Control totals aligned with the sample levels; checks R postStratify's conditions."""
     keys = {_key(k): float(v) for k, v in totals.items()}
@@ -380,7 +382,7 @@ def _key(value: object) -> object:
 
 
 def poststratify(
-    weights: npt.ArrayLike, cells: npt.ArrayLike, totals: Mapping[Hashable, float]
+    weights: npt.ArrayLike, cells: npt.ArrayLike, totals: Mapping[Any, float]
 ) -> CalibrationResult:
     """w <- w T_g / sum_g w (R postStratify; empty cells are an error)."""
     d = _weights(weights)
@@ -409,7 +411,7 @@ class RakeResult(CalibrationResult):
 def rake(
     weights: npt.ArrayLike,
     margins: Sequence[npt.ArrayLike],
-    totals: Sequence[Mapping[Hashable, float]],
+    totals: Sequence[Mapping[Any, float]],
     epsilon: float = 1.0,
     maxit: int = 10,
     on_nonconvergence: OnFailure = "raise",
@@ -687,7 +689,7 @@ class WeightDiagnostics:
 def weight_diagnostics(
     weights: npt.ArrayLike,
     classes: npt.ArrayLike | None = None,
-    targets: Mapping[Hashable, float] | None = None,
+    targets: Mapping[Any, float] | None = None,
 ) -> WeightDiagnostics:
     """min, max, max/min, CV, Kish deff, and sum of weights per class (D6)."""
     w = _weights(weights)

@@ -301,6 +301,26 @@ def test_h3c_cross_classified_proportions_match_r() -> None:
         assert_se(p.se[col], se)
 
 
+def test_svyciprop_man_page_small_proportion_intervals_match_r() -> None:
+    # dclus1u <- svydesign(id=~dnum, fpc=~fpc, data=apiclus1): weights 757/15 from the fpc
+    api = load("apiclus1.csv")
+    design = Design(np.full(183, 757 / 15), fpc=num(api, "fpc"), psu=api["dnum"])
+
+    p = estimate_mean(design, (num(api, "ell") == 0).astype(float))
+    logit, beta = p.ci("logit"), p.ci("beta")
+
+    # api_reference_output_survey4.1.1.txt, svyciprop(~I(ell==0), dclus1u, method=...).
+    # method="logit" fits svyglm, whose convergence moves the 9th digit here; the closed
+    # form expit(logit p +/- t se/(p(1-p))) is method="xlogit".
+    assert_est(p.estimate[0], "0.0218579235")
+    assert_est(logit[0][0], "0.002304691284")
+    assert_est(logit[1][0], "0.1777477668")
+    assert_r(logit[0][0], "0.002304691299", 1e-8)
+    assert_r(logit[1][0], "0.1777477665", 1e-8)
+    assert_est(beta[0][0], "0.0002161468327")
+    assert_est(beta[1][0], "0.1375077639")
+
+
 # --- H4, H5: post-stratification and raking --------------------------------------------------
 
 
