@@ -1,6 +1,765 @@
-"""Recompute a survey's estimates: snapshot, weight, estimate, publish (filled in by the
-estimation engine work)."""
+"""Recompute a survey's estimates: snapshot, weights, estimates, atomic publication.
+
+Everything is recomputed from scratch from the current dispositions and answers (sec. G).
+A run becomes visible only when all its estimates are written (one transaction flips it
+to published); a run that fails or is killed publishes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from respondents import aapor
+from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
+from respondents.models import Case, FrameUnit, SampleDesign, Wave
+from surveys.models import Response, Survey
+from surveys.questionnaire import Form, Question, get_form
+
+from . import estimation, quality, weighting
+from .locks import survey_lock
+from .models import Estimate, EstimateRun, RecomputeRequest, WeightingSpec
+from .spec import WeightingSpec as Spec
+from .spec import collapse_levels, parse_spec
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float64]
+ENGINE_FILES = ("weighting.py", "estimation.py", "quality.py", "pipeline.py", "spec.py")
+ESTIMATED_TYPES = ("select_one", "select_multiple", "integer", "decimal", "calculate")
+OVERALL = ("all", "all")
 
 
-def run_pending(survey_id: int) -> None:
-    return None
+def code_version() -> str:
+    """A fingerprint of the estimation code, recorded with every run."""
+    digest = hashlib.sha256()
+    for name in ENGINE_FILES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return f"{np.__version__}-{digest.hexdigest()[:16]}"
+
+
+# --- the survey's current spec -----------------------------------------------------------
+
+
+def current_spec(survey: Survey) -> tuple[Spec, int]:
+    stored = WeightingSpec.objects.filter(survey=survey).order_by("-version").first()
+    if stored is None:
+        return Spec(), 0
+    return parse_spec(stored.spec), stored.version
+
+
+# --- the snapshot ------------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """Every in-sample case with its design variables, status and (for respondents) answers."""
+
+    case_ids: npt.NDArray[np.int64]
+    strata: npt.NDArray[np.str_]
+    population: FloatArray  # N_h of each case's stratum
+    categories: npt.NDArray[np.str_]  # I, P, R, NC, O, U, NE
+    variables: dict[str, npt.NDArray[np.str_]]
+    strata_variables: list[str]
+    answers: dict[int, dict[str, Any]]
+    versions: set[int]
+    read_at: Any = None
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256()
+        for array in (self.case_ids, self.strata, self.population, self.categories):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(json.dumps(self.answers, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
+
+
+def load_snapshot(survey: Survey) -> Snapshot:
+    design = SampleDesign.objects.filter(survey=survey, drawn_at__isnull=False).first()
+    if design is None:
+        raise weighting.WeightingError("the survey has no drawn sample yet")
+    read_at = timezone.now()
+    rows = list(
+        Case.objects.in_sample()
+        .filter(survey=survey)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "stratum__key",
+            "stratum__population",
+            "stratum__values",
+            "disposition",
+            "frame_unit__size_class",
+            "frame_unit__region",
+            "frame_unit__ksic",
+        )
+    )
+    if not rows:
+        raise weighting.WeightingError("the sample has no cases")
+    ids, keys, pops, values, codes, sizes, regions, ksics = zip(*rows, strict=True)
+    strata_variables = list(design.strata_variables)
+    variables = _frame_variables(values, sizes, regions, ksics, strata_variables)
+    categories = np.array([aapor.category_of(code) for code in codes])
+    respondents = np.isin(categories, ["I", "P"])
+    answers, versions = _answers(np.asarray(ids)[respondents].tolist())
+    return Snapshot(
+        case_ids=np.asarray(ids, dtype=np.int64),
+        strata=np.asarray(keys),
+        population=np.asarray(pops, dtype=np.float64),
+        categories=categories,
+        variables=variables,
+        strata_variables=strata_variables,
+        answers=answers,
+        versions=versions,
+        read_at=read_at,
+    )
+
+
+def _frame_variables(
+    values: Sequence[Mapping[str, str]],
+    sizes: Sequence[str],
+    regions: Sequence[str],
+    ksics: Sequence[str],
+    strata_variables: list[str],
+) -> dict[str, npt.NDArray[np.str_]]:
+    """Domain and class variables: the design's own values for strata variables, else
+    derived from the frame columns."""
+    divisions = [k[:2] for k in ksics]
+    derived = {
+        "size_class": list(sizes),
+        "region": list(regions),
+        "ksic_division": divisions,
+        "industry_group": [KSIC_DIVISIONS.get(d, "other") for d in divisions],
+        "region_area": [REGION_AREAS.get(r, "other") for r in regions],
+    }
+    for name in strata_variables:
+        derived[name] = [v[name] for v in values]
+    return {name: np.asarray(column) for name, column in derived.items()}
+
+
+def _answers(case_ids: list[int]) -> tuple[dict[int, dict[str, Any]], set[int]]:
+    answers: dict[int, dict[str, Any]] = {}
+    versions: set[int] = set()
+    for start in range(0, len(case_ids), 5000):
+        batch = case_ids[start : start + 5000]
+        query = Response.objects.filter(case_id__in=batch).values_list(
+            "case_id", "answers", "questionnaire_id"
+        )
+        for case_id, values, version in query:
+            answers[case_id] = values
+            versions.add(version)
+    return answers, versions
+
+
+# --- weights -------------------------------------------------------------------------------
+
+
+@dataclass
+class Weights:
+    final: FloatArray  # one per case; 0 outside the respondent set
+    respondent: npt.NDArray[np.bool_]
+    projection: Any
+    diagnostics: dict[str, Any]
+
+
+def compute_weights(
+    snapshot: Snapshot,
+    spec: Spec,
+    frame_totals: Callable[[str | tuple[str, ...]], Mapping[str, float]] | None = None,
+) -> Weights:
+    """Sec. D: base weights, unknown eligibility, nonresponse (with collapsing), calibration,
+    trimming."""
+    base = weighting.design_weights(snapshot.strata, snapshot.population)
+    categories = snapshot.categories
+    if not spec.partials_are_respondents:
+        categories = np.where(categories == "P", "R", categories)
+    masks = weighting.status_masks(categories)
+    hierarchy, names = _class_hierarchy(snapshot, spec)
+    collapsed = weighting.collapse_classes(
+        hierarchy,
+        base,
+        masks.eligible,
+        masks.respondent,
+        r_min=spec.min_respondents,
+        a_max=spec.max_adjustment,
+        names=names,
+    )
+    d1 = weighting.adjust_unknown(base, masks.known, collapsed.classes)
+    adjusted = weighting.adjust_nonresponse(d1, masks.eligible, masks.respondent, collapsed.classes)
+    final = np.where(masks.respondent, adjusted.weights, 0.0)
+    projection = None
+    steps: list[str] = []
+    if spec.calibration != "none":
+        if frame_totals is None:
+            raise weighting.WeightingError("calibration needs the frame's totals")
+        final, projection = _calibrate(snapshot, spec, final, masks, d1, frame_totals)
+        steps.append(spec.calibration)
+    if spec.trim_lower is not None or spec.trim_upper is not None:
+        respondent = masks.respondent
+        trimmed = weighting.trim(
+            final[respondent], spec.trim_lower or 0.0, spec.trim_upper or float("inf")
+        )
+        final = final.copy()
+        final[respondent] = trimmed.weights
+        steps.append("trim")
+    diagnostics = _diagnostics(snapshot, base, final, masks, collapsed, adjusted, steps)
+    return Weights(final, masks.respondent, projection, diagnostics)
+
+
+def _class_hierarchy(
+    snapshot: Snapshot, spec: Spec
+) -> tuple[list[npt.NDArray[np.str_]], list[str]]:
+    if spec.weighting_classes == "stratum":
+        finest, name = snapshot.strata, "stratum"
+    else:
+        finest, name = (
+            _joined(snapshot, tuple(spec.weighting_classes)),
+            "×".join(spec.weighting_classes),
+        )
+    levels, names = [finest], [name]
+    for parent in collapse_levels(spec, snapshot.strata_variables):
+        levels.append(_joined(snapshot, parent))
+        names.append("×".join(parent) or "all")
+    return levels, names
+
+
+def _joined(snapshot: Snapshot, variables: Sequence[str]) -> npt.NDArray[np.str_]:
+    if not variables:
+        return np.full(snapshot.case_ids.shape, "all")
+    columns = [snapshot.variables[v] for v in variables]
+    out = columns[0].astype(object)
+    for column in columns[1:]:
+        out = out + "/" + column.astype(object)
+    return out.astype(str)
+
+
+def _calibrate(
+    snapshot: Snapshot,
+    spec: Spec,
+    final: FloatArray,
+    masks: Any,
+    d1: FloatArray,
+    frame_totals: Callable[[str | tuple[str, ...]], Mapping[str, float]],
+) -> tuple[FloatArray, Any]:
+    """Calibrate respondents' weights to the eligible population of each margin category:
+    frame counts times the category's estimated eligibility rate (never the raw frame when
+    some of it is out of scope, sec. D4)."""
+    respondent = masks.respondent
+    w = final[respondent]
+    if spec.calibration == "poststratify":
+        cells = _joined(snapshot, spec.margins)
+        totals = _eligible_totals(cells, masks, d1, frame_totals(tuple(spec.margins)))
+        result = weighting.poststratify(w, cells[respondent], totals)
+    else:
+        columns = [snapshot.variables[v] for v in spec.margins]
+        margins = [column[respondent] for column in columns]
+        controls = [
+            _eligible_totals(column, masks, d1, frame_totals(variable))
+            for column, variable in zip(columns, spec.margins, strict=True)
+        ]
+        if spec.calibration == "raking":
+            result = weighting.rake(
+                w, margins, controls, epsilon=spec.raking_epsilon, maxit=spec.raking_maxit
+            )
+        else:
+            x, population = _dummies(margins, controls)
+            bounds = spec.calibration_bounds if spec.calibration == "logit" else (-np.inf, np.inf)
+            result = weighting.calibrate(
+                w,
+                x,
+                population,
+                calfun=spec.calibration,  # type: ignore[arg-type]
+                bounds=bounds,
+            )
+    out = final.copy()
+    out[respondent] = result.weights
+    return out, result.projection
+
+
+def _eligible_totals(
+    values: npt.NDArray[np.str_], masks: Any, d1: FloatArray, counts: Mapping[str, float]
+) -> dict[str, float]:
+    totals = {}
+    for value, count in counts.items():
+        cell = values == value
+        known = d1[cell & masks.known].sum()
+        eligible = d1[cell & masks.eligible].sum()
+        totals[value] = count * (eligible / known) if known > 0 else float(count)
+    return totals
+
+
+def _dummies(
+    margins: list[npt.NDArray[np.str_]], totals: list[dict[str, float]]
+) -> tuple[FloatArray, FloatArray]:
+    """Intercept plus all but the first category of each margin (a full-rank GREG model)."""
+    population = sum(totals[0].values())
+    columns, targets = [np.ones(margins[0].shape[0])], [population]
+    for values, total in zip(margins, totals, strict=True):
+        for category in sorted(total)[1:]:
+            columns.append((values == category).astype(np.float64))
+            targets.append(total[category])
+    return np.column_stack(columns), np.asarray(targets)
+
+
+def _diagnostics(
+    snapshot: Snapshot,
+    base: FloatArray,
+    final: FloatArray,
+    masks: Any,
+    collapsed: Any,
+    adjusted: Any,
+    steps: list[str],
+) -> dict[str, Any]:
+    """Sec. D6: Kish deff, extreme weights, factors per class, Σw per stratum vs N^E_h."""
+    respondent = masks.respondent
+    if not respondent.any():
+        return {"respondents": 0, "calibration": steps}
+    diag = weighting.weight_diagnostics(final[respondent], snapshot.strata[respondent])
+    return {
+        "respondents": diag.n,
+        "sum_weights": diag.total,
+        "estimated_eligible_population": float(adjusted.eligible_total.sum()),
+        "kish_deff": diag.kish_deff,
+        "min_weight": diag.minimum,
+        "max_weight": diag.maximum,
+        "max_min_ratio": _number(diag.max_min_ratio),
+        "weight_cv": _number(diag.cv),
+        "calibration": steps,
+        "base_weight_total": float(base.sum()),
+        "stratum_weight_totals": diag.class_totals,
+        "classes": [
+            {
+                "class": str(label),
+                "respondents": int(r),
+                "factor": _number(f),
+                "eligible_total": _number(e),
+            }
+            for label, r, f, e in zip(
+                adjusted.classes,
+                adjusted.respondents,
+                adjusted.factors,
+                adjusted.eligible_total,
+                strict=True,
+            )
+        ],
+        "collapsed": [
+            {
+                "level": step.level,
+                "from": step.source,
+                "into": step.target,
+                "reason": step.reason,
+                "respondents": int(step.respondents),
+                "factor": _number(step.factor),
+            }
+            for step in collapsed.log
+        ],
+    }
+
+
+def _number(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+# --- estimates -----------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One estimated column: a question, an option, and how it is summarised."""
+
+    question: str
+    option: str
+    statistics: tuple[str, ...]  # "proportion", or "mean" and "total"
+
+
+def items_of(
+    forms: Sequence[Form], answers: Mapping[int, Mapping[str, Any]]
+) -> tuple[list[Item], Callable[[Mapping[str, Any]], list[float]]]:
+    """The estimated columns of every questionnaire version, and a row builder.
+
+    Each option of a single-choice question is a 0/1 column over those who answered it
+    (shares sum to 100 %); each option of a multiple-choice question is its own 0/1 column
+    over those who answered the question; numbers give a mean and a total; personal data
+    and free text are never estimated.
+    """
+    questions: dict[str, Question] = {}
+    for form in forms:
+        for name, question in form.questions.items():
+            if question.type in ESTIMATED_TYPES and not question.pii:
+                questions.setdefault(name, question)
+    items: list[Item] = []
+    for name, q in questions.items():
+        if q.type in ("select_one", "select_multiple"):
+            items.extend(Item(name, choice, ("proportion",)) for choice in q.choice_names)
+        elif q.type == "calculate":
+            numbers = [a.get(name) for a in answers.values()]
+            if any(isinstance(v, str) for v in numbers):
+                continue
+            binary = all(v in (None, 0, 1) for v in numbers)
+            items.append(Item(name, "", ("proportion",) if binary else ("mean", "total")))
+        else:
+            items.append(Item(name, "", ("mean", "total")))
+    return items, lambda values: _row(items, questions, values)
+
+
+def _row(
+    items: list[Item], questions: Mapping[str, Question], values: Mapping[str, Any]
+) -> list[float]:
+    out = []
+    for item in items:
+        value = values.get(item.question)
+        kind = questions[item.question].type
+        if value is None or value == [] or value == "":
+            out.append(np.nan)
+        elif kind == "select_one":
+            out.append(1.0 if value == item.option else 0.0)
+        elif kind == "select_multiple":
+            out.append(1.0 if item.option in value else 0.0)
+        else:
+            try:
+                out.append(float(value))
+            except (TypeError, ValueError):
+                out.append(np.nan)
+    return out
+
+
+def domain_variables(snapshot: Snapshot, spec: Spec) -> list[str]:
+    chosen = spec.domain_variables or (
+        *snapshot.strata_variables,
+        "size_class",
+        "industry_group",
+        "region_area",
+        "region",
+    )
+    return [v for v in dict.fromkeys(chosen) if v in snapshot.variables]
+
+
+def estimate_all(
+    snapshot: Snapshot, weights: Weights, spec: Spec, forms: Sequence[Form]
+) -> list[Estimate]:
+    respondent = weights.respondent
+    ids = snapshot.case_ids[respondent]
+    items, build = items_of(forms, snapshot.answers)
+    if not items or not ids.size:
+        return []
+    y = np.array([build(snapshot.answers.get(int(i), {})) for i in ids], dtype=np.float64)
+    design = estimation.Design(
+        weights.final[respondent],
+        strata=snapshot.strata[respondent],
+        fpc=snapshot.population[respondent],
+        lonely_psu=spec.lonely_psu,  # type: ignore[arg-type]
+        calibration=weights.projection,
+    )
+    proportion = np.array(["proportion" in item.statistics for item in items])
+    numeric = ~proportion
+    rows: list[Estimate] = []
+    domains = _domains(snapshot, spec, forms, respondent)
+    for domain, value, mask in domains:
+        means = estimation.estimate_mean(design, y, mask)
+        rows.extend(_rows(items, means, spec, domain, value, proportion, "mean"))
+        if numeric.any():
+            totals = estimation.estimate_total(design, y[:, numeric], mask)
+            numeric_items = [item for item, n in zip(items, numeric, strict=True) if n]
+            rows.extend(
+                _rows(
+                    numeric_items,
+                    totals,
+                    spec,
+                    domain,
+                    value,
+                    np.zeros(len(numeric_items), bool),
+                    "total",
+                )
+            )
+    return rows
+
+
+def _domains(
+    snapshot: Snapshot, spec: Spec, forms: Sequence[Form], respondent: npt.NDArray[np.bool_]
+) -> Iterator[tuple[str, str, npt.NDArray[np.bool_] | None]]:
+    yield ("all", "all", None)
+    for variable in domain_variables(snapshot, spec):
+        values = snapshot.variables[variable][respondent]
+        for value in sorted(set(values.tolist())):
+            yield (variable, value, values == value)
+    ids = snapshot.case_ids[respondent]
+    for name in spec.domain_questions:
+        question = next((f.questions[name] for f in forms if name in f.questions), None)
+        if question is None or question.type != "select_one":
+            continue
+        answers = np.array([snapshot.answers.get(int(i), {}).get(name) for i in ids], dtype=object)
+        for choice in question.choice_names:
+            yield (name, choice, answers == choice)
+
+
+def _rows(
+    items: Sequence[Item],
+    est: estimation.Estimates,
+    spec: Spec,
+    domain: str,
+    value: str,
+    proportion: npt.NDArray[np.bool_],
+    kind: str,
+) -> list[Estimate]:
+    thresholds = spec.suppression
+    level = thresholds.level
+    ci_prop = est.ci({"korn_graubard": "beta"}.get(spec.ci_method, spec.ci_method), level)  # type: ignore[arg-type]
+    ci_wald = est.ci("wald", level)
+    checked = quality.assess(est, proportion, thresholds=thresholds)
+    deff, cv = est.deff, est.cv
+    out = []
+    for j, item in enumerate(items):
+        statistic = "proportion" if proportion[j] else kind
+        low, high = ci_prop if proportion[j] else ci_wald
+        estimate = est.estimate[j]
+        population = est.population[j] * estimate if proportion[j] else est.population[j]
+        out.append(
+            Estimate(
+                item=item.question,
+                option=item.option,
+                statistic=statistic,
+                domain=domain,
+                domain_value=value,
+                estimate=_finite(estimate),
+                se=_finite(est.se[j]),
+                ci_low=_finite(low[j]),
+                ci_high=_finite(high[j]),
+                cv=_finite(cv[j]),
+                deff=_finite(deff[j]),
+                n=int(est.n[j]),
+                population=_finite(population),
+                df=int(est.df[j]),
+                flag=str(checked.reasons[j])[:32] or str(checked.flag[j]),
+                suppressed=bool(checked.suppressed[j]),
+            )
+        )
+    return out
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def recompute(
+    survey: Survey, *, trigger: str, spec: Spec | None = None, force: bool = False
+) -> EstimateRun | None:
+    """Compute and publish a new estimate version, unless nothing changed since the last
+    published one (runs are idempotent). Returns the run now current."""
+    stored_spec, spec_version = current_spec(survey)
+    spec = spec or stored_spec
+    started = time.perf_counter()
+    snapshot = load_snapshot(survey)
+    forms = [get_form(v) for v in sorted(snapshot.versions | _current(survey))]
+    key = _run_key(snapshot, spec)
+    latest = EstimateRun.objects.latest_published(survey)
+    if latest is not None and latest.snapshot_key == key and not force:
+        return latest
+    run = _start_run(survey, trigger, key, spec, spec_version, snapshot)
+    timings = {"load": time.perf_counter() - started}
+    try:
+        rows = _compute(snapshot, spec, forms, survey, timings)
+        _publish(run, rows, timings)
+    except Exception as exc:
+        EstimateRun.objects.filter(pk=run.pk).update(
+            status=EstimateRun.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
+        raise
+    run.refresh_from_db()
+    return run
+
+
+def _current(survey: Survey) -> set[int]:
+    return {survey.current_questionnaire_id} if survey.current_questionnaire_id else set()
+
+
+def _run_key(snapshot: Snapshot, spec: Spec) -> str:
+    digest = hashlib.sha256(snapshot.key.encode())
+    digest.update(json.dumps(spec.to_json(), sort_keys=True, default=str).encode())
+    digest.update(code_version().encode())
+    return digest.hexdigest()
+
+
+def _start_run(
+    survey: Survey, trigger: str, key: str, spec: Spec, spec_version: int, snapshot: Snapshot
+) -> EstimateRun:
+    counts = {c: int((snapshot.categories == c).sum()) for c in aapor.CATEGORIES}
+    rates = aapor.outcome_rates(counts)
+    for _attempt in range(3):
+        number = EstimateRun.objects.filter(survey=survey).aggregate(m=Max("number"))["m"] or 0
+        try:
+            with transaction.atomic():
+                return EstimateRun.objects.create(
+                    survey=survey,
+                    number=number + 1,
+                    trigger=trigger[:32],
+                    snapshot_key=key,
+                    snapshot={
+                        "cases": int(snapshot.case_ids.size),
+                        "categories": counts,
+                        "respondents": counts["I"] + counts["P"],
+                        "rr3": _number(rates["RR3"]),
+                        "rr4": _number(rates["RR4"]),
+                        "questionnaire_versions": sorted(snapshot.versions),
+                    },
+                    spec=spec.to_json(),
+                    spec_version=spec_version,
+                    code_version=code_version(),
+                    wave=Wave.objects.open_at(survey.pk, snapshot.read_at),
+                    data_as_of=snapshot.read_at,
+                )
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not number the estimate run")
+
+
+def _compute(
+    snapshot: Snapshot, spec: Spec, forms: list[Form], survey: Survey, timings: dict[str, float]
+) -> list[Estimate]:
+    started = time.perf_counter()
+    weights = compute_weights(snapshot, spec, lambda v: frame_totals(survey, snapshot, v))
+    timings["weighting"] = time.perf_counter() - started
+    started = time.perf_counter()
+    rows = estimate_all(snapshot, weights, spec, forms)
+    timings["estimation"] = time.perf_counter() - started
+    timings["diagnostics"] = weights.diagnostics  # type: ignore[assignment]
+    return rows
+
+
+def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) -> None:
+    diagnostics = timings.pop("diagnostics")
+    started = time.perf_counter()
+    with transaction.atomic():
+        for row in rows:
+            row.run = run
+        Estimate.objects.bulk_create(rows, batch_size=2000)
+        timings["write"] = time.perf_counter() - started
+        EstimateRun.objects.filter(pk=run.pk, status=EstimateRun.Status.RUNNING).update(
+            status=EstimateRun.Status.PUBLISHED,
+            finished_at=timezone.now(),
+            diagnostics=diagnostics,
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
+
+
+def frame_totals(
+    survey: Survey, snapshot: Snapshot, variable: str | tuple[str, ...]
+) -> dict[str, float]:
+    """Frame counts of a variable (or a cross of variables), for calibration controls."""
+    variables = (variable,) if isinstance(variable, str) else tuple(variable)
+    if all(v in snapshot.strata_variables for v in variables):
+        totals: dict[str, float] = {}
+        seen: set[str] = set()
+        for key, population, values in zip(
+            snapshot.strata, snapshot.population, _strata_values(snapshot, variables), strict=True
+        ):
+            if key not in seen:
+                seen.add(key)
+                totals[values] = totals.get(values, 0.0) + float(population)
+        return totals
+    return _counted_totals(survey, variables)
+
+
+def _strata_values(snapshot: Snapshot, variables: tuple[str, ...]) -> list[str]:
+    return _joined(snapshot, variables).tolist()
+
+
+def _counted_totals(survey: Survey, variables: tuple[str, ...]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    rows = FrameUnit.objects.filter(survey=survey).values_list("size_class", "region", "ksic")
+    for size, region, ksic in rows.iterator(chunk_size=20000):
+        derived = {
+            "size_class": size,
+            "region": region,
+            "ksic_division": ksic[:2],
+            "industry_group": KSIC_DIVISIONS.get(ksic[:2], "other"),
+            "region_area": REGION_AREAS.get(region, "other"),
+        }
+        key = "/".join(derived[v] for v in variables)
+        totals[key] = totals.get(key, 0.0) + 1.0
+    return totals
+
+
+# --- scheduling ----------------------------------------------------------------------------
+
+
+def run_pending(survey_id: int) -> str:
+    """Recompute while changes are pending; at most one run per survey at a time.
+
+    Bursts coalesce: a task that arrives during a run finds the lock taken and leaves (the
+    running loop sees its request), and runs are at least RECOMPUTE_MIN_INTERVAL apart.
+    """
+    with survey_lock(survey_id) as locked:
+        if not locked:
+            return "busy"
+        for _round in range(10):
+            marker = RecomputeRequest.objects.filter(survey_id=survey_id).aggregate(m=Max("pk"))[
+                "m"
+            ]
+            if marker is None:
+                return "done"
+            wait = _wait_before_next_run(survey_id)
+            if wait > 0:
+                _enqueue_later(survey_id, wait)
+                return "deferred"
+            survey = Survey.objects.get(pk=survey_id)
+            recompute(survey, trigger="worker")
+            RecomputeRequest.objects.filter(survey_id=survey_id, pk__lte=marker).delete()
+    return "done"
+
+
+def _wait_before_next_run(survey_id: int) -> float:
+    interval = settings.RECOMPUTE_MIN_INTERVAL_SECONDS
+    last = EstimateRun.objects.filter(survey_id=survey_id).aggregate(m=Max("started_at"))["m"]
+    if not interval or last is None:
+        return 0.0
+    return max(0.0, interval - (timezone.now() - last).total_seconds())
+
+
+def _enqueue_later(survey_id: int, seconds: float) -> None:
+    from .tasks import recompute_survey
+
+    try:
+        recompute_survey.apply_async(args=[survey_id], countdown=seconds, retry=False)
+    except Exception:
+        log.warning("queue unavailable; the sweep will schedule survey %s", survey_id)
+
+
+def sweep() -> dict[str, int]:
+    """Schedule surveys whose changes wait without a task (the queue was down, a worker died)
+    and mark runs that a dead worker left running as failed."""
+    from .tasks import recompute_survey
+
+    stale = timezone.now() - dt.timedelta(seconds=settings.RECOMPUTE_STALE_SECONDS)
+    abandoned = EstimateRun.objects.filter(
+        status=EstimateRun.Status.RUNNING, started_at__lt=stale
+    ).update(
+        status=EstimateRun.Status.FAILED,
+        error="abandoned: the worker stopped mid-run",
+        finished_at=timezone.now(),
+    )
+    waiting = list(RecomputeRequest.objects.values_list("survey_id", flat=True).distinct())
+    for survey_id in waiting:
+        try:
+            recompute_survey.apply_async(args=[survey_id], retry=False)
+        except Exception:
+            log.warning("queue unavailable; survey %s waits for the next sweep", survey_id)
+    return {"abandoned": abandoned, "scheduled": len(waiting)}

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .quality import Thresholds
+
 CALIBRATION_METHODS = ("none", "poststratify", "raking", "linear", "logit")
 CI_METHODS = ("logit", "korn_graubard", "wald")
 LONELY_PSU = ("adjust", "remove", "certainty", "average", "fail")
@@ -18,19 +20,6 @@ CLASS_VARIABLES = ("size_class", "region", "region_area", "industry_group", "ksi
 
 class SpecError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class Suppression:
-    # Methodology sec. F; every threshold is a setting.
-    min_n: int = 5
-    nchs_min_n: int = 30
-    nchs_max_width: float = 0.30
-    nchs_small_width: float = 0.05
-    nchs_max_relative_width: float = 1.30
-    min_df: int = 8
-    rse_caution: float = 0.25
-    rse_suppress: float = 0.50
 
 
 @dataclass(frozen=True)
@@ -52,17 +41,17 @@ class WeightingSpec:
     trim_upper: float | None = None
     lonely_psu: str = "adjust"
     ci_method: str = "logit"
-    confidence: float = 0.95
     domain_variables: tuple[str, ...] = ()
     domain_questions: tuple[str, ...] = ("sf_adopted",)
-    suppression: Suppression = field(default_factory=Suppression)
+    suppression: Thresholds = field(default_factory=Thresholds)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def describe(self) -> str:
         parts = [
-            "classes: strata" if self.weighting_classes == "stratum"
+            "classes: strata"
+            if self.weighting_classes == "stratum"
             else "classes: " + "×".join(self.weighting_classes),
             f"collapse below {self.min_respondents} respondents",
         ]
@@ -82,12 +71,14 @@ def parse_spec(data: Mapping[str, Any] | None) -> WeightingSpec:
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"unknown settings: {', '.join(unknown)}")
-    suppression = Suppression(**_checked_suppression(data.pop("suppression", {})))
+    suppression = Thresholds(**_checked_suppression(data.pop("suppression", {})))
     values: dict[str, Any] = {}
     for name, value in data.items():
         values[name] = _tupled(value) if isinstance(value, list) else value
     if "collapse_hierarchy" in values:
-        values["collapse_hierarchy"] = tuple(_tupled(level) for level in values["collapse_hierarchy"])
+        values["collapse_hierarchy"] = tuple(
+            _tupled(level) for level in values["collapse_hierarchy"]
+        )
     spec = WeightingSpec(suppression=suppression, **values)
     _check(spec)
     return spec
@@ -98,12 +89,12 @@ def _tupled(value: Any) -> Any:
 
 
 def _checked_suppression(data: Mapping[str, Any]) -> dict[str, Any]:
-    known = {f.name for f in fields(Suppression)}
+    known = {f.name for f in fields(Thresholds)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SpecError(f"unknown suppression settings: {', '.join(unknown)}")
     for name, value in data.items():
-        if not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise SpecError(f"suppression {name} must be a number ≥ 0")
     return dict(data)
 
@@ -132,8 +123,8 @@ def _check(spec: WeightingSpec) -> None:
     if spec.trim_lower is not None and spec.trim_upper is not None:
         if spec.trim_lower >= spec.trim_upper:
             raise SpecError("the lower trimming bound must be below the upper one")
-    if not 0.5 < spec.confidence < 1:
-        raise SpecError("confidence must be between 0.5 and 1")
+    if not 0.5 < spec.suppression.level < 1:
+        raise SpecError("the confidence level must be between 0.5 and 1")
 
 
 def collapse_levels(spec: WeightingSpec, strata_variables: list[str]) -> list[tuple[str, ...]]:

@@ -1,8 +1,13 @@
 from celery import shared_task
 
+from . import pipeline
 
-@shared_task(ignore_result=True)
-def recompute_survey(survey_id: int) -> None:
-    from .pipeline import run_pending
 
-    run_pending(survey_id)
+@shared_task(autoretry_for=(Exception,), retry_backoff=10, retry_backoff_max=300, max_retries=5)
+def recompute_survey(survey_id: int) -> str:
+    return pipeline.run_pending(survey_id)
+
+
+@shared_task
+def sweep() -> dict[str, int]:
+    return pipeline.sweep()

@@ -296,3 +296,7 @@ EMAIL_RETRY_BACKOFF_SECONDS = env_int("EMAIL_RETRY_BACKOFF_SECONDS", 30)
 # A message claimed this long ago without a result is not resent: it is marked uncertain.
 EMAIL_CLAIM_TIMEOUT_SECONDS = env_int("EMAIL_CLAIM_TIMEOUT_SECONDS", 600)
 SURVEY_HELP_DESK = env_str("SURVEY_HELP_DESK", "1588-0000")
+# Estimates: runs are at least this far apart while changes keep coming (bursts coalesce);
+# a run still marked running after RECOMPUTE_STALE_SECONDS was abandoned by its worker.
+RECOMPUTE_MIN_INTERVAL_SECONDS = env_float("RECOMPUTE_MIN_INTERVAL_SECONDS", 15.0 if REDIS_URL else 0)
+RECOMPUTE_STALE_SECONDS = env_int("RECOMPUTE_STALE_SECONDS", 900)
