@@ -120,9 +120,9 @@ def _check(spec: WeightingSpec) -> None:
     low, high = spec.calibration_bounds
     if not 0 <= low < 1 < high:
         raise SpecError("calibration bounds must satisfy 0 ≤ lower < 1 < upper")
-    if spec.trim_lower is not None and spec.trim_upper is not None:
-        if spec.trim_lower >= spec.trim_upper:
-            raise SpecError("the lower trimming bound must be below the upper one")
+    bounded = spec.trim_lower is not None and spec.trim_upper is not None
+    if bounded and spec.trim_lower >= spec.trim_upper:  # type: ignore[operator]
+        raise SpecError("the lower trimming bound must be below the upper one")
     if not 0.5 < spec.suppression.level < 1:
         raise SpecError("the confidence level must be between 0.5 and 1")
 
