@@ -69,6 +69,9 @@ class EstimateRun(models.Model):
     code_version = models.CharField(max_length=64, blank=True)
     diagnostics = models.JSONField(default=dict, blank=True)
     timings = models.JSONField(default=dict, blank=True)
+    weights = models.BinaryField(
+        blank=True, help_text="Per-case base and final weights of the run (numpy .npz)."
+    )
     wave = models.ForeignKey(
         "respondents.Wave", models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -129,6 +132,37 @@ class Estimate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item}/{self.option} {self.domain}={self.domain_value}"
+
+
+class ExportJob(models.Model):
+    """A large export written by the worker, with its progress and the file when done."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="export_jobs")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    what = models.CharField(max_length=32)
+    format = models.CharField(max_length=8)
+    parameters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    file = models.CharField(max_length=255, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.what}.{self.format} ({self.status})"
 
 
 class Download(models.Model):

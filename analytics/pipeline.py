@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import time
@@ -641,11 +642,31 @@ def _compute(
     rows = estimate_all(snapshot, weights, spec, forms)
     timings["estimation"] = time.perf_counter() - started
     timings["diagnostics"] = weights.diagnostics  # type: ignore[assignment]
+    timings["weights"] = _weights_blob(snapshot, weights)  # type: ignore[assignment]
     return rows
+
+
+def _weights_blob(snapshot: Snapshot, weights: Weights) -> bytes:
+    buffer = io.BytesIO()
+    base = weighting.design_weights(snapshot.strata, snapshot.population)
+    np.savez_compressed(buffer, case_ids=snapshot.case_ids, base=base, final=weights.final)
+    return buffer.getvalue()
+
+
+def run_weights(run: EstimateRun) -> dict[int, tuple[float, float]]:
+    """Case id -> (base weight, final weight) of a published run."""
+    if not run.weights:
+        return {}
+    data = np.load(io.BytesIO(bytes(run.weights)))
+    return {
+        int(case): (float(b), float(f))
+        for case, b, f in zip(data["case_ids"], data["base"], data["final"], strict=True)
+    }
 
 
 def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) -> None:
     diagnostics = timings.pop("diagnostics")
+    weights = timings.pop("weights")
     started = time.perf_counter()
     with transaction.atomic():
         for row in rows:

@@ -224,3 +224,13 @@ def test_answers_domains_split_adopters_and_non_adopters(run: EstimateRun) -> No
 
     assert among_adopters.n + among_others.n == 209
     assert 0 <= among_adopters.estimate <= 1
+
+
+def test_the_run_keeps_every_case_weight_for_the_microdata(run: EstimateRun) -> None:
+    weights = pipeline.run_weights(run)
+
+    assert len(weights) == 326
+    assert sum(final for _base, final in weights.values()) == pytest.approx(150108.2024176)
+    nonrespondents = Case.objects.filter(survey=run.survey).exclude(disposition__in=["1.1", "1.2"])
+    assert all(weights[c.pk][1] == 0 for c in nonrespondents)
+    assert sum(base for base, _final in weights.values()) == pytest.approx(163273)
