@@ -678,6 +678,7 @@ def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) ->
             finished_at=timezone.now(),
             diagnostics=diagnostics,
             timings={k: round(v, 4) for k, v in timings.items()},
+            weights=weights,
         )
 
 
