@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
     "config",
     "surveys",
     "respondents",
@@ -298,5 +300,24 @@ EMAIL_CLAIM_TIMEOUT_SECONDS = env_int("EMAIL_CLAIM_TIMEOUT_SECONDS", 600)
 SURVEY_HELP_DESK = env_str("SURVEY_HELP_DESK", "1588-0000")
 # Estimates: runs are at least this far apart while changes keep coming (bursts coalesce);
 # a run still marked running after RECOMPUTE_STALE_SECONDS was abandoned by its worker.
-RECOMPUTE_MIN_INTERVAL_SECONDS = env_float("RECOMPUTE_MIN_INTERVAL_SECONDS", 15.0 if REDIS_URL else 0)
+RECOMPUTE_MIN_INTERVAL_SECONDS = env_float(
+    "RECOMPUTE_MIN_INTERVAL_SECONDS", 15.0 if REDIS_URL else 0
+)
 RECOMPUTE_STALE_SECONDS = env_int("RECOMPUTE_STALE_SECONDS", 900)
+
+# Read-only results API (analytics/api.py): JSON only, API tokens only, OpenAPI 3 schema.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["analytics.api.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["analytics.api.HasApiToken"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Smart manufacturing survey results API",
+    "DESCRIPTION": "Published, population-weighted estimates and fieldwork status. "
+    "Suppressed cells never carry values.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}

@@ -7,27 +7,17 @@ file without a single problem replaces the survey's frame, in one transaction.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import itertools
 import json
-import os
 import re
-import shutil
-import tempfile
 import time
-import zipfile
-import zlib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
-from pathlib import Path
-from typing import IO, Any
-from xml.etree.ElementTree import ParseError
-from xml.parsers.expat import ExpatError
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
@@ -35,7 +25,6 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Count
 from django.utils.translation import gettext as _
-from xlsx2csv import InvalidXlsxFileException, SheetNotFoundException, Xlsx2csv
 
 from surveys.models import Survey
 
@@ -47,8 +36,8 @@ from .classifications import (
     normalise_business_id,
 )
 from .models import FrameUnit
+from .tabular import ImportRefused, ProblemLog, Source, open_binary, read_table
 
-Source = IO[bytes] | str | os.PathLike[str]
 StagedRow = tuple[Any, ...]
 
 REQUIRED_COLUMNS = (
@@ -62,9 +51,7 @@ REQUIRED_COLUMNS = (
     "email",
     "phone",
 )
-MAX_PROBLEMS = 1000
 BATCH_ROWS = 5000
-MAX_VALUE_CHARS = 80
 
 SIZE_CLASSES = {size.value: size.value for size in SizeClass} | {
     "소상공인": SizeClass.MICRO.value,
@@ -122,22 +109,6 @@ FROM frame_import_staging ORDER BY source_row"""
 
 
 @dataclass(frozen=True)
-class Problem:
-    row: int  # the spreadsheet row: the header is row 1
-    column: str
-    value: str
-    message: str
-
-    def __str__(self) -> str:
-        return _("Row %(row)s, column “%(column)s”, value “%(value)s”: %(message)s") % {
-            "row": self.row,
-            "column": self.column,
-            "value": self.value,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
 class ImportResult:
     rows: int
     by_size_class: dict[str, int]
@@ -145,38 +116,6 @@ class ImportResult:
     seconds: float
     replaced: int
     file_format: str
-
-
-class FrameImportError(Exception):
-    """The file was refused as a whole; `problems` holds the first MAX_PROBLEMS of `total`."""
-
-    def __init__(self, message: str, problems: list[Problem] | None = None, total: int = 0):
-        super().__init__(message)
-        self.message = message
-        self.problems = problems or []
-        self.total = max(total, len(self.problems))
-
-    @property
-    def omitted(self) -> int:
-        return self.total - len(self.problems)
-
-
-class ProblemLog:
-    """Problems in the order found: the first `limit` are kept, the rest only counted."""
-
-    def __init__(self, limit: int = MAX_PROBLEMS) -> None:
-        self.limit = limit
-        self.kept: list[Problem] = []
-        self.total = 0
-
-    def add(self, row: int, column: str, value: str, message: str) -> None:
-        self.total += 1
-        if len(self.kept) < self.limit:
-            self.kept.append(Problem(row, column, value[:MAX_VALUE_CHARS], message))
-
-    def refuse(self, message: str) -> FrameImportError:
-        problems = sorted(self.kept, key=lambda problem: problem.row)
-        return FrameImportError(message, problems, self.total)
 
 
 class _Invalid(Exception):
@@ -192,11 +131,11 @@ class Columns:
 
 
 def import_frame(survey: Survey, source: Source, *, filename: str) -> ImportResult:
-    """Replace the survey's frame with the file's firms, or raise FrameImportError."""
+    """Replace the survey's frame with the file's firms, or raise ImportRefused."""
     started = time.perf_counter()
     with (
-        _binary(source) as stream,
-        _table(stream, filename) as (rows, file_format),
+        open_binary(source) as stream,
+        read_table(stream, filename) as (rows, file_format),
         transaction.atomic(),
         connection.cursor() as cursor,
     ):
@@ -209,7 +148,7 @@ def import_frame(survey: Survey, source: Source, *, filename: str) -> ImportResu
         if log.total:
             raise log.refuse(_("The frame was not imported: the file has problems."))
         if not staged:
-            raise FrameImportError(_("The frame was not imported: the file has no firms."))
+            raise ImportRefused(_("The frame was not imported: the file has no firms."))
         replaced = _replace_frame(cursor, survey)
     return ImportResult(
         rows=staged,
@@ -221,117 +160,7 @@ def import_frame(survey: Survey, source: Source, *, filename: str) -> ImportResu
     )
 
 
-def write_report(error: FrameImportError, out: IO[str]) -> None:
-    """The refusal as CSV: one problem a line, and a last line counting those left out."""
-    writer = csv.writer(out)
-    writer.writerow([_("row"), _("column"), _("value"), _("problem")])
-    if not error.problems:
-        writer.writerow(["", "", "", error.message])
-    for problem in error.problems:
-        writer.writerow([problem.row, problem.column, problem.value, problem.message])
-    if error.omitted:
-        line = _("%(count)s more problems are not listed.") % {"count": error.omitted}
-        writer.writerow(["", "", "", line])
-
-
 # --- Reading ------------------------------------------------------------------------------
-
-
-@contextmanager
-def _binary(source: Source) -> Iterator[IO[bytes]]:
-    """A seekable binary stream; the file is read twice (encoding check, then rows)."""
-    if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as stream:
-            yield stream
-    elif source.seekable():
-        source.seek(0)
-        yield source
-    else:
-        with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
-            shutil.copyfileobj(source, spool)
-            spool.seek(0)
-            yield spool  # type: ignore[misc]
-
-
-@contextmanager
-def _table(stream: IO[bytes], filename: str) -> Iterator[tuple[Iterator[list[str]], str]]:
-    """The file's rows as lists of strings (header first), and the format found."""
-    suffix = Path(filename).suffix.lower()
-    if suffix == ".xlsx":
-        with _xlsx_rows(stream) as rows:
-            yield rows, "XLSX"
-    elif suffix in (".csv", ".txt"):
-        with _csv_rows(stream) as (rows, encoding):
-            yield rows, encoding
-    else:
-        raise FrameImportError(_("Upload a CSV or XLSX file."))
-
-
-@contextmanager
-def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[Iterator[list[str]], str]]:
-    encoding, label = _detect_encoding(stream)
-    text = io.TextIOWrapper(stream, encoding=encoding, newline="")  # type: ignore[type-var]
-    try:
-        yield _guarded(csv.reader(text)), label
-    finally:
-        text.detach()
-
-
-def _detect_encoding(stream: IO[bytes]) -> tuple[str, str]:
-    # Korean Excel saves CSV as CP949 (a superset of EUC-KR). Strict UTF-8 goes first:
-    # CP949 Hangul almost never forms valid UTF-8, while UTF-8 text often decodes, wrongly,
-    # as CP949.
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    first = stream.read(3)
-    stream.seek(0)
-    try:
-        for chunk in iter(lambda: stream.read(2**20), b""):
-            decoder.decode(chunk)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        stream.seek(0)
-        return "cp949", "CSV (CP949)"
-    stream.seek(0)
-    if first == codecs.BOM_UTF8:
-        return "utf-8-sig", "CSV (UTF-8, BOM)"
-    return "utf-8", "CSV (UTF-8)"
-
-
-def _guarded(rows: Iterator[list[str]]) -> Iterator[list[str]]:
-    try:
-        yield from rows
-    except UnicodeDecodeError:
-        raise FrameImportError(_("The file is neither UTF-8 nor CP949 (EUC-KR) text.")) from None
-    except csv.Error as exc:
-        raise FrameImportError(
-            _("The file is not readable CSV: %(error)s") % {"error": exc}
-        ) from None
-
-
-@contextmanager
-def _xlsx_rows(stream: IO[bytes]) -> Iterator[Iterator[list[str]]]:
-    """The first sheet as CSV rows, streamed: xlsx2csv parses the sheet XML with expat
-    several times faster than openpyxl, in constant memory."""
-    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as text:
-        try:
-            Xlsx2csv(
-                stream, outputencoding="utf-8", dateformat="%Y-%m-%d", skip_empty_lines=False
-            ).convert(text, sheetid=1)
-        except (InvalidXlsxFileException, SheetNotFoundException):
-            raise FrameImportError(_("The file is not a readable XLSX workbook.")) from None
-        except (
-            ParseError,
-            ExpatError,
-            zipfile.BadZipFile,
-            zlib.error,
-            EOFError,
-            KeyError,
-            ValueError,
-            OSError,
-        ):
-            raise FrameImportError(_("The file is not a readable XLSX workbook.")) from None
-        text.seek(0)
-        yield _guarded(csv.reader(text))
 
 
 # --- Validating ---------------------------------------------------------------------------
@@ -339,7 +168,7 @@ def _xlsx_rows(stream: IO[bytes]) -> Iterator[Iterator[list[str]]]:
 
 def _columns(header: list[str] | None) -> Columns:
     if header is None:
-        raise FrameImportError(_("The file is empty."))
+        raise ImportRefused(_("The file is empty."))
     names = [name.strip().lower() for name in header]
     while names and not names[-1]:
         names.pop()
@@ -502,7 +331,7 @@ def _lock_unsampled(survey: Survey) -> None:
     # pins it, since cases point at its units.
     Survey.objects.select_for_update().filter(pk=survey.pk).first()
     if survey.designs.filter(drawn_at__isnull=False).exists() or survey.cases.exists():
-        raise FrameImportError(
+        raise ImportRefused(
             _(
                 "The sample has already been drawn from this frame, so the frame can no "
                 "longer be replaced."

@@ -132,8 +132,14 @@ def queue_wave(wave: Wave, *, user: Any = None) -> QueueResult:
     before = Message.objects.filter(wave=wave).count()
     Message.objects.bulk_create(
         [
-            Message(case_id=pk, wave=wave, kind=kind, to_address=email, language=language,
-                    queued_by=user if getattr(user, "is_authenticated", False) else None)
+            Message(
+                case_id=pk,
+                wave=wave,
+                kind=kind,
+                to_address=email,
+                language=language,
+                queued_by=user if getattr(user, "is_authenticated", False) else None,
+            )
             for pk, email, language in with_email
         ],
         ignore_conflicts=True,
@@ -184,8 +190,9 @@ def send_one(message: Message, connection: BaseEmailBackend) -> str:
     if not case.has_credentials:
         case.issue_credentials()
     subject, body = render(case, message.wave, message.kind)
-    email = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [message.to_address],
-                         connection=connection)
+    email = EmailMessage(
+        subject, body, settings.DEFAULT_FROM_EMAIL, [message.to_address], connection=connection
+    )
     try:
         email.send()
     except smtplib.SMTPRecipientsRefused as exc:
@@ -208,8 +215,12 @@ def _finish(message: Message, status: str, error: str = "") -> str:
             status=status, sent_at=now if status == Message.Status.SENT else None, error=error
         )
         ContactAttempt.objects.create(
-            case=message.case, channel=ContactAttempt.Channel.EMAIL, at=now, wave=message.wave,
-            outcome=outcome, note=f"{message.kind}: {error}"[:1000] if error else message.kind,
+            case=message.case,
+            channel=ContactAttempt.Channel.EMAIL,
+            at=now,
+            wave=message.wave,
+            outcome=outcome,
+            note=f"{message.kind}: {error}"[:1000] if error else message.kind,
         )
         if status == Message.Status.BOUNCED and message.case.category == "U":
             message.case.record_disposition(

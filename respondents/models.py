@@ -282,6 +282,7 @@ class Case(models.Model):
         reason: str = "",
         at: dt.datetime | None = None,
         override: bool = False,
+        recompute: bool = True,
     ) -> DispositionEvent:
         """Record an event; the most recent event decides the current disposition.
 
@@ -308,9 +309,10 @@ class Case(models.Model):
             if event.applied:
                 Case.objects.filter(pk=case.pk).update(disposition=code, disposition_at=at)
                 self.disposition, self.disposition_at = code, at
-                from analytics.recompute import request_recompute
+                if recompute:
+                    from analytics.recompute import request_recompute
 
-                request_recompute(self.survey_id, reason=f"disposition {code}")
+                    request_recompute(self.survey_id, reason=f"disposition {code}")
         return event
 
 
@@ -458,8 +460,7 @@ class MessageTemplate(models.Model):
     body = models.TextField(
         _("body"),
         help_text=_(
-            "Placeholders: {name}, {business_id}, {link}, {access_code}, {deadline}, "
-            "{help_desk}."
+            "Placeholders: {name}, {business_id}, {link}, {access_code}, {deadline}, {help_desk}."
         ),
     )
     updated_at = models.DateTimeField(default=timezone.now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ def case(survey: Survey, *, credentials: bool = True, **fields: Any) -> tuple[Ca
         frame_unit=unit,
         business_id=unit.business_id,
         selection_order=unit.pk,
+        # drawn well before fieldwork, as in a real survey
+        disposition_at=timezone.now() - dt.timedelta(days=120),
     )
     token, code = new.issue_credentials() if credentials else ("", "")
     return new, token, code

@@ -30,7 +30,8 @@ from ..classifications import (
     SizeClass,
 )
 from ..forms import FrameUploadForm
-from ..frame_import import FrameImportError, import_frame, write_report
+from ..frame_import import import_frame
+from ..tabular import ImportRefused, write_report
 
 SHOWN_PROBLEMS = 50
 REPORT_NAME_RE = re.compile(r"[0-9a-f]{32}")
@@ -65,7 +66,7 @@ def upload(request: HttpRequest, survey: str) -> HttpResponse:
         file = form.cleaned_data["file"]
         try:
             result = import_frame(target, file, filename=file.name)
-        except FrameImportError as error:
+        except ImportRefused as error:
             context.update(
                 error=error,
                 problems=error.problems[:SHOWN_PROBLEMS],
@@ -147,7 +148,7 @@ def _report_path(survey: Survey, name: str) -> Path:
     return _report_dir() / f"frame-{survey.pk}-{name}.csv"
 
 
-def _save_report(survey: Survey, error: FrameImportError) -> str:
+def _save_report(survey: Survey, error: ImportRefused) -> str:
     """Keep the refusal report so it can be downloaded without uploading the file again."""
     _report_dir().mkdir(parents=True, exist_ok=True)
     _remove_old_reports()

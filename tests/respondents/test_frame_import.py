@@ -20,14 +20,9 @@ from django.urls import reverse
 from django.utils import translation
 
 from respondents.classifications import KSIC_DIVISIONS
-from respondents.frame_import import (
-    MAX_PROBLEMS,
-    FrameImportError,
-    ImportResult,
-    Problem,
-    import_frame,
-)
+from respondents.frame_import import ImportResult, import_frame
 from respondents.synthetic import business_ids, frame_rows
+from respondents.tabular import MAX_PROBLEMS, ImportRefused, Problem
 from surveys.models import Survey
 from tests import factories
 
@@ -84,8 +79,8 @@ def load(survey: Survey, data: bytes, filename: str = "frame.csv") -> ImportResu
     return import_frame(survey, io.BytesIO(data), filename=filename)
 
 
-def refusal(survey: Survey, data: bytes, filename: str = "frame.csv") -> FrameImportError:
-    with pytest.raises(FrameImportError) as info:
+def refusal(survey: Survey, data: bytes, filename: str = "frame.csv") -> ImportRefused:
+    with pytest.raises(ImportRefused) as info:
         load(survey, data, filename)
     return info.value
 

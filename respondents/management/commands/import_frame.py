@@ -4,8 +4,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from respondents.frame_import import FrameImportError, ImportResult, import_frame
-from surveys.models import Survey
+from config.commands import get_survey, refusal
+from respondents.frame_import import ImportResult, import_frame
+from respondents.tabular import ImportRefused
 
 
 class Command(BaseCommand):
@@ -19,21 +20,13 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
 
     def handle(self, *args: Any, survey: str, path: Path, **options: Any) -> None:
-        target = Survey.objects.filter(slug=survey).first()
-        if target is None:
-            raise CommandError(_("There is no survey with the ID %(slug)s.") % {"slug": survey})
+        target = get_survey(survey)
         if not path.is_file():
             raise CommandError(_("%(path)s: no such file") % {"path": path})
         try:
             result = import_frame(target, path, filename=path.name)
-        except FrameImportError as error:
-            for problem in error.problems:
-                self.stderr.write(str(problem))
-            if error.omitted:
-                self.stderr.write(
-                    _("%(count)s more problems are not listed.") % {"count": error.omitted}
-                )
-            raise CommandError(error.message) from None
+        except ImportRefused as error:
+            raise refusal(self, error) from None
         self.stdout.write(summary(result))
 
 

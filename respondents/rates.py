@@ -1,0 +1,729 @@
+"""Fieldwork progress: AAPOR outcome rates by domain and wave, completes per day against the
+target, the rate table's export and the chase list (methodology sec. C).
+
+Only in-sample cases count (unreleased reserve units are not in the sample). Every row
+estimates e from its own resolved cases (a domain's own cases; the total row all cases), as
+``aapor.rates_by_group`` does. Weighted figures replace each case by its base weight
+d_i = N_h/n_h. Since d_i is constant within a stratum, the cases are read already counted by
+stratum, disposition and domain values: a census of 163,273 firms comes back as a few
+thousand rows, and the number of queries is fixed whatever the number of cases.
+
+By wave: the situation at the end of each closed wave is the disposition every case had then,
+i.e. its latest applied DispositionEvent at or before the wave's end (3.11 when it had none).
+It is rebuilt from the history in one pass: each event moves one case from its previous code
+to its own, so the counts at a wave's end are the initial ones plus the moves up to that end.
+The wave open now shows the current dispositions.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from django.db import connection
+from django.db.models import Case as SqlCase
+from django.db.models import (
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Lag, Left, TruncDate
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from numpy.typing import NDArray
+
+from surveys.models import Survey
+
+from . import aapor, dispositions
+from .classifications import (
+    INDUSTRY_GROUP_LABELS,
+    KSIC_DIVISIONS,
+    REGION_AREA_LABELS,
+    REGION_AREAS,
+    VALUE_LABELS,
+    Region,
+    SizeClass,
+)
+from .models import Case, ContactAttempt, DispositionEvent, Message, Stratum, Wave
+from .sampling import safe_cell
+
+# The response target when Survey.target_responses is unset: 60 % of the sample (I + P).
+TARGET_RATE = 0.6
+TOTAL = "all"
+UNKNOWN = "unknown"
+CATEGORIES = aapor.CATEGORIES
+RESPONDED = ("I", "P")
+DOMAINS: tuple[str, ...] = ("stratum", "size_class", "region", "region_area", "industry_group")
+DOMAIN_TITLES = {
+    "stratum": gettext_lazy("By stratum"),
+    "size_class": gettext_lazy("By size class"),
+    "region": gettext_lazy("By region"),
+    "region_area": gettext_lazy("By region area"),
+    "industry_group": gettext_lazy("By industry group"),
+    "wave": gettext_lazy("By wave (cumulative at the end of each wave)"),
+}
+DOMAIN_ORDER: dict[str, list[str]] = {
+    "size_class": list(SizeClass.values),
+    "region": list(Region.values),
+    "region_area": list(REGION_AREA_LABELS),
+    "industry_group": list(INDUSTRY_GROUP_LABELS),
+}
+RATE_COLUMNS = tuple(name for name in aapor.RATE_NAMES if name != "e")
+EXPORT_COLUMNS = ("domain", "domain_value", "cases", *CATEGORIES, "e", *RATE_COLUMNS)
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a rate table: a domain value's counts (weighted or not) and rates."""
+
+    domain: str
+    value: str
+    label: str
+    cases: int
+    counts: dict[str, float]
+    rates: dict[str, float]
+
+    @cached_property
+    def percents(self) -> dict[str, float | None]:
+        """Rates in per cent for display; None where the denominator is 0."""
+        return {k: None if math.isnan(v) else 100 * v for k, v in self.rates.items()}
+
+    @property
+    def e(self) -> float | None:
+        return None if math.isnan(self.rates["e"]) else self.rates["e"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "domain_value": self.value,
+            "cases": self.cases,
+            **self.counts,
+            **self.rates,
+        }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Cumulative completes, and completes + partials, at the end of each fieldwork day."""
+
+    days: list[dt.date]
+    completes: list[int | None]  # None after today
+    responses: list[int | None]
+    target: int
+
+    def chart_data(self) -> dict[str, Any]:
+        return {
+            "labels": [day.isoformat() for day in self.days],
+            "completes": self.completes,
+            "responses": self.responses,
+            "target": self.target,
+            "names": {
+                "completes": _("Completes (I)"),
+                "responses": _("Completes and partials (I + P)"),
+                "target": _("Target"),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Fieldwork:
+    weighted: bool
+    sampled: int
+    target: int
+    total: Row
+    tables: dict[str, list[Row]]  # DOMAINS, then "wave"
+    progress: Progress
+
+    def rows(self) -> list[Row]:
+        return [self.total, *(row for rows in self.tables.values() for row in rows)]
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """In-sample cases counted by stratum, current disposition and domain values."""
+
+    stratum: IntArray
+    category: NDArray[np.str_]
+    count: IntArray
+    domains: dict[str, NDArray[Any]]
+
+
+@dataclass(frozen=True)
+class _Moves:
+    """Disposition changes counted by (wave bucket, stratum) and by (local day)."""
+
+    bucket: IntArray
+    stratum: IntArray
+    before: NDArray[np.str_]  # categories
+    after: NDArray[np.str_]
+    count: IntArray
+    day: list[dt.date]
+    day_before: NDArray[np.str_]
+    day_after: NDArray[np.str_]
+    day_count: IntArray
+
+
+def in_sample_cases(survey: Survey) -> QuerySet[Case]:
+    return Case.objects.filter(survey=survey).in_sample()
+
+
+def load_strata(survey: Survey) -> list[Stratum]:
+    return list(
+        Stratum.objects.filter(design__survey=survey, design__drawn_at__isnull=False)
+        .select_related("design")
+        .order_by("key")
+    )
+
+
+def _load_cells(survey: Survey) -> _Cells:
+    rows = list(
+        in_sample_cases(survey)
+        .values("stratum_id", "disposition", "frame_unit__size_class", "frame_unit__region")
+        .annotate(division=Left("frame_unit__ksic", 2), n=Count("pk"))
+        .values_list(
+            "stratum_id",
+            "disposition",
+            "frame_unit__size_class",
+            "frame_unit__region",
+            "division",
+            "n",
+        )
+        .order_by()
+    )
+    strata, codes, sizes, regions, divisions, counts = _columns(rows, 6)
+    return _Cells(
+        stratum=np.asarray(strata, dtype=np.int64),
+        category=categories_of(codes),
+        count=np.asarray(counts, dtype=np.int64),
+        domains={
+            "stratum": np.asarray(strata, dtype=np.int64),
+            "size_class": _mapped(sizes, None),
+            "region": _mapped(regions, None),
+            "region_area": _mapped(regions, REGION_AREAS),
+            "industry_group": _mapped(divisions, KSIC_DIVISIONS),
+        },
+    )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    return list(zip(*rows, strict=True)) if rows else [()] * width
+
+
+def categories_of(codes: Iterable[str]) -> NDArray[np.str_]:
+    """AAPOR categories of disposition codes, looking each distinct code up once."""
+    values = np.asarray(list(codes), dtype=object).astype(str)
+    if not len(values):
+        return np.empty(0, dtype="<U2")
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.array([aapor.category_of(code) for code in distinct])[inverse]
+
+
+def _mapped(values: Sequence[Any], mapping: dict[str, str] | None) -> NDArray[np.str_]:
+    found = (value if mapping is None else mapping.get(value or "") for value in values)
+    return np.array([value or UNKNOWN for value in found], dtype=str)
+
+
+def _load_moves(survey: Survey, ends: Sequence[dt.datetime]) -> _Moves:
+    """Changes of disposition from the event history, in one pass over the events.
+
+    LAG gives each applied event the code before it (3.11 for the first), so every row is a
+    move of one case from one code to another at a known time. Moves are counted by
+    (wave bucket, stratum) for the wave table, and by local day for the completes curve
+    (only moves into or out of 1.x matter there). The ORM cannot group over a window
+    function, hence the SQL around the ORM's own query.
+    """
+    sql, params = _events_with_previous(survey, ends).query.sql_with_params()
+    query = f"""
+        WITH events AS ({sql}),
+        moves AS (SELECT * FROM events WHERE previous <> new_code)
+        SELECT bucket, NULL, stratum, previous, new_code, COUNT(*) FROM moves
+        GROUP BY bucket, stratum, previous, new_code
+        UNION ALL
+        SELECT NULL, day, NULL, previous, new_code, COUNT(*) FROM moves
+        WHERE previous LIKE %s OR new_code LIKE %s
+        GROUP BY day, previous, new_code
+    """  # noqa: S608 (the inner SQL is the ORM's, with its parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(query, [*params, "1.%", "1.%"])
+        rows = cursor.fetchall()
+    return _moves_from(rows)
+
+
+def _events_with_previous(survey: Survey, ends: Sequence[dt.datetime]) -> QuerySet[Any]:
+    bucket = SqlCase(
+        *(When(at__lte=end, then=Value(k)) for k, end in enumerate(ends)),
+        default=Value(len(ends)),
+        output_field=IntegerField(),
+    )
+    previous = Window(
+        Lag("code", default=Value(dispositions.NOT_INVITED)),
+        partition_by=[F("case_id")],
+        order_by=[F("at").asc(), F("pk").asc()],
+    )
+    return (
+        DispositionEvent.objects.filter(applied=True, case__survey=survey)
+        .filter(Q(case__is_reserve=False) | Q(case__released_at__isnull=False))
+        .annotate(
+            bucket=bucket,
+            day=TruncDate("at"),
+            stratum=F("case__stratum_id"),
+            previous=previous,
+            new_code=F("code"),
+        )
+        .values_list("bucket", "day", "stratum", "previous", "new_code")
+        .order_by()
+    )
+
+
+def _moves_from(rows: list[tuple[Any, ...]]) -> _Moves:
+    by_wave = [row for row in rows if row[0] is not None]
+    by_day = [row for row in rows if row[0] is None]
+    buckets, _days, strata, before, after, counts = _columns(by_wave, 6)
+    _buckets, days, _strata, day_before, day_after, day_counts = _columns(by_day, 6)
+    return _Moves(
+        bucket=np.asarray(buckets, dtype=np.int64),
+        stratum=np.asarray(strata, dtype=np.int64),
+        before=categories_of(before),
+        after=categories_of(after),
+        count=np.asarray(counts, dtype=np.int64),
+        day=[_as_date(day) for day in days],
+        day_before=categories_of(day_before),
+        day_after=categories_of(day_after),
+        day_count=np.asarray(day_counts, dtype=np.int64),
+    )
+
+
+def _as_date(value: dt.date | str) -> dt.date:
+    # SQLite returns the truncated date as text from a raw cursor.
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+# --- waves -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _WavePlan:
+    waves: list[Wave]
+    ends: list[dt.datetime]  # distinct ends of the closed waves, in order: the bucket limits
+    now: dt.datetime
+
+    def end_of(self, wave: Wave) -> dt.datetime | None:
+        return wave.ends_at or wave.closed_at
+
+    def closed(self, wave: Wave) -> bool:
+        end = self.end_of(wave)
+        return end is not None and end <= self.now
+
+    def current(self, wave: Wave) -> bool:
+        return wave.starts_at <= self.now and not self.closed(wave)
+
+
+def _plan_waves(survey: Survey, now: dt.datetime) -> _WavePlan:
+    waves = list(Wave.objects.filter(survey=survey).order_by("starts_at", "pk"))
+    plan = _WavePlan(waves, [], now)
+    ends = sorted({plan.end_of(w) for w in waves if plan.closed(w)})  # type: ignore[type-var]
+    return _WavePlan(waves, ends, now)
+
+
+# --- computing -------------------------------------------------------------------------------
+
+
+def fieldwork(survey: Survey, *, weighted: bool, now: dt.datetime | None = None) -> Fieldwork:
+    """Every figure of the fieldwork dashboard and of the rate-table export."""
+    now = now or timezone.now()
+    strata = load_strata(survey)
+    plan = _plan_waves(survey, now)
+    cells = _load_cells(survey)
+    moves = _load_moves(survey, plan.ends)
+    base = base_weights(strata)
+    weights = cells.count * _lookup(base, cells.stratum) if weighted else cells.count
+    sampled = int(cells.count.sum())
+    target = target_responses(survey, sampled)
+    total = _total_row(cells.category, weights.astype(np.float64), sampled)
+    tables = {
+        domain: _domain_rows(domain, cells, weights.astype(np.float64), strata)
+        for domain in DOMAINS
+    }
+    tables["wave"] = _wave_rows(plan, cells, moves, base if weighted else None, total)
+    progress = _progress(plan, moves, target)
+    return Fieldwork(weighted, sampled, target, total, tables, progress)
+
+
+def base_weights(strata: Iterable[Stratum]) -> dict[int, float]:
+    """d_h = N_h/n_h by stratum id."""
+    return {s.pk: s.population / s.sample_size if s.sample_size else 0.0 for s in strata}
+
+
+def _lookup(values: dict[int, float], keys: IntArray) -> FloatArray:
+    return np.array([values.get(int(key), 0.0) for key in keys], dtype=np.float64)
+
+
+def target_responses(survey: Survey, sampled: int) -> int:
+    """Survey.target_responses, or else TARGET_RATE of the sample."""
+    if survey.target_responses:
+        return int(survey.target_responses)
+    return round(sampled * TARGET_RATE)
+
+
+def _total_row(categories: NDArray[np.str_], weights: FloatArray, cases: int) -> Row:
+    grouped = aapor.rates_by_group(categories, weights=weights)
+    return Row("all", TOTAL, _("All cases"), cases, grouped.total_counts, grouped.total)
+
+
+def _domain_rows(
+    domain: str, cells: _Cells, weights: FloatArray, strata: list[Stratum]
+) -> list[Row]:
+    values = cells.domains[domain]
+    if not len(values):
+        return []
+    grouped = aapor.rates_by_group(cells.category, weights=weights, groups=values)
+    keys, inverse = np.unique(values, return_inverse=True)
+    cases = np.bincount(inverse, weights=cells.count, minlength=len(keys))
+    texts, labels = _names(domain, strata)
+    rows = []
+    for key, n in zip(keys.tolist(), cases.tolist(), strict=True):
+        text = texts.get(key, str(key))
+        counts, rates = grouped.group_counts[key], grouped.groups[key]
+        rows.append(Row(domain, text, labels.get(key, text), int(n), counts, rates))
+    return sorted(rows, key=_sort_key(domain))
+
+
+def _names(domain: str, strata: list[Stratum]) -> tuple[dict[Any, str], dict[Any, str]]:
+    """How a domain's values are written in the export, and their display labels."""
+    if domain == "stratum":
+        texts = {s.pk: s.key for s in strata}
+        labels = {s.pk: Stratum.label_of(s.values, s.design.strata_variables) for s in strata}
+        return texts, labels
+    labels = {key: str(label) for key, label in VALUE_LABELS.get(domain, {}).items()}
+    return {}, {**labels, UNKNOWN: _("unknown")}
+
+
+def _sort_key(domain: str) -> Any:
+    order = DOMAIN_ORDER.get(domain, [])
+
+    def key(row: Row) -> tuple[int, str]:
+        position = order.index(row.value) if row.value in order else len(order)
+        return (position, row.value)
+
+    return key
+
+
+def _wave_rows(
+    plan: _WavePlan, cells: _Cells, moves: _Moves, base: dict[int, float] | None, current: Row
+) -> list[Row]:
+    states = _states_at_ends(plan, cells, moves)
+    rows = []
+    for wave in plan.waves:
+        if plan.closed(wave):
+            end = plan.ends.index(plan.end_of(wave))  # type: ignore[arg-type]
+            rows.append(_state_row(wave, states[end], base, int(cells.count.sum())))
+        elif plan.current(wave):
+            label = _("%(wave)s (so far)") % {"wave": wave.name}
+            rows.append(Row("wave", wave.name, label, current.cases, current.counts, current.rates))
+    return rows
+
+
+@dataclass(frozen=True)
+class _State:
+    strata: IntArray  # stratum ids, the rows of `counts`
+    counts: FloatArray  # cases by stratum (rows) and category (columns, CATEGORIES order)
+
+
+def _states_at_ends(plan: _WavePlan, cells: _Cells, moves: _Moves) -> list[_State]:
+    """Cases by stratum and category at each closed wave's end (3.11 before any event)."""
+    strata, cell_row = np.unique(cells.stratum, return_inverse=True)
+    initial = np.zeros((len(strata), len(CATEGORIES)))
+    initial[:, CATEGORIES.index("U")] = np.bincount(cell_row, cells.count, len(strata))
+    shift = np.zeros((len(plan.ends) + 1, len(strata), len(CATEGORIES)))
+    known = np.isin(moves.stratum, strata)
+    row = np.searchsorted(strata, moves.stratum[known])
+    bucket, count = moves.bucket[known], moves.count[known]
+    np.add.at(shift, (bucket, row, _category_index(moves.after[known])), count)
+    np.add.at(shift, (bucket, row, _category_index(moves.before[known])), -count)
+    cumulative = initial + np.cumsum(shift, axis=0)
+    return [_State(strata, cumulative[k]) for k in range(len(plan.ends))]
+
+
+def _category_index(categories: NDArray[np.str_]) -> IntArray:
+    lookup = {category: k for k, category in enumerate(CATEGORIES)}
+    return np.array([lookup[c] for c in categories], dtype=np.int64)
+
+
+def _state_row(wave: Wave, state: _State, base: dict[int, float] | None, cases: int) -> Row:
+    categories = np.tile(np.array(CATEGORIES), len(state.strata))
+    counts = state.counts.reshape(-1)
+    if base is not None:
+        counts = counts * np.repeat(_lookup(base, state.strata), len(CATEGORIES))
+    grouped = aapor.rates_by_group(categories, weights=np.maximum(counts, 0.0))
+    return Row("wave", wave.name, wave.name, cases, grouped.total_counts, grouped.total)
+
+
+def _progress(plan: _WavePlan, moves: _Moves, target: int) -> Progress:
+    today = timezone.localdate(plan.now)
+    days = _fieldwork_days(plan, moves, today)
+    offsets = np.array([(day - days[0]).days for day in moves.day], dtype=np.int64)
+    index = np.clip(offsets, 0, len(days) - 1)
+    series = {}
+    for name, members in (("completes", ("I",)), ("responses", RESPONDED)):
+        change = np.isin(moves.day_after, members).astype(np.int64)
+        change -= np.isin(moves.day_before, members)
+        daily = np.bincount(index, weights=change * moves.day_count, minlength=len(days))
+        totals = np.cumsum(daily).astype(np.int64).tolist()
+        series[name] = [n if day <= today else None for day, n in zip(days, totals, strict=True)]
+    return Progress(days, series["completes"], series["responses"], target)
+
+
+def _fieldwork_days(plan: _WavePlan, moves: _Moves, today: dt.date) -> list[dt.date]:
+    """From the first wave's start to the last wave's planned end (today while one has none)."""
+    starts = [timezone.localdate(w.starts_at) for w in plan.waves]
+    first = min(starts or moves.day or [today])
+    ends = [plan.end_of(w) for w in plan.waves]
+    if ends and None not in ends:
+        last = max(timezone.localdate(end) for end in ends if end is not None)
+    else:
+        last = today
+    last = max(last, first)
+    return [first + dt.timedelta(days=k) for k in range((last - first).days + 1)]
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def response_rate_rows(survey: Survey, *, weighted: bool) -> list[dict[str, Any]]:
+    """One dict per domain value (EXPORT_COLUMNS): the dashboard's figures, total first.
+
+    ``cases`` is always the number of cases; I..NE are sums of base weights when weighted.
+    Rates are fractions, NaN where their denominator is 0.
+    """
+    return [row.as_dict() for row in fieldwork(survey, weighted=weighted).rows()]
+
+
+def write_response_rates_csv(
+    survey: Survey, out: IO[str], *, weighted: bool, bom: bool = False
+) -> int:
+    """The rate table as CSV (NaN as an empty cell); returns the number of rows written.
+
+    ``bom`` starts the file with a UTF-8 byte-order mark so that Excel reads Korean names.
+    """
+    rows = response_rate_rows(survey, weighted=weighted)
+    if bom:
+        out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        writer.writerow([_csv_value(row[column]) for column in EXPORT_COLUMNS])
+    return len(rows)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return safe_cell(value)
+
+
+def export_response_rates(
+    survey: Survey, path: str | Path, *, weighted: bool, fmt: str = "csv"
+) -> int:
+    """What `manage.py export SURVEY --what response-rates --format csv --out PATH
+    [--weighted]` does; returns the number of rows. Raises ValueError for another format."""
+    if fmt != "csv":
+        raise ValueError(f"response rates are exported as csv, not {fmt!r}")
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        return write_response_rates_csv(survey, out, weighted=weighted)
+
+
+# --- chase list ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StratumLag:
+    """How far a stratum's completes + partials fall short of its share of the target."""
+
+    stratum: Stratum
+    sample_size: int
+    responded: int
+    target: float  # n_h × target rate
+    shortfall: float  # max(0, target − responded) / n_h
+
+    @property
+    def shortfall_percent(self) -> float:
+        return 100 * self.shortfall
+
+
+def stratum_lags(survey: Survey) -> dict[int, StratumLag]:
+    """Every stratum's shortfall against n_h × the survey's target rate.
+
+    The target rate is Survey.target_responses / n when set, else TARGET_RATE, so every
+    stratum is asked for the same response rate (I + P over n_h) and the strata furthest
+    below it are chased first.
+    """
+    responded_filter = Q(cases__disposition__startswith="1.") & (
+        Q(cases__is_reserve=False) | Q(cases__released_at__isnull=False)
+    )
+    strata = list(
+        Stratum.objects.filter(design__survey=survey, design__drawn_at__isnull=False)
+        .select_related("design")
+        .annotate(responded=Count("cases", filter=responded_filter))
+    )
+    sampled = sum(s.sample_size for s in strata)
+    rate = target_responses(survey, sampled) / sampled if sampled else TARGET_RATE
+    return {s.pk: _lag(s, rate) for s in strata}
+
+
+def _lag(stratum: Any, rate: float) -> StratumLag:
+    n = stratum.sample_size
+    target = n * rate
+    shortfall = max(0.0, target - stratum.responded) / n if n else 0.0
+    return StratumLag(stratum, n, stratum.responded, target, shortfall)
+
+
+def chase_cases(survey: Survey, lags: dict[int, StratumLag]) -> QuerySet[Case]:
+    """Cases reminders may go to and that have not submitted, the most needed first.
+
+    Ordered by their stratum's shortfall (largest first), then by fewest contact attempts,
+    then in sample order; annotated with the contact history summary.
+    """
+    shortfall = SqlCase(
+        *(When(stratum_id=pk, then=Value(lag.shortfall)) for pk, lag in lags.items()),
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
+    channels = {
+        f"attempts_{channel}": Count("contacts", filter=Q(contacts__channel=channel))
+        for channel in ContactAttempt.Channel.values
+    }
+    last = ContactAttempt.objects.filter(case=OuterRef("pk")).order_by("-at", "-pk")
+    last_email = Message.objects.filter(case=OuterRef("pk")).order_by("-queued_at", "-pk")
+    return (
+        Case.objects.filter(survey=survey)
+        .open_for_contact()
+        .exclude(response__status="submitted")
+        .select_related("frame_unit", "stratum")
+        .annotate(
+            shortfall=shortfall,
+            attempts=Count("contacts"),
+            **channels,
+            last_contact_at=Subquery(last.values("at")[:1]),
+            last_channel=Subquery(last.values("channel")[:1]),
+            last_outcome=Subquery(last.values("outcome")[:1]),
+            last_email_status=Subquery(last_email.values("status")[:1]),
+        )
+        .order_by("-shortfall", "attempts", "stratum__key", "selection_order")
+    )
+
+
+def chase_columns(*, contact: bool) -> list[tuple[str, str]]:
+    columns = [
+        ("rank", _("rank")),
+        ("business_id", _("business registration number")),
+        ("name", _("name")),
+        ("stratum", _("stratum")),
+        ("stratum_shortfall", _("stratum shortfall (share of n_h)")),
+        ("disposition", _("disposition")),
+        ("attempts", _("contact attempts")),
+        *((f"attempts_{value}", _("%(channel)s attempts") % {"channel": label})
+          for value, label in ContactAttempt.Channel.choices),
+        ("last_contact_at", _("last contact")),
+        ("last_channel", _("last channel")),
+        ("last_outcome", _("last outcome")),
+        ("last_email_status", _("last email status")),
+    ]  # fmt: skip
+    if contact:
+        columns += [("email", _("email")), ("phone", _("phone"))]
+    return columns
+
+
+@dataclass(frozen=True)
+class ContactSummary:
+    """A chase-list case's contact history, from the annotations of chase_cases()."""
+
+    by_channel: list[tuple[str, str, int]]  # (channel, label, attempts) for channels tried
+    last_at: dt.datetime | None
+    last_channel: str
+    last_outcome: str
+    last_email_status: str
+
+
+def contact_summary(case: Case) -> ContactSummary:
+    annotated: Any = case
+    channels = [
+        (value, str(label), getattr(annotated, f"attempts_{value}"))
+        for value, label in ContactAttempt.Channel.choices
+    ]
+    return ContactSummary(
+        by_channel=[channel for channel in channels if channel[2]],
+        last_at=annotated.last_contact_at,
+        last_channel=_label(ContactAttempt.Channel, annotated.last_channel),
+        last_outcome=_label(ContactAttempt.Outcome, annotated.last_outcome),
+        last_email_status=_label(Message.Status, annotated.last_email_status),
+    )
+
+
+def _label(choices: Any, value: str | None) -> str:
+    return str(dict(choices.choices).get(value, value or ""))
+
+
+def chase_rows(cases: Iterable[Case], *, contact: bool, start: int = 1) -> Iterator[list[Any]]:
+    """One row per case for the call centre's CSV, text made safe for spreadsheets."""
+    for rank, case in enumerate(cases, start=start):
+        annotated: Any = case
+        summary = contact_summary(case)
+        row: list[Any] = [
+            rank,
+            case.business_id,
+            case.frame_unit.name,
+            case.stratum.key,
+            round(annotated.shortfall, 4),
+            case.disposition,
+            annotated.attempts,
+            *(getattr(annotated, f"attempts_{value}") for value in ContactAttempt.Channel.values),
+            _local(summary.last_at),
+            summary.last_channel,
+            summary.last_outcome,
+            summary.last_email_status,
+        ]
+        if contact:
+            row += [case.frame_unit.email, case.frame_unit.phone]
+        yield [safe_cell(value) for value in row]
+
+
+def _local(at: dt.datetime | None) -> str:
+    return timezone.localtime(at).strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+def write_chase_csv(survey: Survey, out: IO[str], *, contact: bool) -> int:
+    """The whole chase list for the call centre: UTF-8 with BOM for Excel; returns rows."""
+    cases = chase_cases(survey, stratum_lags(survey))
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow([label for _name, label in chase_columns(contact=contact)])
+    written = 0
+    for row in chase_rows(cases.iterator(chunk_size=2000), contact=contact):
+        writer.writerow(row)
+        written += 1
+    return written
