@@ -785,3 +785,17 @@ def sweep() -> dict[str, int]:
         except Exception:
             log.warning("queue unavailable; survey %s waits for the next sweep", survey_id)
     return {"abandoned": abandoned, "scheduled": len(waiting)}
+
+
+def close_wave(wave: Wave, *, user: Any = None) -> EstimateRun | None:
+    """Freeze the wave's figures: the version computed now becomes its official one."""
+    run = recompute(wave.survey, trigger=f"wave closed: {wave.name}"[:32])
+    now = timezone.now()
+    Wave.objects.filter(pk=wave.pk).update(
+        closed_at=now,
+        closed_by=user if getattr(user, "is_authenticated", False) else None,
+        official_run=run,
+        ends_at=wave.ends_at or now,
+    )
+    wave.refresh_from_db()
+    return run

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from surveys.forms import UploadField
 from surveys.models import Survey
 
-from . import sampling
+from . import aapor, sampling
 from .classifications import Region, SizeClass
-from .models import CaseQuerySet, SampleDesign, Stratum
+from .models import (
+    CaseQuerySet,
+    ContactAttempt,
+    MessageTemplate,
+    SampleDesign,
+    Stratum,
+    Wave,
+)
 
 SEED_DIGITS = 10**9
 
@@ -192,3 +201,89 @@ class CredentialsForm(forms.Form):
         ),
         required=False,
     )
+
+
+class WaveForm(forms.ModelForm):
+    class Meta:
+        model = Wave
+        fields = ["name", "kind", "starts_at", "ends_at"]
+        widgets = {
+            "starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "ends_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        starts, ends = data.get("starts_at"), data.get("ends_at")
+        if starts and ends and ends <= starts:
+            raise forms.ValidationError(_("The wave must end after it starts."))
+        return data
+
+
+def disposition_choices() -> list[tuple[str, str]]:
+    return [(code, f"{code} {_(entry.label)}") for code, entry in aapor.DISPOSITION_CODES.items()]
+
+
+class DispositionForm(forms.Form):
+    code = forms.ChoiceField(label=_("Disposition (AAPOR)"), choices=disposition_choices)
+    at = forms.DateTimeField(
+        label=_("Date and time"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text=_("When the outcome happened; the most recent event decides the disposition."),
+    )
+    reason = forms.CharField(
+        label=_("Reason or note"),
+        max_length=1000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    override = forms.BooleanField(
+        label=_("Override a submitted response"),
+        required=False,
+        help_text=_("Needed to move a firm that submitted its answers to a non-response code."),
+    )
+
+    def clean_at(self) -> dt.datetime:
+        at: dt.datetime = self.cleaned_data["at"]
+        if at > timezone.now() + dt.timedelta(minutes=5):
+            raise forms.ValidationError(_("The date cannot be in the future."))
+        return at
+
+
+class ContactForm(forms.ModelForm):
+    class Meta:
+        model = ContactAttempt
+        fields = ["channel", "at", "outcome", "note"]
+        widgets = {
+            "at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "note": forms.Textarea(attrs={"rows": 2}),
+        }
+
+
+class MessageTemplateForm(forms.ModelForm):
+    class Meta:
+        model = MessageTemplate
+        fields = ["subject", "body"]
+        widgets = {"body": forms.Textarea(attrs={"rows": 12})}
+
+    def clean_body(self) -> str:
+        body: str = self.cleaned_data["body"]
+        if "{link}" not in body and "{access_code}" not in body:
+            raise forms.ValidationError(
+                _("The message must give the firm its {link} or its {access_code}.")
+            )
+        return body
+
+
+class FieldworkImportForm(forms.Form):
+    KINDS = [
+        ("dispositions", _("Dispositions from a call centre")),
+        ("responses", _("Keyed responses (phone, paper, fax)")),
+    ]
+    kind = forms.ChoiceField(label=_("What the file holds"), choices=KINDS)
+    mode = forms.ChoiceField(
+        label=_("Mode of keyed responses"),
+        choices=[("phone", _("phone")), ("paper", _("paper")), ("fax", _("fax"))],
+        required=False,
+    )
+    file = UploadField(label=_("File"), extensions=(".csv", ".xlsx"))

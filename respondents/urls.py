@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from .views import frame, sample
+from .views import fieldwork, frame, sample
 
 app_name = "respondents"
 SURVEY = "manage/<slug:survey>/"
@@ -17,4 +17,14 @@ urlpatterns = [
     ),
     path(SURVEY + "sample/strata/<int:stratum>/release/", sample.release, name="release"),
     path(SURVEY + "credentials/", sample.credentials, name="credentials"),
+    path(SURVEY + "waves/", fieldwork.waves, name="waves"),
+    path(SURVEY + "waves/<int:wave>/send/", fieldwork.send_wave, name="send_wave"),
+    path(SURVEY + "waves/<int:wave>/close/", fieldwork.close, name="close_wave"),
+    path(
+        SURVEY + "templates/<str:kind>/<str:language>/",
+        fieldwork.message_template,
+        name="message_template",
+    ),
+    path(SURVEY + "cases/<int:case>/", fieldwork.case_detail, name="case"),
+    path(SURVEY + "imports/", fieldwork.fieldwork_import, name="fieldwork_import"),
 ]

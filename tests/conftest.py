@@ -45,3 +45,35 @@ def _tasks_in_process() -> None:
     from config.celery import app
 
     app.conf.task_always_eager = True
+
+
+def login_as(role: str | None, *, perms: tuple[str, ...] = ()) -> Client:
+    """A client signed in as a new staff user in a role group (or none), with extra perms."""
+    from django.contrib.auth.models import Group, Permission, User
+
+    user = User.objects.create_user(f"user{User.objects.count() + 1}", password="x")
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    for code in perms:
+        app_label, codename = code.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    client.cookies["django_language"] = "en"
+    return client
+
+
+@pytest.fixture
+def manager_client(db: None) -> Client:
+    from config.roles import FIELDWORK_MANAGERS
+
+    return login_as(FIELDWORK_MANAGERS)
+
+
+@pytest.fixture
+def admin_user_client(db: None) -> Client:
+    from config.roles import ADMINISTRATORS
+
+    return login_as(ADMINISTRATORS)
