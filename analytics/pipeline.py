@@ -189,16 +189,22 @@ def compute_weights(
         categories = np.where(categories == "P", "R", categories)
     masks = weighting.status_masks(categories)
     hierarchy, names = _class_hierarchy(snapshot, spec)
+    # D2 needs a unit of known status in each class, D3 enough respondents: each step
+    # collapses along the same hierarchy for its own reason, and both logs are kept.
+    everyone = np.ones(base.shape, dtype=bool)
+    known_classes = weighting.collapse_classes(
+        hierarchy, base, everyone, masks.known, r_min=1, names=names
+    )
+    d1 = weighting.adjust_unknown(base, masks.known, known_classes.classes)
     collapsed = weighting.collapse_classes(
         hierarchy,
-        base,
+        d1,
         masks.eligible,
         masks.respondent,
         r_min=spec.min_respondents,
         a_max=spec.max_adjustment,
         names=names,
     )
-    d1 = weighting.adjust_unknown(base, masks.known, collapsed.classes)
     adjusted = weighting.adjust_nonresponse(d1, masks.eligible, masks.respondent, collapsed.classes)
     final = np.where(masks.respondent, adjusted.weights, 0.0)
     projection = None
@@ -217,6 +223,10 @@ def compute_weights(
         final[respondent] = trimmed.weights
         steps.append("trim")
     diagnostics = _diagnostics(snapshot, base, final, masks, collapsed, adjusted, steps)
+    diagnostics["collapsed_for_eligibility"] = [
+        {"from": step.source, "into": step.target, "reason": step.reason}
+        for step in known_classes.log
+    ]
     return Weights(final, masks.respondent, projection, diagnostics)
 
 
@@ -567,6 +577,9 @@ def recompute(
     spec = spec or stored_spec
     started = time.perf_counter()
     snapshot = load_snapshot(survey)
+    if not np.isin(snapshot.categories, ["I", "P"]).any():
+        # Nothing to estimate before the first answers: no version, and no error.
+        return EstimateRun.objects.latest_published(survey)
     forms = [get_form(v) for v in sorted(snapshot.versions | _current(survey))]
     key = _run_key(snapshot, spec)
     latest = EstimateRun.objects.latest_published(survey)

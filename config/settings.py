@@ -305,10 +305,12 @@ RECOMPUTE_MIN_INTERVAL_SECONDS = env_float(
 )
 RECOMPUTE_STALE_SECONDS = env_int("RECOMPUTE_STALE_SECONDS", 900)
 
-# Read-only results API (analytics/api.py): JSON only, API tokens only, OpenAPI 3 schema.
+# Read-only results API (analytics/api.py): JSON only, OpenAPI 3 schema. Its views name their
+# own authentication (API tokens); any other DRF view is closed by default, and no session
+# cookie ever authenticates an API call.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["analytics.api.ApiTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["analytics.api.HasApiToken"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

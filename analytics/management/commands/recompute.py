@@ -22,8 +22,15 @@ class Command(BaseCommand):
         parser.add_argument("--margins", default="", help="frame variables, comma-separated")
         parser.add_argument("--force", action="store_true", help="publish even if unchanged")
 
-    def handle(self, *args: Any, survey: str, calibration: str | None, margins: str,
-               force: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        survey: str,
+        calibration: str | None,
+        margins: str,
+        force: bool,
+        **options: Any,
+    ) -> None:
         target = get_survey(survey)
         spec, _version = pipeline.current_spec(target)
         if calibration or margins:
@@ -45,6 +52,10 @@ class Command(BaseCommand):
         timings = ", ".join(f"{k} {v:.2f} s" for k, v in run.timings.items())
         self.stdout.write(
             _("Version %(number)s: %(respondents)s respondents, %(estimates)s estimates (%(t)s).")
-            % {"number": run.number, "respondents": run.snapshot.get("respondents"),
-               "estimates": run.estimates.count(), "t": timings}
+            % {
+                "number": run.number,
+                "respondents": run.snapshot.get("respondents"),
+                "estimates": run.estimates.count(),
+                "t": timings,
+            }
         )

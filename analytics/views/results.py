@@ -1,0 +1,688 @@
+"""Results pages: the headline table of a published estimate version and one item's detail.
+
+Every page states which version (run) it shows and offers the other published versions and
+each wave's official figures. A suppressed cell shows no value anywhere: not in the tables,
+not in the charts' data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from respondents.classifications import VALUE_LABELS
+from respondents.models import Wave
+from surveys.models import Survey
+from surveys.questionnaire import Form, Question, get_form
+
+from .. import quality
+from ..models import Estimate, EstimateRun
+from ..quality import Thresholds
+from ..spec import SpecError, WeightingSpec, parse_spec
+
+VIEW_RESULTS = "analytics.view_results"
+# The version menu lists this many recent runs, plus every wave's official run.
+RECENT_RUNS = 50
+HEAVY_RUN_FIELDS = ("weights", "timings", "diagnostics")
+OVERALL = "all"
+SELECT_TYPES = ("select_one", "select_multiple")
+STATISTIC_ORDER = ("proportion", "mean", "total")
+
+# Reason codes as analytics.quality orders them (most severe first), each with a fixed marker
+# so that a marker means the same on every page.
+REASON_ORDER = (
+    quality.NO_DATA,
+    quality.MIN_N,
+    quality.MIN_CELL,
+    quality.DOMINANCE,
+    quality.NCHS_N,
+    quality.NCHS_NEFF,
+    quality.NCHS_WIDTH,
+    quality.NCHS_RELATIVE_WIDTH,
+    quality.RSE_HIGH,
+    quality.RSE_UNDEFINED,
+    quality.DF_LOW,
+    quality.P_EXTREME,
+    quality.RSE_CAUTION,
+)
+MARKERS = {code: "abcdefghijklm"[k] for k, code in enumerate(REASON_ORDER)}
+REASON_LEVELS = {
+    **dict.fromkeys(REASON_ORDER[:9], quality.SUPPRESS),
+    **dict.fromkeys((quality.RSE_UNDEFINED, quality.DF_LOW, quality.P_EXTREME), quality.REVIEW),
+    quality.RSE_CAUTION: quality.CAUTION,
+}
+
+DOMAIN_TITLES = {
+    OVERALL: gettext_lazy("All firms"),
+    "stratum": gettext_lazy("By stratum"),
+    "stratum_code": gettext_lazy("By stratum"),
+    "size_class": gettext_lazy("By size class"),
+    "industry_group": gettext_lazy("By industry group"),
+    "ksic_division": gettext_lazy("By KSIC division"),
+    "region_area": gettext_lazy("By region area"),
+    "region": gettext_lazy("By region"),
+}
+UNIT_PATTERNS = (
+    re.compile(r"단위\s*[:：]\s*([^.。)]+)"),
+    re.compile(r"\bunit\s*:\s*([^.;)]+)", re.IGNORECASE),
+)
+
+
+# --- flags ------------------------------------------------------------------------------------
+
+
+def reasons_of(flag: str) -> list[str]:
+    """The reason codes of a stored flag, most severe first ("OK" has none).
+
+    The flag column holds 32 characters, so the last code of a long combination may be cut
+    off: it is recovered when its remaining prefix names exactly one code.
+    """
+    codes = []
+    for part in flag.split("+"):
+        if part in MARKERS:
+            codes.append(part)
+            continue
+        matches = [code for code in REASON_ORDER if part and code.startswith(part)]
+        if len(matches) == 1:
+            codes.append(matches[0])
+    return codes
+
+
+def reason_texts(t: Thresholds) -> dict[str, str]:
+    """What each reason code means, with the thresholds of the run's spec."""
+    return {
+        quality.NO_DATA: _("No respondent in the base"),
+        quality.MIN_N: _("Fewer than %(n)s respondents in the base (confidentiality)")
+        % {"n": t.min_n},
+        quality.MIN_CELL: _("Fewer than %(n)s respondents in the cell (confidentiality)")
+        % {"n": t.min_cell_n},
+        quality.DOMINANCE: _(
+            "One firm holds more than %(share)s %% of the total, or fewer than %(n)s firms "
+            "contribute (dominance)"
+        )
+        % {"share": _number(t.dominance_max_share * 100), "n": t.dominance_min_n},
+        quality.NCHS_N: _("n < %(n)s") % {"n": t.nchs_min_n},
+        quality.NCHS_NEFF: _("Effective sample size < %(n)s") % {"n": _number(t.nchs_min_neff)},
+        quality.NCHS_WIDTH: _("CI too wide (Korn–Graubard width ≥ %(width)s points)")
+        % {"width": _number(t.nchs_max_width * 100)},
+        quality.NCHS_RELATIVE_WIDTH: _(
+            "CI too wide for a small share (Korn–Graubard width > %(share)s %% of the estimate)"
+        )
+        % {"share": _number(t.nchs_max_relative_width * 100)},
+        quality.RSE_HIGH: _("RSE > %(rse)s %%: too unreliable to publish")
+        % {"rse": _number(t.rse_suppress * 100)},
+        quality.RSE_UNDEFINED: _("RSE undefined (the estimate is 0): review"),
+        quality.DF_LOW: _("Fewer than %(df)s degrees of freedom: review") % {"df": t.min_df},
+        quality.P_EXTREME: _("Estimate of exactly 0 or 100 per cent: no CI; review"),
+        quality.RSE_CAUTION: _("RSE %(low)s–%(high)s %%: use with caution")
+        % {"low": _number(t.rse_caution * 100), "high": _number(t.rse_suppress * 100)},
+    }
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+LEVEL_LABELS = {
+    quality.SUPPRESS: gettext_lazy("suppressed"),
+    quality.REVIEW: gettext_lazy("review"),
+    quality.CAUTION: gettext_lazy("use with caution"),
+}
+
+
+@dataclass(frozen=True)
+class Legend:
+    code: str
+    marker: str
+    text: str
+    level: str
+
+    @property
+    def level_label(self) -> str:
+        return str(LEVEL_LABELS[self.level])
+
+
+def legend_for(cells: Iterable[Cell], texts: dict[str, str]) -> list[Legend]:
+    """The reasons that occur on a page, in severity order."""
+    used = {code for cell in cells for code in cell.reasons}
+    return [
+        Legend(code, MARKERS[code], texts[code], REASON_LEVELS[code])
+        for code in REASON_ORDER
+        if code in used
+    ]
+
+
+# --- cells ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One estimate as shown: values scaled (per cent for proportions), blank when suppressed."""
+
+    row: Estimate
+    reasons: tuple[str, ...]
+    notes: tuple[str, ...]  # what each reason means
+
+    @property
+    def percent(self) -> bool:
+        return self.row.statistic == Estimate.Statistic.PROPORTION
+
+    @property
+    def scale(self) -> float:
+        return 100.0 if self.percent else 1.0
+
+    @property
+    def reason_text(self) -> str:
+        """The primary reason: why a suppressed cell is blank."""
+        return self.notes[0] if self.notes else ""
+
+    @property
+    def suppressed(self) -> bool:
+        return self.row.suppressed
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.reasons) and not self.row.suppressed
+
+    @property
+    def markers(self) -> list[str]:
+        return [MARKERS[code] for code in self.reasons]
+
+    @property
+    def digits(self) -> str:
+        """floatformat argument: totals in whole units, the rest to one decimal."""
+        return "0g" if self.row.statistic == Estimate.Statistic.TOTAL else "1g"
+
+    def _shown(self, value: float | None, scale: float = 1.0) -> float | None:
+        if self.row.suppressed or value is None:
+            return None
+        return value * scale
+
+    @property
+    def value(self) -> float | None:
+        return self._shown(self.row.estimate, self.scale)
+
+    @property
+    def se(self) -> float | None:
+        return self._shown(self.row.se, self.scale)
+
+    @property
+    def low(self) -> float | None:
+        return self._shown(self.row.ci_low, self.scale)
+
+    @property
+    def high(self) -> float | None:
+        return self._shown(self.row.ci_high, self.scale)
+
+    @property
+    def cv(self) -> float | None:
+        return self._shown(self.row.cv, 100.0)
+
+    @property
+    def deff(self) -> float | None:
+        return self._shown(self.row.deff)
+
+    @property
+    def population(self) -> float | None:
+        # For a proportion this is N̂·p: publishing it would publish p.
+        return self._shown(self.row.population)
+
+
+def cell_of(row: Estimate, texts: dict[str, str]) -> Cell:
+    reasons = tuple(reasons_of(row.flag))
+    return Cell(row, reasons, tuple(texts[code] for code in reasons))
+
+
+# --- the version shown ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    number: int
+    data_as_of: Any
+    wave_name: str | None
+    official_of: str | None  # the wave whose official figures this run is
+
+
+@dataclass
+class Version:
+    """The published run a page shows, and the ones the user can switch to."""
+
+    run: EstimateRun
+    latest_number: int
+    recent: list[tuple[int, Any, str | None]]
+    waves: list[Wave]
+
+    @cached_property
+    def official_waves(self) -> dict[int, Wave]:
+        """Run number -> the wave whose official figures it is."""
+        return {wave.official_run.number: wave for wave in self.waves}  # type: ignore[union-attr]
+
+    @property
+    def official_wave(self) -> Wave | None:
+        return self.official_waves.get(self.run.number)
+
+    @property
+    def is_latest(self) -> bool:
+        return self.run.number == self.latest_number
+
+    @cached_property
+    def choices(self) -> list[Choice]:
+        seen = {number: (as_of, wave) for number, as_of, wave in self.recent}
+        for number, wave in self.official_waves.items():
+            seen.setdefault(number, (wave.official_run.data_as_of, None))  # type: ignore[union-attr]
+        return [
+            Choice(number, as_of, wave, self._official_name(number))
+            for number, (as_of, wave) in sorted(seen.items(), reverse=True)
+        ]
+
+    def _official_name(self, number: int) -> str | None:
+        wave = self.official_waves.get(number)
+        return wave.name if wave else None
+
+    @cached_property
+    def spec(self) -> WeightingSpec | None:
+        try:
+            return parse_spec(self.run.spec)
+        except (SpecError, TypeError):
+            return None
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.spec.suppression if self.spec else Thresholds()
+
+    @property
+    def level(self) -> float:
+        return self.thresholds.level * 100
+
+    @property
+    def weighting(self) -> str:
+        return self.spec.describe() if self.spec else _("stored settings no longer readable")
+
+    @property
+    def respondents(self) -> int | None:
+        return self.run.snapshot.get("respondents")
+
+    @property
+    def rr3(self) -> float | None:
+        rate = self.run.snapshot.get("rr3")
+        return None if rate is None else rate * 100
+
+    @cached_property
+    def texts(self) -> dict[str, str]:
+        return reason_texts(self.thresholds)
+
+    def query(self, **extra: str) -> str:
+        return "?" + urlencode({"run": self.run.number, **extra})
+
+
+def _published_runs(survey: Survey) -> Any:
+    return (
+        EstimateRun.objects.published()
+        .filter(survey=survey)
+        .select_related("wave")
+        .defer(*HEAVY_RUN_FIELDS)
+        .order_by("-number")
+    )
+
+
+def _requested_number(request: HttpRequest, waves: Sequence[Wave]) -> int | None:
+    wave_id, number = request.GET.get("wave", ""), request.GET.get("run", "")
+    if wave_id:
+        wave = next((w for w in waves if str(w.pk) == wave_id), None)
+        if wave is None:
+            raise Http404("no official figures for this wave")
+        return wave.official_run.number  # type: ignore[union-attr]
+    if number:
+        if not number.isdigit():
+            raise Http404("no such version")
+        return int(number)
+    return None
+
+
+def load_version(request: HttpRequest, survey: Survey) -> Version | None:
+    """The version asked for (?run=N or ?wave=ID), else the latest published one."""
+    waves = list(
+        Wave.objects.filter(survey=survey, official_run__status=EstimateRun.Status.PUBLISHED)
+        .select_related("official_run")
+        .only("pk", "name", "starts_at", "official_run__number", "official_run__data_as_of")
+        .order_by("starts_at")
+    )
+    number = _requested_number(request, waves)
+    runs = _published_runs(survey)
+    recent = list(runs.values_list("number", "data_as_of", "wave__name")[:RECENT_RUNS])
+    if not recent:
+        if number is not None:
+            raise Http404("no such version")
+        return None
+    run = runs.filter(number=number).first() if number is not None else runs.first()
+    if run is None:
+        raise Http404("no such version")
+    return Version(run=run, latest_number=recent[0][0], recent=recent, waves=waves)
+
+
+# --- questionnaire labels ---------------------------------------------------------------------
+
+
+def forms_for(survey: Survey, run: EstimateRun) -> list[Form]:
+    """The current questionnaire, then the versions the run's answers came from."""
+    ids = [survey.current_questionnaire_id, *sorted(run.snapshot.get("questionnaire_versions", []))]
+    return [get_form(i) for i in dict.fromkeys(i for i in ids if i)]
+
+
+def question_of(forms: Sequence[Form], name: str) -> Question | None:
+    return next((form.questions[name] for form in forms if name in form.questions), None)
+
+
+def question_order(forms: Sequence[Form]) -> dict[str, int]:
+    names = dict.fromkeys(name for form in forms for name in form.questions)
+    return {name: k for k, name in enumerate(names)}
+
+
+def unit_of(question: Question | None) -> str:
+    """The unit a numeric question states in its hint ("Unit: KRW million. ...")."""
+    hint = question.hint_text() if question else ""
+    for pattern in UNIT_PATTERNS:
+        found = pattern.search(hint)
+        if found:
+            return found.group(1).strip()
+    return ""
+
+
+def option_label(question: Question | None, row: Estimate) -> str:
+    if row.option:
+        return question.choice_text(row.option) if question else row.option
+    unit = unit_of(question)
+    if row.statistic == Estimate.Statistic.MEAN:
+        return _("Mean (%(unit)s)") % {"unit": unit} if unit else _("Mean")
+    if row.statistic == Estimate.Statistic.TOTAL:
+        return _("Total (%(unit)s)") % {"unit": unit} if unit else _("Total")
+    return _("Share of firms")
+
+
+def option_key(question: Question | None, row: Estimate) -> tuple[int, int]:
+    names = question.choice_names if question else ()
+    place = names.index(row.option) if row.option in names else len(names)
+    return place, STATISTIC_ORDER.index(row.statistic)
+
+
+def domain_title(domain: str, forms: Sequence[Form]) -> str:
+    if domain in DOMAIN_TITLES:
+        return str(DOMAIN_TITLES[domain])
+    question = question_of(forms, domain)
+    if question is not None:
+        return _("By answer to “%(question)s”") % {"question": question.text()}
+    return _("By %(variable)s") % {"variable": domain}
+
+
+def value_label(domain: str, value: str, forms: Sequence[Form]) -> str:
+    labels = VALUE_LABELS.get(domain)
+    if labels is not None:
+        return str(labels.get(value, value))
+    question = question_of(forms, domain)
+    return question.choice_text(value) if question else value
+
+
+def value_order(domain: str, forms: Sequence[Form]) -> list[str]:
+    if domain in VALUE_LABELS:
+        return list(VALUE_LABELS[domain])
+    question = question_of(forms, domain)
+    return list(question.choice_names) if question else []
+
+
+# --- the headline table -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    cell: Cell
+    url: str
+
+
+@dataclass(frozen=True)
+class Block:
+    """One question of the headline table with its options (or its mean)."""
+
+    name: str
+    text: str
+    multiple: bool
+    lines: list[Line]
+
+
+def headline_blocks(
+    rows: Sequence[Estimate], forms: Sequence[Form], version: Version, survey: Survey
+) -> list[Block]:
+    by_item: dict[str, list[Estimate]] = {}
+    for row in rows:
+        if row.statistic != Estimate.Statistic.TOTAL:
+            by_item.setdefault(row.item, []).append(row)
+    order = question_order(forms)
+    blocks = []
+    for item in sorted(by_item, key=lambda name: order.get(name, len(order))):
+        question = question_of(forms, item)
+        lines = [
+            Line(
+                option_label(question, row),
+                cell_of(row, version.texts),
+                _detail_url(survey, version, row),
+            )
+            for row in sorted(by_item[item], key=lambda r: option_key(question, r))
+        ]
+        multiple = question is not None and question.type == "select_multiple"
+        blocks.append(Block(item, question.text() if question else item, multiple, lines))
+    return blocks
+
+
+def _detail_url(survey: Survey, version: Version, row: Estimate) -> str:
+    url = reverse("results:detail", kwargs={"survey": survey.slug, "item": row.item})
+    return url + version.query(option=row.option, statistic=row.statistic)
+
+
+@login_required
+@permission_required(VIEW_RESULTS, raise_exception=True)
+def headline(request: HttpRequest, survey: str) -> HttpResponse:
+    found = get_object_or_404(Survey, slug=survey)
+    version = load_version(request, found)
+    context: dict[str, Any] = {
+        "survey": found,
+        "survey_title": found.title_in(get_language() or "ko"),
+        "version": version,
+        "blocks": [],
+        "legend": [],
+    }
+    if version is not None:
+        rows = list(
+            Estimate.objects.filter(run=version.run, domain=OVERALL, domain_value=OVERALL)
+            .exclude(statistic=Estimate.Statistic.TOTAL)
+            .order_by("pk")
+        )
+        blocks = headline_blocks(rows, forms_for(found, version.run), version, found)
+        cells = (line.cell for block in blocks for line in block.lines)
+        context.update(blocks=blocks, legend=legend_for(cells, version.texts))
+    return render(request, "analytics/results.html", context)
+
+
+# --- one item's detail ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tab:
+    """One option (or statistic) of the item: the detail shows one at a time."""
+
+    label: str
+    option: str
+    statistic: str
+    url: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class DomainTable:
+    key: str
+    title: str
+    rows: list[tuple[str, Cell]]
+
+
+def pick_cell(rows: Sequence[Estimate], request: HttpRequest) -> tuple[str, str]:
+    """The (option, statistic) asked for, else the item's first one."""
+    overall = [r for r in rows if r.domain == OVERALL]
+    asked = (request.GET.get("option", ""), request.GET.get("statistic", ""))
+    if any((r.option, r.statistic) == asked for r in overall):
+        return asked
+    if not overall:
+        raise Http404("no such item in this version")
+    return overall[0].option, overall[0].statistic
+
+
+def domain_tables(
+    rows: Sequence[Estimate], forms: Sequence[Form], texts: dict[str, str]
+) -> list[DomainTable]:
+    by_domain: dict[str, list[Estimate]] = {}
+    for row in rows:
+        by_domain.setdefault(row.domain, []).append(row)
+    tables = []
+    for domain, cells in by_domain.items():
+        order = value_order(domain, forms)
+
+        def place(row: Estimate, order: list[str] = order) -> tuple[int, str]:
+            value = row.domain_value
+            return (order.index(value) if value in order else len(order), value)
+
+        ordered = sorted(cells, key=place)
+        tables.append(
+            DomainTable(
+                domain,
+                domain_title(domain, forms),
+                [(value_label(domain, r.domain_value, forms), cell_of(r, texts)) for r in ordered],
+            )
+        )
+    return tables
+
+
+def history_of(
+    survey: Survey, item: str, option: str, statistic: str, version: Version
+) -> dict[str, list[Any]]:
+    """The overall estimate and its CI in every published version, oldest first."""
+    points = (
+        Estimate.objects.filter(
+            run__survey=survey,
+            run__status=EstimateRun.Status.PUBLISHED,
+            item=item,
+            option=option,
+            statistic=statistic,
+            domain=OVERALL,
+            domain_value=OVERALL,
+        )
+        .order_by("run__number")
+        .values_list("run__number", "estimate", "ci_low", "ci_high", "suppressed")
+    )
+    scale = 100.0 if statistic == Estimate.Statistic.PROPORTION else 1.0
+    history: dict[str, list[Any]] = {k: [] for k in ("runs", "values", "low", "high", "official")}
+    for number, estimate, low, high, suppressed in points:
+        history["runs"].append(number)
+        for key, value in (("values", estimate), ("low", low), ("high", high)):
+            history[key].append(None if suppressed or value is None else value * scale)
+        wave = version.official_waves.get(number)
+        history["official"].append(wave.name if wave else None)
+    return history
+
+
+def chart_data(
+    tables: Sequence[DomainTable], history: dict[str, list[Any]], cell: Cell, version: Version
+) -> dict[str, Any]:
+    return {
+        "percent": cell.percent,
+        "current": version.run.number,
+        "domains": [
+            {
+                "key": table.key,
+                "title": table.title,
+                "labels": [label for label, _cell in table.rows],
+                "values": [c.value for _label, c in table.rows],
+                "low": [c.low for _label, c in table.rows],
+                "high": [c.high for _label, c in table.rows],
+            }
+            for table in tables
+        ],
+        "history": history,
+        "names": {
+            "estimate": _("Estimate"),
+            "low": _("Lower CI bound"),
+            "high": _("Upper CI bound"),
+            "ci": _("%(level)s %% confidence interval") % {"level": _number(version.level)},
+            "official": _("Official figures of %(wave)s"),
+            "version": _("Version %(number)s"),
+        },
+    }
+
+
+def _tabs(
+    overall: Sequence[Estimate], question: Question | None, chosen: tuple[str, str], url: str
+) -> list[Tab]:
+    ordered = sorted(overall, key=lambda r: option_key(question, r))
+    return [
+        Tab(
+            option_label(question, r),
+            r.option,
+            r.statistic,
+            url + urlencode({"option": r.option, "statistic": r.statistic}),
+            (r.option, r.statistic) == chosen,
+        )
+        for r in ordered
+    ]
+
+
+@login_required
+@permission_required(VIEW_RESULTS, raise_exception=True)
+def detail(request: HttpRequest, survey: str, item: str) -> HttpResponse:
+    found = get_object_or_404(Survey, slug=survey)
+    version = load_version(request, found)
+    if version is None:
+        raise Http404("no published estimates yet")
+    rows = list(Estimate.objects.filter(run=version.run, item=item).order_by("pk"))
+    option, statistic = pick_cell(rows, request)
+    forms = forms_for(found, version.run)
+    question = question_of(forms, item)
+    chosen = [r for r in rows if (r.option, r.statistic) == (option, statistic)]
+    tables = domain_tables(chosen, forms, version.texts)
+    headline_cell = next(t for t in tables if t.key == OVERALL).rows[0][1]
+    by_domain = [t for t in tables if t.key != OVERALL]
+    history = history_of(found, item, option, statistic, version)
+    base_url = reverse("results:detail", kwargs={"survey": found.slug, "item": item})
+    keep = [("option", option), ("statistic", statistic)]
+    context = {
+        "survey": found,
+        "survey_title": found.title_in(get_language() or "ko"),
+        "version": version,
+        "keep": keep,
+        "keep_query": "&" + urlencode(keep),
+        "item": item,
+        "question": question.text() if question else item,
+        "label": option_label(question, headline_cell.row),
+        "cell": headline_cell,
+        "tabs": _tabs(
+            [r for r in rows if r.domain == OVERALL],
+            question,
+            (option, statistic),
+            base_url + version.query() + "&",
+        ),
+        "tables": by_domain,
+        "legend": legend_for((c for t in tables for _l, c in t.rows), version.texts),
+        "chart": chart_data(by_domain, history, headline_cell, version),
+        "headline_url": reverse("results:headline", kwargs={"survey": found.slug})
+        + version.query(),
+    }
+    return render(request, "analytics/results_detail.html", context)

@@ -1,0 +1,145 @@
+"""Everything a newcomer needs to see the platform at work, with realistic synthetic data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from analytics import pipeline
+from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS, ensure_roles
+from respondents import sampling, simulation
+from respondents.frame_import import import_frame
+from respondents.models import Wave
+from respondents.synthetic import write_frame
+from surveys.models import Survey
+from surveys.xlsform import load_questionnaire
+
+FORM = Path(settings.BASE_DIR) / "surveys" / "questionnaires" / "smart_manufacturing.xlsx"
+SLUG = "smart_manufacturing"
+USERS = {
+    "manager": ("manager-demo-2024", FIELDWORK_MANAGERS),
+    "admin": ("admin-demo-2024", ADMINISTRATORS),
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the demo: the shipped questionnaire, a synthetic frame of 163,273 firms, a "
+        "stratified sample of 5,000, simulated fieldwork waves with their estimate versions, "
+        "and a manager and an admin account."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--rows", type=int, default=163_273, help="frame size")
+        parser.add_argument("--sample", type=int, default=5_000, help="sample size")
+        parser.add_argument("--reset", action="store_true", help="rebuild the demo survey")
+
+    def handle(self, *args: Any, rows: int, sample: int, reset: bool, **options: Any) -> None:
+        ensure_roles()
+        self._users()
+        survey = Survey.objects.filter(slug=SLUG).first()
+        if survey is not None and reset:
+            self.stdout.write("Removing the earlier demo survey…")
+            _delete(survey)
+            survey = None
+        if survey is None or not survey.cases.exists():
+            survey = self._build(rows, sample)
+        self._print(survey)
+
+    def _users(self) -> None:
+        for username, (password, role) in USERS.items():
+            user, created = User.objects.get_or_create(username=username)
+            if created:
+                user.set_password(password)
+                user.is_staff = username == "admin"
+                user.save()
+            user.groups.add(Group.objects.get(name=role))
+        admin = User.objects.get(username="admin")
+        admin.user_permissions.add(
+            Permission.objects.get(
+                content_type__app_label="analytics", codename="download_identified"
+            )
+        )
+
+    def _build(self, rows: int, sample: int) -> Survey:
+        started = time.perf_counter()
+        survey = Survey.objects.filter(slug=SLUG).first()
+        if survey is None:
+            survey = load_questionnaire(FORM.read_bytes(), source_name=FORM.name).survey
+        survey.target_responses = int(sample * 0.6)
+        survey.save(update_fields=["target_responses"])
+        self._step(f"Questionnaire “{survey.title}” loaded", started)
+        frame = Path(settings.VAR_DIR) / "demo" / "frame.csv"
+        frame.parent.mkdir(parents=True, exist_ok=True)
+        write_frame(frame, rows=rows)
+        result = import_frame(survey, frame, filename=frame.name)
+        self._step(f"Synthetic frame of {result.rows:,} firms imported ({frame})", started)
+        design = sampling.draw_sample(
+            survey,
+            strata_variables=["industry_group", "size_class", "region_area"],
+            allocation="proportional",
+            sample_size=sample,
+            min_per_stratum=2,
+            seed=42,
+            reserve_fraction=0.2,
+        )
+        self._step(
+            f"Stratified sample of {design.sample_size:,} drawn "
+            f"({design.strata.count()} strata, seed 42, 20 % reserve)",
+            started,
+        )
+        for _issued in sampling.issue_credentials(survey):
+            pass
+        self._step("Links and access codes issued", started)
+        start = timezone.now() - dt.timedelta(days=55)
+
+        def estimate(wave: Wave) -> None:
+            if wave.ends_at and wave.ends_at < timezone.now():
+                pipeline.close_wave(wave)
+            else:
+                pipeline.recompute(survey, trigger="demo")
+
+        simulation.simulate(survey, start=start, after_wave=estimate)
+        self._step("Four waves of fieldwork simulated; an estimate version per wave", started)
+        return survey
+
+    def _step(self, text: str, started: float) -> None:
+        self.stdout.write(f"[{time.perf_counter() - started:6.1f} s] {text}")
+
+    def _print(self, survey: Survey) -> None:
+        base = settings.SITE_URL
+        lines = [
+            "",
+            "The demo is ready.",
+            f"  Staff sign-in:      {base}/accounts/login/",
+            "    fieldwork manager: manager / manager-demo-2024",
+            "    administrator:     admin / admin-demo-2024 (also the Django admin at /admin/)",
+            f"  Fieldwork dashboard: {base}/manage/{survey.slug}/fieldwork/",
+            f"  Results:            {base}/manage/{survey.slug}/results/",
+            f"  Firms' sign-in:     {base}/login/",
+            "  A few firms that have not answered yet (personal links and access codes):",
+        ]
+        for case in list(simulation.open_cases(survey))[:5]:
+            _token, code = case.derive_credentials()
+            lines.append(f"    {case.business_id}  code {code}  {case.respondent_link()}")
+        self.stdout.write("\n".join(lines))
+
+
+def _delete(survey: Survey) -> None:
+    from analytics.models import EstimateRun
+    from respondents.models import Case, FrameUnit
+
+    with transaction.atomic():
+        Wave.objects.filter(survey=survey).update(official_run=None)
+        EstimateRun.objects.filter(survey=survey).delete()
+        Case.objects.filter(survey=survey).delete()
+        FrameUnit.objects.filter(survey=survey).delete()
+        survey.delete()
