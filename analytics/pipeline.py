@@ -7,6 +7,7 @@ to published); a run that fails or is killed publishes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -67,7 +68,8 @@ def current_spec(survey: Survey) -> tuple[Spec, int]:
 
 @dataclass
 class Snapshot:
-    """Every in-sample case with its design variables, status and (for respondents) answers."""
+    """Every in-sample case with its design variables and status, and the respondents'
+    answers as one column per estimated item (NaN where not asked or not answered)."""
 
     case_ids: npt.NDArray[np.int64]
     strata: npt.NDArray[np.str_]
@@ -75,16 +77,22 @@ class Snapshot:
     categories: npt.NDArray[np.str_]  # I, P, R, NC, O, U, NE
     variables: dict[str, npt.NDArray[np.str_]]
     strata_variables: list[str]
-    answers: dict[int, dict[str, Any]]
+    items: list[Item]
+    y: FloatArray  # respondents (in case order) x items
+    choices: dict[str, npt.NDArray[np.object_]]  # single-choice answers, for domains
     versions: set[int]
     read_at: Any = None
 
     @property
+    def respondent(self) -> npt.NDArray[np.bool_]:
+        return np.isin(self.categories, ["I", "P"])
+
+    @property
     def key(self) -> str:
         digest = hashlib.sha256()
-        for array in (self.case_ids, self.strata, self.population, self.categories):
+        for array in (self.case_ids, self.strata, self.population, self.categories, self.y):
             digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(json.dumps(self.answers, sort_keys=True, default=str).encode())
+        digest.update(json.dumps([dataclasses.astuple(i) for i in self.items]).encode())
         return digest.hexdigest()
 
 
@@ -99,9 +107,7 @@ def load_snapshot(survey: Survey) -> Snapshot:
         .order_by("pk")
         .values_list(
             "pk",
-            "stratum__key",
-            "stratum__population",
-            "stratum__values",
+            "stratum_id",
             "disposition",
             "frame_unit__size_class",
             "frame_unit__region",
@@ -110,20 +116,34 @@ def load_snapshot(survey: Survey) -> Snapshot:
     )
     if not rows:
         raise weighting.WeightingError("the sample has no cases")
-    ids, keys, pops, values, codes, sizes, regions, ksics = zip(*rows, strict=True)
+    ids, stratum_ids, codes, sizes, regions, ksics = zip(*rows, strict=True)
+    strata = {
+        pk: (key, population, values)
+        for pk, key, population, values in design.strata.values_list(
+            "pk", "key", "population", "values"
+        )
+    }
+    keys = [strata[pk][0] for pk in stratum_ids]
     strata_variables = list(design.strata_variables)
-    variables = _frame_variables(values, sizes, regions, ksics, strata_variables)
-    categories = np.array([aapor.category_of(code) for code in codes])
-    respondents = np.isin(categories, ["I", "P"])
-    answers, versions = _answers(np.asarray(ids)[respondents].tolist())
+    stratum_values = [strata[pk][2] for pk in stratum_ids]
+    variables = _frame_variables(stratum_values, sizes, regions, ksics, strata_variables)
+    lookup = {code: aapor.category_of(code) for code in set(codes)}
+    categories = np.array([lookup[code] for code in codes])
+    case_ids = np.asarray(ids, dtype=np.int64)
+    respondent_ids = case_ids[np.isin(categories, ["I", "P"])]
+    answers, versions = _answers(survey, respondent_ids)
+    forms = [get_form(v) for v in sorted(versions | _current(survey))]
+    items, y, choices = item_matrix(forms, answers)
     return Snapshot(
-        case_ids=np.asarray(ids, dtype=np.int64),
+        case_ids=case_ids,
         strata=np.asarray(keys),
-        population=np.asarray(pops, dtype=np.float64),
+        population=np.asarray([strata[pk][1] for pk in stratum_ids], dtype=np.float64),
         categories=categories,
         variables=variables,
         strata_variables=strata_variables,
-        answers=answers,
+        items=items,
+        y=y,
+        choices=choices,
         versions=versions,
         read_at=read_at,
     )
@@ -151,18 +171,21 @@ def _frame_variables(
     return {name: np.asarray(column) for name, column in derived.items()}
 
 
-def _answers(case_ids: list[int]) -> tuple[dict[int, dict[str, Any]], set[int]]:
-    answers: dict[int, dict[str, Any]] = {}
+def _answers(
+    survey: Survey, case_ids: npt.NDArray[np.int64]
+) -> tuple[list[Mapping[str, Any]], set[int]]:
+    """The answers of these cases, in their order (one query, not one per batch of ids)."""
+    by_case: dict[int, Mapping[str, Any]] = {}
     versions: set[int] = set()
-    for start in range(0, len(case_ids), 5000):
-        batch = case_ids[start : start + 5000]
-        query = Response.objects.filter(case_id__in=batch).values_list(
-            "case_id", "answers", "questionnaire_id"
-        )
-        for case_id, values, version in query:
-            answers[case_id] = values
+    query = Response.objects.filter(case__survey=survey).values_list(
+        "case_id", "answers", "questionnaire_id"
+    )
+    wanted = set(case_ids.tolist())
+    for case_id, values, version in query.iterator(chunk_size=10000):
+        if case_id in wanted:
+            by_case[case_id] = values
             versions.add(version)
-    return answers, versions
+    return [by_case.get(int(i), {}) for i in case_ids], versions
 
 
 # --- weights -------------------------------------------------------------------------------
@@ -387,19 +410,19 @@ def _number(value: float) -> float | None:
 # --- estimates -----------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Item:
     """One estimated column: a question, an option, and how it is summarised."""
 
     question: str
     option: str
-    statistics: tuple[str, ...]  # "proportion", or "mean" and "total"
+    statistics: tuple[str, ...]  # ("proportion",) or ("mean", "total")
 
 
-def items_of(
-    forms: Sequence[Form], answers: Mapping[int, Mapping[str, Any]]
-) -> tuple[list[Item], Callable[[Mapping[str, Any]], list[float]]]:
-    """The estimated columns of every questionnaire version, and a row builder.
+def item_matrix(
+    forms: Sequence[Form], answers: Sequence[Mapping[str, Any]]
+) -> tuple[list[Item], FloatArray, dict[str, npt.NDArray[np.object_]]]:
+    """The estimated columns of every questionnaire version, built column by column.
 
     Each option of a single-choice question is a 0/1 column over those who answered it
     (shares sum to 100 %); each option of a multiple-choice question is its own 0/1 column
@@ -412,39 +435,39 @@ def items_of(
             if question.type in ESTIMATED_TYPES and not question.pii:
                 questions.setdefault(name, question)
     items: list[Item] = []
-    for name, q in questions.items():
-        if q.type in ("select_one", "select_multiple"):
-            items.extend(Item(name, choice, ("proportion",)) for choice in q.choice_names)
-        elif q.type == "calculate":
-            numbers = [a.get(name) for a in answers.values()]
-            if any(isinstance(v, str) for v in numbers):
+    columns: list[FloatArray] = []
+    choices: dict[str, npt.NDArray[np.object_]] = {}
+    for name, question in questions.items():
+        raw = np.empty(len(answers), dtype=object)
+        raw[:] = [a.get(name) for a in answers]
+        if question.type == "select_one":
+            choices[name] = raw
+            answered = raw != None  # noqa: E711 (element-wise on an object array)
+            for option in question.choice_names:
+                items.append(Item(name, option, ("proportion",)))
+                columns.append(np.where(answered, (raw == option).astype(np.float64), np.nan))
+        elif question.type == "select_multiple":
+            answered = np.fromiter((bool(v) for v in raw), bool, len(raw))
+            for option in question.choice_names:
+                chosen = np.fromiter((bool(v) and option in v for v in raw), bool, len(raw))
+                items.append(Item(name, option, ("proportion",)))
+                columns.append(np.where(answered, chosen.astype(np.float64), np.nan))
+        else:
+            numbers = np.fromiter((_float(v) for v in raw), np.float64, len(raw))
+            if question.type == "calculate" and any(isinstance(v, str) for v in raw):
                 continue
-            binary = all(v in (None, 0, 1) for v in numbers)
+            seen = numbers[~np.isnan(numbers)]
+            binary = question.type == "calculate" and bool(np.isin(seen, (0.0, 1.0)).all())
             items.append(Item(name, "", ("proportion",) if binary else ("mean", "total")))
-        else:
-            items.append(Item(name, "", ("mean", "total")))
-    return items, lambda values: _row(items, questions, values)
+            columns.append(numbers)
+    y = np.column_stack(columns) if columns else np.empty((len(answers), 0))
+    return items, y, choices
 
 
-def _row(
-    items: list[Item], questions: Mapping[str, Question], values: Mapping[str, Any]
-) -> list[float]:
-    out = []
-    for item in items:
-        value = values.get(item.question)
-        kind = questions[item.question].type
-        if value is None or value == [] or value == "":
-            out.append(np.nan)
-        elif kind == "select_one":
-            out.append(1.0 if value == item.option else 0.0)
-        elif kind == "select_multiple":
-            out.append(1.0 if item.option in value else 0.0)
-        else:
-            try:
-                out.append(float(value))
-            except (TypeError, ValueError):
-                out.append(np.nan)
-    return out
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return np.nan
+    return float(value)
 
 
 def domain_variables(snapshot: Snapshot, spec: Spec) -> list[str]:
@@ -458,15 +481,11 @@ def domain_variables(snapshot: Snapshot, spec: Spec) -> list[str]:
     return [v for v in dict.fromkeys(chosen) if v in snapshot.variables]
 
 
-def estimate_all(
-    snapshot: Snapshot, weights: Weights, spec: Spec, forms: Sequence[Form]
-) -> list[Estimate]:
+def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estimate]:
     respondent = weights.respondent
-    ids = snapshot.case_ids[respondent]
-    items, build = items_of(forms, snapshot.answers)
-    if not items or not ids.size:
+    items, y = snapshot.items, snapshot.y
+    if not items or not respondent.any():
         return []
-    y = np.array([build(snapshot.answers.get(int(i), {})) for i in ids], dtype=np.float64)
     design = estimation.Design(
         weights.final[respondent],
         strata=snapshot.strata[respondent],
@@ -476,14 +495,13 @@ def estimate_all(
     )
     proportion = np.array(["proportion" in item.statistics for item in items])
     numeric = ~proportion
+    numeric_items = [item for item, n in zip(items, numeric, strict=True) if n]
     rows: list[Estimate] = []
-    domains = _domains(snapshot, spec, forms, respondent)
-    for domain, value, mask in domains:
+    for domain, value, mask in _domains(snapshot, spec, respondent):
         means = estimation.estimate_mean(design, y, mask)
         rows.extend(_rows(items, means, spec, domain, value, proportion, "mean"))
-        if numeric.any():
+        if numeric_items:
             totals = estimation.estimate_total(design, y[:, numeric], mask)
-            numeric_items = [item for item, n in zip(items, numeric, strict=True) if n]
             rows.extend(
                 _rows(
                     numeric_items,
@@ -499,21 +517,20 @@ def estimate_all(
 
 
 def _domains(
-    snapshot: Snapshot, spec: Spec, forms: Sequence[Form], respondent: npt.NDArray[np.bool_]
+    snapshot: Snapshot, spec: Spec, respondent: npt.NDArray[np.bool_]
 ) -> Iterator[tuple[str, str, npt.NDArray[np.bool_] | None]]:
     yield ("all", "all", None)
     for variable in domain_variables(snapshot, spec):
         values = snapshot.variables[variable][respondent]
-        for value in sorted(set(values.tolist())):
+        for value in np.unique(values).tolist():
             yield (variable, value, values == value)
-    ids = snapshot.case_ids[respondent]
     for name in spec.domain_questions:
-        question = next((f.questions[name] for f in forms if name in f.questions), None)
-        if question is None or question.type != "select_one":
+        answers = snapshot.choices.get(name)
+        if answers is None:
             continue
-        answers = np.array([snapshot.answers.get(int(i), {}).get(name) for i in ids], dtype=object)
-        for choice in question.choice_names:
-            yield (name, choice, answers == choice)
+        options = [item.option for item in snapshot.items if item.question == name]
+        for option in options:
+            yield (name, option, answers == option)
 
 
 def _rows(
@@ -577,10 +594,9 @@ def recompute(
     spec = spec or stored_spec
     started = time.perf_counter()
     snapshot = load_snapshot(survey)
-    if not np.isin(snapshot.categories, ["I", "P"]).any():
+    if not snapshot.respondent.any():
         # Nothing to estimate before the first answers: no version, and no error.
         return EstimateRun.objects.latest_published(survey)
-    forms = [get_form(v) for v in sorted(snapshot.versions | _current(survey))]
     key = _run_key(snapshot, spec)
     latest = EstimateRun.objects.latest_published(survey)
     if latest is not None and latest.snapshot_key == key and not force:
@@ -588,7 +604,7 @@ def recompute(
     run = _start_run(survey, trigger, key, spec, spec_version, snapshot)
     timings = {"load": time.perf_counter() - started}
     try:
-        rows = _compute(snapshot, spec, forms, survey, timings)
+        rows = _compute(snapshot, spec, survey, timings)
         _publish(run, rows, timings)
     except Exception as exc:
         EstimateRun.objects.filter(pk=run.pk).update(
@@ -646,13 +662,13 @@ def _start_run(
 
 
 def _compute(
-    snapshot: Snapshot, spec: Spec, forms: list[Form], survey: Survey, timings: dict[str, float]
+    snapshot: Snapshot, spec: Spec, survey: Survey, timings: dict[str, float]
 ) -> list[Estimate]:
     started = time.perf_counter()
     weights = compute_weights(snapshot, spec, lambda v: frame_totals(survey, snapshot, v))
     timings["weighting"] = time.perf_counter() - started
     started = time.perf_counter()
-    rows = estimate_all(snapshot, weights, spec, forms)
+    rows = estimate_all(snapshot, weights, spec)
     timings["estimation"] = time.perf_counter() - started
     timings["diagnostics"] = weights.diagnostics  # type: ignore[assignment]
     timings["weights"] = _weights_blob(snapshot, weights)  # type: ignore[assignment]

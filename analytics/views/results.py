@@ -18,9 +18,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from respondents.classifications import VALUE_LABELS
 from respondents.models import Wave
@@ -121,11 +120,10 @@ def reason_texts(t: Thresholds) -> dict[str, str]:
             "CI too wide for a small share (Korn–Graubard width > %(share)s %% of the estimate)"
         )
         % {"share": _number(t.nchs_max_relative_width * 100)},
-        quality.RSE_HIGH: _("RSE > %(rse)s %%: too unreliable to publish")
-        % {"rse": _number(t.rse_suppress * 100)},
-        quality.RSE_UNDEFINED: _("RSE undefined (the estimate is 0): review"),
-        quality.DF_LOW: _("Fewer than %(df)s degrees of freedom: review") % {"df": t.min_df},
-        quality.P_EXTREME: _("Estimate of exactly 0 or 100 per cent: no CI; review"),
+        quality.RSE_HIGH: _("RSE > %(rse)s %%") % {"rse": _number(t.rse_suppress * 100)},
+        quality.RSE_UNDEFINED: _("RSE undefined (the estimate is 0)"),
+        quality.DF_LOW: _("Fewer than %(df)s degrees of freedom") % {"df": t.min_df},
+        quality.P_EXTREME: _("Estimate of exactly 0 or 100 per cent: no CI can be computed"),
         quality.RSE_CAUTION: _("RSE %(low)s–%(high)s %%: use with caution")
         % {"low": _number(t.rse_caution * 100), "high": _number(t.rse_suppress * 100)},
     }
@@ -136,8 +134,8 @@ def _number(value: float) -> str:
 
 
 LEVEL_LABELS = {
-    quality.SUPPRESS: gettext_lazy("suppressed"),
-    quality.REVIEW: gettext_lazy("review"),
+    quality.SUPPRESS: gettext_lazy("not published"),
+    quality.REVIEW: gettext_lazy("to review"),
     quality.CAUTION: gettext_lazy("use with caution"),
 }
 
@@ -325,7 +323,8 @@ class Version:
         return reason_texts(self.thresholds)
 
     def query(self, **extra: str) -> str:
-        return "?" + urlencode({"run": self.run.number, **extra})
+        params: dict[str, str | int] = {"run": self.run.number, **extra}
+        return "?" + urlencode(params)
 
 
 def _published_runs(survey: Survey) -> Any:
@@ -465,30 +464,42 @@ class Block:
 def headline_blocks(
     rows: Sequence[Estimate], forms: Sequence[Form], version: Version, survey: Survey
 ) -> list[Block]:
+    """The rows grouped by question, in questionnaire order, options in choice order."""
     by_item: dict[str, list[Estimate]] = {}
     for row in rows:
-        if row.statistic != Estimate.Statistic.TOTAL:
-            by_item.setdefault(row.item, []).append(row)
+        by_item.setdefault(row.item, []).append(row)
     order = question_order(forms)
-    blocks = []
-    for item in sorted(by_item, key=lambda name: order.get(name, len(order))):
-        question = question_of(forms, item)
-        lines = [
-            Line(
-                option_label(question, row),
-                cell_of(row, version.texts),
-                _detail_url(survey, version, row),
-            )
-            for row in sorted(by_item[item], key=lambda r: option_key(question, r))
-        ]
-        multiple = question is not None and question.type == "select_multiple"
-        blocks.append(Block(item, question.text() if question else item, multiple, lines))
-    return blocks
+    items = sorted(by_item, key=lambda name: order.get(name, len(order)))
+    return [_block(by_item[item], question_of(forms, item), version, survey) for item in items]
 
 
-def _detail_url(survey: Survey, version: Version, row: Estimate) -> str:
+def _block(
+    rows: list[Estimate], question: Question | None, version: Version, survey: Survey
+) -> Block:
+    lines = [
+        Line(option_label(question, row), cell_of(row, version.texts), _url(survey, version, row))
+        for row in sorted(rows, key=lambda r: option_key(question, r))
+    ]
+    item = rows[0].item
+    multiple = question is not None and question.type == "select_multiple"
+    return Block(item, question.text() if question else item, multiple, lines)
+
+
+def _url(survey: Survey, version: Version, row: Estimate) -> str:
     url = reverse("results:detail", kwargs={"survey": survey.slug, "item": row.item})
     return url + version.query(option=row.option, statistic=row.statistic)
+
+
+def _base_context(survey: Survey, version: Version | None) -> dict[str, Any]:
+    context = {
+        "survey": survey,
+        "survey_title": survey.title_in(get_language() or "ko"),
+        "version": version,
+    }
+    if version is not None:
+        url = reverse("results:headline", kwargs={"survey": survey.slug})
+        context["headline_url"] = url + version.query()
+    return context
 
 
 @login_required
@@ -496,20 +507,14 @@ def _detail_url(survey: Survey, version: Version, row: Estimate) -> str:
 def headline(request: HttpRequest, survey: str) -> HttpResponse:
     found = get_object_or_404(Survey, slug=survey)
     version = load_version(request, found)
-    context: dict[str, Any] = {
-        "survey": found,
-        "survey_title": found.title_in(get_language() or "ko"),
-        "version": version,
-        "blocks": [],
-        "legend": [],
-    }
+    context = _base_context(found, version)
     if version is not None:
-        rows = list(
+        rows = (
             Estimate.objects.filter(run=version.run, domain=OVERALL, domain_value=OVERALL)
             .exclude(statistic=Estimate.Statistic.TOTAL)
             .order_by("pk")
         )
-        blocks = headline_blocks(rows, forms_for(found, version.run), version, found)
+        blocks = headline_blocks(list(rows), forms_for(found, version.run), version, found)
         cells = (line.cell for block in blocks for line in block.lines)
         context.update(blocks=blocks, legend=legend_for(cells, version.texts))
     return render(request, "analytics/results.html", context)
@@ -535,6 +540,11 @@ class DomainTable:
     title: str
     rows: list[tuple[str, Cell]]
 
+    @property
+    def charted(self) -> bool:
+        """Whether any value is published (a chart of blanks says nothing)."""
+        return any(cell.value is not None for _label, cell in self.rows)
+
 
 def pick_cell(rows: Sequence[Estimate], request: HttpRequest) -> tuple[str, str]:
     """The (option, statistic) asked for, else the item's first one."""
@@ -550,26 +560,21 @@ def pick_cell(rows: Sequence[Estimate], request: HttpRequest) -> tuple[str, str]
 def domain_tables(
     rows: Sequence[Estimate], forms: Sequence[Form], texts: dict[str, str]
 ) -> list[DomainTable]:
+    """One table per domain, in the order the run wrote them; values in their natural order
+    (size classes by size, answers in choice order)."""
     by_domain: dict[str, list[Estimate]] = {}
     for row in rows:
         by_domain.setdefault(row.domain, []).append(row)
-    tables = []
-    for domain, cells in by_domain.items():
-        order = value_order(domain, forms)
+    return [_domain_table(domain, cells, forms, texts) for domain, cells in by_domain.items()]
 
-        def place(row: Estimate, order: list[str] = order) -> tuple[int, str]:
-            value = row.domain_value
-            return (order.index(value) if value in order else len(order), value)
 
-        ordered = sorted(cells, key=place)
-        tables.append(
-            DomainTable(
-                domain,
-                domain_title(domain, forms),
-                [(value_label(domain, r.domain_value, forms), cell_of(r, texts)) for r in ordered],
-            )
-        )
-    return tables
+def _domain_table(
+    domain: str, rows: list[Estimate], forms: Sequence[Form], texts: dict[str, str]
+) -> DomainTable:
+    order = {value: k for k, value in enumerate(value_order(domain, forms))}
+    ordered = sorted(rows, key=lambda r: (order.get(r.domain_value, len(order)), r.domain_value))
+    cells = [(value_label(domain, r.domain_value, forms), cell_of(r, texts)) for r in ordered]
+    return DomainTable(domain, domain_title(domain, forms), cells)
 
 
 def history_of(
@@ -605,6 +610,7 @@ def chart_data(
 ) -> dict[str, Any]:
     return {
         "percent": cell.percent,
+        "digits": 0 if cell.digits == "0g" else 1,
         "current": version.run.number,
         "domains": [
             {
@@ -645,6 +651,16 @@ def _tabs(
     ]
 
 
+def item_tables(
+    rows: Sequence[Estimate], item: str, forms: Sequence[Form], texts: dict[str, str]
+) -> tuple[Cell, list[DomainTable]]:
+    """The overall cell and the tables by domain; the item as its own domain (trivially 0
+    or 100 %) is left out."""
+    tables = domain_tables(rows, forms, texts)
+    overall = next(t for t in tables if t.key == OVERALL).rows[0][1]
+    return overall, [t for t in tables if t.key not in (OVERALL, item)]
+
+
 @login_required
 @permission_required(VIEW_RESULTS, raise_exception=True)
 def detail(request: HttpRequest, survey: str, item: str) -> HttpResponse:
@@ -653,36 +669,26 @@ def detail(request: HttpRequest, survey: str, item: str) -> HttpResponse:
     if version is None:
         raise Http404("no published estimates yet")
     rows = list(Estimate.objects.filter(run=version.run, item=item).order_by("pk"))
-    option, statistic = pick_cell(rows, request)
+    chosen = pick_cell(rows, request)
     forms = forms_for(found, version.run)
     question = question_of(forms, item)
-    chosen = [r for r in rows if (r.option, r.statistic) == (option, statistic)]
-    tables = domain_tables(chosen, forms, version.texts)
-    headline_cell = next(t for t in tables if t.key == OVERALL).rows[0][1]
-    by_domain = [t for t in tables if t.key != OVERALL]
-    history = history_of(found, item, option, statistic, version)
+    cell, tables = item_tables(
+        [r for r in rows if (r.option, r.statistic) == chosen], item, forms, version.texts
+    )
+    keep = [("option", chosen[0]), ("statistic", chosen[1])]
     base_url = reverse("results:detail", kwargs={"survey": found.slug, "item": item})
-    keep = [("option", option), ("statistic", statistic)]
+    overall = [r for r in rows if r.domain == OVERALL]
     context = {
-        "survey": found,
-        "survey_title": found.title_in(get_language() or "ko"),
-        "version": version,
+        **_base_context(found, version),
         "keep": keep,
         "keep_query": "&" + urlencode(keep),
         "item": item,
         "question": question.text() if question else item,
-        "label": option_label(question, headline_cell.row),
-        "cell": headline_cell,
-        "tabs": _tabs(
-            [r for r in rows if r.domain == OVERALL],
-            question,
-            (option, statistic),
-            base_url + version.query() + "&",
-        ),
-        "tables": by_domain,
-        "legend": legend_for((c for t in tables for _l, c in t.rows), version.texts),
-        "chart": chart_data(by_domain, history, headline_cell, version),
-        "headline_url": reverse("results:headline", kwargs={"survey": found.slug})
-        + version.query(),
+        "label": option_label(question, cell.row),
+        "cell": cell,
+        "tabs": _tabs(overall, question, chosen, base_url + version.query() + "&"),
+        "tables": tables,
+        "legend": legend_for([cell, *(c for t in tables for _l, c in t.rows)], version.texts),
+        "chart": chart_data(tables, history_of(found, item, *chosen, version), cell, version),
     }
     return render(request, "analytics/results_detail.html", context)
