@@ -118,7 +118,7 @@ class Estimate(models.Model):
     n = models.PositiveIntegerField()
     population = models.FloatField(null=True)
     df = models.IntegerField(null=True)
-    flag = models.CharField(max_length=32, blank=True)
+    flag = models.CharField(max_length=200, blank=True, help_text="Quality reasons, joined by +.")
     suppressed = models.BooleanField(default=False)
 
     class Meta:

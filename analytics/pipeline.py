@@ -417,6 +417,7 @@ class Item:
     question: str
     option: str
     statistics: tuple[str, ...]  # ("proportion",) or ("mean", "total")
+    exclusive: bool = False  # an option of a single-choice question: the options add to 1
 
 
 def item_matrix(
@@ -444,7 +445,7 @@ def item_matrix(
             choices[name] = raw
             answered = raw != None  # noqa: E711 (element-wise on an object array)
             for option in question.choice_names:
-                items.append(Item(name, option, ("proportion",)))
+                items.append(Item(name, option, ("proportion",), exclusive=True))
                 columns.append(np.where(answered, (raw == option).astype(np.float64), np.nan))
         elif question.type == "select_multiple":
             answered = np.fromiter((bool(v) for v in raw), bool, len(raw))
@@ -513,7 +514,35 @@ def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estim
                     "total",
                 )
             )
+    _suppress_complements(rows, {(i.question, i.option) for i in items if i.exclusive})
     return rows
+
+
+def _suppress_complements(rows: list[Estimate], exclusive: set[tuple[str, str]]) -> None:
+    """No suppressed value may be derivable from published ones (sec. F4)."""
+    option_sets: dict[tuple[str, ...], list[int]] = {}
+    partitions: dict[tuple[str, ...], list[int]] = {}
+    totals: dict[tuple[str, ...], int] = {}
+    for index, row in enumerate(rows):
+        if (row.item, row.option) in exclusive:
+            key = (row.item, row.statistic, row.domain, row.domain_value)
+            option_sets.setdefault(key, []).append(index)
+        cell = (row.item, row.option, row.statistic)
+        if row.domain == "all":
+            totals[cell] = index
+        else:
+            partitions.setdefault((*cell, row.domain), []).append(index)
+    groups: list[tuple[npt.NDArray[np.intp], int | None]] = [
+        (np.asarray(cells), None) for cells in option_sets.values()
+    ]
+    groups += [(np.asarray(cells), totals.get(key[:3])) for key, cells in partitions.items()]
+    before = np.array([row.suppressed for row in rows])
+    after = quality.complementary(before, np.array([row.n for row in rows]), groups)
+    for index in np.flatnonzero(after & ~before):
+        rows[index].suppressed = True
+        rows[index].flag = (f"{rows[index].flag}+" if rows[index].flag != "OK" else "") + (
+            quality.COMPLEMENTARY
+        )
 
 
 def _domains(
@@ -570,7 +599,7 @@ def _rows(
                 n=int(est.n[j]),
                 population=_finite(population),
                 df=int(est.df[j]),
-                flag=str(checked.reasons[j])[:32] or str(checked.flag[j]),
+                flag=str(checked.reasons[j])[:200] or str(checked.flag[j]),
                 suppressed=bool(checked.suppressed[j]),
             )
         )

@@ -222,3 +222,33 @@ def top_share(
     total = contrib.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total > 0, contrib.max(axis=0, initial=0.0) / total, np.nan)
+
+
+COMPLEMENTARY = "COMPLEMENTARY"
+
+
+def complementary(
+    suppressed: npt.ArrayLike,
+    n: npt.ArrayLike,
+    groups: list[tuple[npt.NDArray[np.intp], int | None]],
+) -> BoolArray:
+    """Secondary suppression (F4): cells of a group add up to a known total (the options of a
+    single-choice item add up to 100 %; a domain variable's cells add up to the overall
+    estimate), so a group with exactly one suppressed cell would give it away. The unsuppressed
+    cell with the fewest respondents is suppressed too, until no group gives anything away.
+
+    groups: (cells, total cell or None when the total is known anyway).
+    """
+    out = np.asarray(suppressed, dtype=bool).copy()
+    counts = np.asarray(n)
+    changed = True
+    while changed:
+        changed = False
+        for cells, total in groups:
+            hidden = out[cells]
+            derivable = total is None or not out[total]
+            if derivable and cells.size > 1 and hidden.sum() == 1:
+                shown = cells[~hidden]
+                out[shown[np.argmin(counts[shown])]] = True
+                changed = True
+    return out

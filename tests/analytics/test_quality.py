@@ -131,3 +131,26 @@ def test_top_share_is_the_largest_weighted_contribution() -> None:
     share = top_share([1.0, 1.0, 8.0], [1.0, 1.0, 1.0])
 
     assert share[0] == pytest.approx(0.8)
+
+
+def test_complementary_suppression_hides_the_cell_that_would_give_a_suppressed_one_away() -> None:
+    from analytics.quality import complementary
+
+    # given: options a, b, c of one question (they add to 100 %); b is suppressed
+    suppressed = np.array([False, True, False])
+    n = np.array([40, 3, 12])
+
+    # when
+    out = complementary(suppressed, n, [(np.array([0, 1, 2]), None)])
+
+    # then: the smallest other option (c) is suppressed too
+    assert out.tolist() == [False, True, True]
+
+
+def test_a_partition_whose_total_is_suppressed_gives_nothing_away() -> None:
+    from analytics.quality import complementary
+
+    suppressed = np.array([True, True, False, False])  # total, then three domain cells
+    out = complementary(suppressed, np.array([9, 2, 4, 3]), [(np.array([1, 2, 3]), 0)])
+
+    assert out.tolist() == [True, True, False, False]

@@ -234,3 +234,15 @@ def test_the_run_keeps_every_case_weight_for_the_microdata(run: EstimateRun) -> 
     nonrespondents = Case.objects.filter(survey=run.survey).exclude(disposition__in=["1.1", "1.2"])
     assert all(weights[c.pk][1] == 0 for c in nonrespondents)
     assert sum(base for base, _final in weights.values()) == pytest.approx(163273)
+
+
+def test_no_suppressed_value_can_be_derived_from_published_ones(run: EstimateRun) -> None:
+    cells = list(Estimate.objects.filter(run=run))
+    by_option_set: dict[tuple[str, str, str], list[Estimate]] = {}
+    for e in cells:
+        if e.item in ("sf_level", "main_area", "importance", "sf_adopted", "invest_own"):
+            by_option_set.setdefault((e.item, e.domain, e.domain_value), []).append(e)
+
+    for group in by_option_set.values():
+        assert sum(e.suppressed for e in group) != 1, [(e.option, e.flag) for e in group]
+    assert any("COMPLEMENTARY" in e.flag for e in cells)
