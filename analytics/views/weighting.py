@@ -1,0 +1,47 @@
+"""The survey's weighting specification: shown to managers, edited by administrators."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+
+from surveys.models import Survey
+
+from ..forms import WeightingSpecForm
+from ..models import WeightingSpec
+from ..pipeline import current_spec
+from ..recompute import request_recompute
+
+
+@login_required
+@permission_required("analytics.view_results", raise_exception=True)
+def weighting(request: HttpRequest, survey: str) -> HttpResponse:
+    target = get_object_or_404(Survey, slug=survey)
+    spec, version = current_spec(target)
+    form = WeightingSpecForm(request.POST or None, initial=WeightingSpecForm.initial_from(spec))
+    if request.method == "POST":
+        if not request.user.has_perm("analytics.edit_weighting_spec"):
+            raise PermissionDenied
+        if form.is_valid():
+            with transaction.atomic():
+                WeightingSpec.objects.create(
+                    survey=target,
+                    version=version + 1,
+                    spec=form.spec.to_json(),
+                    created_by=request.user,
+                )
+                request_recompute(target.pk, reason="weighting spec changed")
+            messages.success(
+                request,
+                _("Saved as version %(v)s; the estimates are being recomputed.")
+                % {"v": version + 1},
+            )
+            return redirect("analytics:weighting", survey=target.slug)
+    history = WeightingSpec.objects.filter(survey=target).select_related("created_by")[:20]
+    context = {"survey": target, "form": form, "spec": spec, "version": version, "history": history}
+    return render(request, "analytics/weighting.html", context)
