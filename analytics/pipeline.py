@@ -538,11 +538,10 @@ def _suppress_complements(rows: list[Estimate], exclusive: set[tuple[str, str]])
     groups += [(np.asarray(cells), totals.get(key[:3])) for key, cells in partitions.items()]
     before = np.array([row.suppressed for row in rows])
     after = quality.complementary(before, np.array([row.n for row in rows]), groups)
-    for index in np.flatnonzero(after & ~before):
-        rows[index].suppressed = True
-        rows[index].flag = (f"{rows[index].flag}+" if rows[index].flag != "OK" else "") + (
-            quality.COMPLEMENTARY
-        )
+    for position in np.flatnonzero(after & ~before).tolist():
+        row = rows[position]
+        row.suppressed = True
+        row.flag = (f"{row.flag}+" if row.flag != "OK" else "") + quality.COMPLEMENTARY
 
 
 def _domains(
@@ -818,7 +817,7 @@ def _enqueue_later(survey_id: int, seconds: float) -> None:
     from .tasks import recompute_survey
 
     try:
-        recompute_survey.apply_async(args=[survey_id], countdown=seconds, retry=False)
+        recompute_survey.apply_async(args=(survey_id,), countdown=seconds, retry=False)
     except Exception:
         log.warning("queue unavailable; the sweep will schedule survey %s", survey_id)
 
@@ -839,7 +838,7 @@ def sweep() -> dict[str, int]:
     waiting = list(RecomputeRequest.objects.values_list("survey_id", flat=True).distinct())
     for survey_id in waiting:
         try:
-            recompute_survey.apply_async(args=[survey_id], retry=False)
+            recompute_survey.apply_async(args=(survey_id,), retry=False)
         except Exception:
             log.warning("queue unavailable; survey %s waits for the next sweep", survey_id)
     return {"abandoned": abandoned, "scheduled": len(waiting)}

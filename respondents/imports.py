@@ -287,7 +287,7 @@ def _store_keyed(row: KeyedRow, survey: Survey, form: Form, mode: str, user: Any
     response, _created = Response.objects.update_or_create(
         case=row.case,
         defaults={
-            "questionnaire_id": survey.current_questionnaire_id,
+            "questionnaire_id": survey.questionnaire_id,
             "answers": row.answers,
             "drafts": {},
             "status": Response.Status.SUBMITTED,

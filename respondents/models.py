@@ -301,7 +301,7 @@ class Case(models.Model):
                 at=at,
                 wave=Wave.objects.open_at(case.survey_id, at),
                 source=source,
-                by=by if by is not None and by.is_authenticated else None,
+                by=by if by is not None and by.is_authenticated else None,  # type: ignore[misc]
                 reason=reason,
                 override=override,
                 applied=not blocked and at >= case.disposition_at,

@@ -42,7 +42,7 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Lag, Left, TruncDate
+from django.db.models.functions import Coalesce, Lag, Left, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -114,6 +114,17 @@ class Row:
     def e(self) -> float | None:
         return None if math.isnan(self.rates["e"]) else self.rates["e"]
 
+    @cached_property
+    def shown(self) -> dict[str, str]:
+        """Every figure as displayed: counts rounded with thousands separators, rates in per
+        cent with one decimal, e with three, and a dash for NaN. Formatting here rather than
+        with template filters keeps a table of hundreds of strata fast to render."""
+        shown = {"cases": f"{self.cases:,}"}
+        shown |= {name: f"{value:,.0f}" for name, value in self.counts.items()}
+        shown |= {name: _percent(value) for name, value in self.rates.items()}
+        shown["e"] = "—" if math.isnan(self.rates["e"]) else f"{self.rates['e']:.3f}"
+        return shown
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "domain": self.domain,
@@ -122,6 +133,10 @@ class Row:
             **self.counts,
             **self.rates,
         }
+
+
+def _percent(value: float) -> str:
+    return "—" if math.isnan(value) else f"{100 * value:.1f}"
 
 
 @dataclass(frozen=True)
@@ -287,7 +302,7 @@ def _events_with_previous(survey: Survey, ends: Sequence[dt.datetime]) -> QueryS
     )
     return (
         DispositionEvent.objects.filter(applied=True, case__survey=survey)
-        .filter(Q(case__is_reserve=False) | Q(case__released_at__isnull=False))
+        .filter(case__in=in_sample_cases(survey))
         .annotate(
             bucket=bucket,
             day=TruncDate("at"),
@@ -326,17 +341,18 @@ def _as_date(value: dt.date | str) -> dt.date:
 # --- waves -----------------------------------------------------------------------------------
 
 
+def _end_of(wave: Wave) -> dt.datetime | None:
+    return wave.ends_at or wave.closed_at
+
+
 @dataclass(frozen=True)
 class _WavePlan:
     waves: list[Wave]
     ends: list[dt.datetime]  # distinct ends of the closed waves, in order: the bucket limits
     now: dt.datetime
 
-    def end_of(self, wave: Wave) -> dt.datetime | None:
-        return wave.ends_at or wave.closed_at
-
     def closed(self, wave: Wave) -> bool:
-        end = self.end_of(wave)
+        end = _end_of(wave)
         return end is not None and end <= self.now
 
     def current(self, wave: Wave) -> bool:
@@ -345,9 +361,8 @@ class _WavePlan:
 
 def _plan_waves(survey: Survey, now: dt.datetime) -> _WavePlan:
     waves = list(Wave.objects.filter(survey=survey).order_by("starts_at", "pk"))
-    plan = _WavePlan(waves, [], now)
-    ends = sorted({plan.end_of(w) for w in waves if plan.closed(w)})  # type: ignore[type-var]
-    return _WavePlan(waves, ends, now)
+    ends = {end for end in map(_end_of, waves) if end is not None and end <= now}
+    return _WavePlan(waves, sorted(ends), now)
 
 
 # --- computing -------------------------------------------------------------------------------
@@ -361,14 +376,13 @@ def fieldwork(survey: Survey, *, weighted: bool, now: dt.datetime | None = None)
     cells = _load_cells(survey)
     moves = _load_moves(survey, plan.ends)
     base = base_weights(strata)
-    weights = cells.count * _lookup(base, cells.stratum) if weighted else cells.count
+    weights = cells.count.astype(np.float64)
+    if weighted:
+        weights *= _lookup(base, cells.stratum)
     sampled = int(cells.count.sum())
     target = target_responses(survey, sampled)
-    total = _total_row(cells.category, weights.astype(np.float64), sampled)
-    tables = {
-        domain: _domain_rows(domain, cells, weights.astype(np.float64), strata)
-        for domain in DOMAINS
-    }
+    total = _total_row(cells.category, weights, sampled)
+    tables = {domain: _domain_rows(domain, cells, weights, strata) for domain in DOMAINS}
     tables["wave"] = _wave_rows(plan, cells, moves, base if weighted else None, total)
     progress = _progress(plan, moves, target)
     return Fieldwork(weighted, sampled, target, total, tables, progress)
@@ -417,9 +431,8 @@ def _names(domain: str, strata: list[Stratum]) -> tuple[dict[Any, str], dict[Any
     """How a domain's values are written in the export, and their display labels."""
     if domain == "stratum":
         texts = {s.pk: s.key for s in strata}
-        labels = {s.pk: Stratum.label_of(s.values, s.design.strata_variables) for s in strata}
-        return texts, labels
-    labels = {key: str(label) for key, label in VALUE_LABELS.get(domain, {}).items()}
+        return texts, {s.pk: Stratum.label_of(s.values, s.design.strata_variables) for s in strata}
+    labels: dict[Any, str] = {k: str(v) for k, v in VALUE_LABELS.get(domain, {}).items()}
     return {}, {**labels, UNKNOWN: _("unknown")}
 
 
@@ -440,7 +453,7 @@ def _wave_rows(
     rows = []
     for wave in plan.waves:
         if plan.closed(wave):
-            end = plan.ends.index(plan.end_of(wave))  # type: ignore[arg-type]
+            end = plan.ends.index(_end_of(wave))  # type: ignore[arg-type]
             rows.append(_state_row(wave, states[end], base, int(cells.count.sum())))
         elif plan.current(wave):
             label = _("%(wave)s (so far)") % {"wave": wave.name}
@@ -502,7 +515,7 @@ def _fieldwork_days(plan: _WavePlan, moves: _Moves, today: dt.date) -> list[dt.d
     """From the first wave's start to the last wave's planned end (today while one has none)."""
     starts = [timezone.localdate(w.starts_at) for w in plan.waves]
     first = min(starts or moves.day or [today])
-    ends = [plan.end_of(w) for w in plan.waves]
+    ends = [_end_of(w) for w in plan.waves]
     if ends and None not in ends:
         last = max(timezone.localdate(end) for end in ends if end is not None)
     else:
@@ -606,18 +619,21 @@ def chase_cases(survey: Survey, lags: dict[int, StratumLag]) -> QuerySet[Case]:
     """Cases reminders may go to and that have not submitted, the most needed first.
 
     Ordered by their stratum's shortfall (largest first), then by fewest contact attempts,
-    then in sample order; annotated with the contact history summary.
+    then in sample order; annotated with the contact history summary. Counts are correlated
+    subqueries, not a join with GROUP BY: ordering a census's open cases by them is then a
+    single index probe per case, and the other columns are computed for the shown rows only.
     """
     shortfall = SqlCase(
         *(When(stratum_id=pk, then=Value(lag.shortfall)) for pk, lag in lags.items()),
         default=Value(0.0),
         output_field=FloatField(),
     )
+    contacts = ContactAttempt.objects.filter(case=OuterRef("pk"))
     channels = {
-        f"attempts_{channel}": Count("contacts", filter=Q(contacts__channel=channel))
+        f"attempts_{channel}": _count(contacts.filter(channel=channel))
         for channel in ContactAttempt.Channel.values
     }
-    last = ContactAttempt.objects.filter(case=OuterRef("pk")).order_by("-at", "-pk")
+    last = contacts.order_by("-at", "-pk")
     last_email = Message.objects.filter(case=OuterRef("pk")).order_by("-queued_at", "-pk")
     return (
         Case.objects.filter(survey=survey)
@@ -626,7 +642,7 @@ def chase_cases(survey: Survey, lags: dict[int, StratumLag]) -> QuerySet[Case]:
         .select_related("frame_unit", "stratum")
         .annotate(
             shortfall=shortfall,
-            attempts=Count("contacts"),
+            attempts=_count(contacts),
             **channels,
             last_contact_at=Subquery(last.values("at")[:1]),
             last_channel=Subquery(last.values("channel")[:1]),
@@ -635,6 +651,11 @@ def chase_cases(survey: Survey, lags: dict[int, StratumLag]) -> QuerySet[Case]:
         )
         .order_by("-shortfall", "attempts", "stratum__key", "selection_order")
     )
+
+
+def _count(rows: QuerySet[Any]) -> Coalesce:
+    counted = rows.order_by().values("case").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted), Value(0))
 
 
 def chase_columns(*, contact: bool) -> list[tuple[str, str]]:

@@ -54,7 +54,7 @@ def simulate(
 ) -> list[Wave]:
     """Create the waves and replay the fieldwork wave by wave up to now."""
     rng = np.random.default_rng(seed)
-    form = get_form(survey.current_questionnaire_id)  # type: ignore[arg-type]
+    form = get_form(survey.questionnaire_id)
     waves = _waves(survey, start)
     cases = list(Case.objects.in_sample().filter(survey=survey).select_related("frame_unit"))
     plans = [_plan(case, waves, rng, form) for case in cases]
@@ -144,7 +144,7 @@ def _plan(case: Case, waves: list[Wave], rng: np.random.Generator, form: Form) -
 def _plan_response(plan: Plan, waves: list[Wave], rng: np.random.Generator, form: Form) -> None:
     index = int(rng.choice(4, p=WAVE_SHARE))
     at = _moment(rng, waves[index])
-    mode = Response.Mode.WEB
+    mode: str = Response.Mode.WEB
     if index == 3:
         mode = str(
             rng.choice(
@@ -363,7 +363,7 @@ def _response(survey: Survey, plan: Plan) -> Response:
     _index, at, mode, values = plan.response
     return Response(
         case=plan.case,
-        questionnaire_id=survey.current_questionnaire_id,
+        questionnaire_id=survey.questionnaire_id,
         answers=values,
         status=Response.Status.SUBMITTED,
         mode=mode,

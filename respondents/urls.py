@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from .views import fieldwork, frame, sample
+from .views import fieldwork, frame, rates, sample
 
 app_name = "respondents"
 SURVEY = "manage/<slug:survey>/"
@@ -17,6 +17,10 @@ urlpatterns = [
     ),
     path(SURVEY + "sample/strata/<int:stratum>/release/", sample.release, name="release"),
     path(SURVEY + "credentials/", sample.credentials, name="credentials"),
+    path(SURVEY + "fieldwork/", rates.fieldwork, name="fieldwork"),
+    path(SURVEY + "fieldwork/chase/", rates.chase, name="chase"),
+    path(SURVEY + "fieldwork/chase.csv", rates.chase_csv, name="chase_csv"),
+    path(SURVEY + "fieldwork/rates.csv", rates.rates_csv, name="rates_csv"),
     path(SURVEY + "waves/", fieldwork.waves, name="waves"),
     path(SURVEY + "waves/<int:wave>/send/", fieldwork.send_wave, name="send_wave"),
     path(SURVEY + "waves/<int:wave>/close/", fieldwork.close, name="close_wave"),

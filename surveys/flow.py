@@ -35,9 +35,7 @@ def start_response(case: Case, *, mode: str = Response.Mode.WEB, by: Any = None)
     Answers given under an earlier version are all kept: the new version shows those it
     still asks, and the rest stay stored under their names.
     """
-    latest = case.survey.current_questionnaire_id
-    if latest is None:
-        raise LookupError("survey has no questionnaire")
+    latest = case.survey.questionnaire_id
     try:
         response: Response | None = case.response
     except Response.DoesNotExist:

@@ -34,6 +34,13 @@ class Survey(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    @property
+    def questionnaire_id(self) -> int:
+        """The questionnaire version new responses are answered under."""
+        if self.current_questionnaire_id is None:
+            raise LookupError(f"survey {self.slug} has no questionnaire")
+        return self.current_questionnaire_id
+
     def title_in(self, language: str) -> str:
         return self.title_en if language.startswith("en") and self.title_en else self.title
 

@@ -42,11 +42,12 @@ def _sign_in(request: HttpRequest, case: Case) -> None:
 
 def _respondent_case(request: HttpRequest) -> Case | None:
     case_id = request.session.get(SESSION_CASE)
-    if case_id is None:
+    version = request.session.get(SESSION_CREDENTIAL)
+    if case_id is None or version is None:
         return None
     return (
         Case.objects.select_related("survey", "response")
-        .filter(pk=case_id, credential_version=request.session.get(SESSION_CREDENTIAL))
+        .filter(pk=case_id, credential_version=version)
         .exclude(token_hash=None)
         .first()
     )

@@ -101,10 +101,29 @@ class Worker:
         self.log.write_bytes(b"")
         handle = self.log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queue,
-             "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                self.queue,
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
         self.wait_for_log("ready.", timeout=30)
 
@@ -192,7 +211,7 @@ def worker(
         handle.stop()
         app.conf.task_always_eager, app.conf.task_default_queue = previous
         with app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(queue)
+            conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]
 
 
 def wait_until(condition: Any, timeout: float = 30, interval: float = 0.2) -> Any:

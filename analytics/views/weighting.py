@@ -33,7 +33,7 @@ def weighting(request: HttpRequest, survey: str) -> HttpResponse:
                     survey=target,
                     version=version + 1,
                     spec=form.spec.to_json(),
-                    created_by=request.user,
+                    created_by=request.user,  # type: ignore[misc]
                 )
                 request_recompute(target.pk, reason="weighting spec changed")
             messages.success(

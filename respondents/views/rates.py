@@ -29,7 +29,7 @@ def fieldwork(request: HttpRequest, survey: str) -> HttpResponse:
     context = {
         "survey": found,
         "report": report,
-        "counts": report.total.counts,
+        "shown": report.total.shown,
         "percents": report.total.percents,
         "tables": [
             (domain, rates.DOMAIN_TITLES[domain], rows) for domain, rows in report.tables.items()

@@ -26,8 +26,15 @@ def test_the_command_publishes_a_version_with_its_timings(survey: Survey) -> Non
 def test_raking_on_the_command_line_reproduces_the_size_margin(survey: Survey) -> None:
     load_synthetic_case(survey)
 
-    call_command("recompute", survey.slug, "--calibration", "raking", "--margins",
-                 "size_class", stdout=io.StringIO())
+    call_command(
+        "recompute",
+        survey.slug,
+        "--calibration",
+        "raking",
+        "--margins",
+        "size_class",
+        stdout=io.StringIO(),
+    )
 
     run = EstimateRun.objects.get(survey=survey)
     assert run.spec["calibration"] == "raking"

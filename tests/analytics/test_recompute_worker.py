@@ -47,7 +47,8 @@ def test_a_burst_of_changes_coalesces_into_a_handful_of_runs(
     wait_until(lambda: settled(survey), timeout=90)
 
     # then: a handful of runs, and the last one reflects every change
-    runs = EstimateRun.objects.filter(survey=survey).exclude(pk=first.pk if first else None)
+    assert first is not None
+    runs = EstimateRun.objects.filter(survey=survey).exclude(pk=first.pk)
     assert 1 <= runs.count() <= 5
     latest = EstimateRun.objects.latest_published(survey)
     assert latest is not None and latest.snapshot["categories"]["NC"] == 22 + 20
@@ -103,7 +104,7 @@ def test_a_worker_killed_mid_run_publishes_nothing_and_the_next_run_completes(
     blocker.cursor().execute("LOCK TABLE analytics_estimate IN EXCLUSIVE MODE")
 
     # when: a change starts a run, the worker is killed mid-run, then restarted
-    Case.objects.filter(survey=survey, disposition="3.19").first().record_disposition(
+    Case.objects.filter(survey=survey, disposition="3.19")[0].record_disposition(
         "2.21", source="manager"
     )
     wait_until(lambda: EstimateRun.objects.filter(survey=survey, status="running").exists())

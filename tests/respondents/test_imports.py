@@ -48,13 +48,17 @@ def test_a_call_centre_file_records_each_disposition_with_its_date_and_note(
     assert (first.disposition, second.disposition) == ("2.111", "4.20")
     event = DispositionEvent.objects.get(case=first)
     assert (event.source, event.reason, timezone.localdate(event.at).isoformat()) == (
-        "import", "대표 거절", DAY)
+        "import",
+        "대표 거절",
+        DAY,
+    )
 
 
 def test_a_cp949_file_is_read(survey: Survey) -> None:
     case = factories.case(survey)[0]
-    data = csv_file(f"business_id,disposition,date,note\n{case.business_id},2.21,{DAY},부재\n",
-                    "cp949")
+    data = csv_file(
+        f"business_id,disposition,date,note\n{case.business_id},2.21,{DAY},부재\n", "cp949"
+    )
 
     import_dispositions(survey, data, filename="calls.csv")
 
@@ -80,17 +84,22 @@ def test_a_file_with_bad_rows_is_refused_whole_with_a_report(survey: Survey) -> 
 
 
 def test_a_missing_column_is_refused(survey: Survey) -> None:
-    error = refused(lambda: import_dispositions(
-        survey, csv_file("business_id,date\n"), filename="calls.csv"))
+    error = refused(
+        lambda: import_dispositions(survey, csv_file("business_id,date\n"), filename="calls.csv")
+    )
 
     assert [(p.row, p.column) for p in error.problems] == [(1, "disposition")]
 
 
 def submitted_case(survey: Survey) -> Case:
     case = factories.case(survey)[0]
-    Response.objects.create(case=case, questionnaire=survey.current_questionnaire,
-                            status="submitted", submitted_at=timezone.now(),
-                            reference="SMF-IMPRT-00001")
+    Response.objects.create(
+        case=case,
+        questionnaire_id=survey.questionnaire_id,
+        status="submitted",
+        submitted_at=timezone.now(),
+        reference="SMF-IMPRT-00001",
+    )
     case.record_disposition("1.1", source="respondent")
     return case
 
@@ -111,9 +120,11 @@ def test_a_submitted_firm_is_not_moved_to_non_response_without_an_override(
 def test_an_explicit_override_is_applied_and_recorded(survey: Survey) -> None:
     case = submitted_case(survey)
     later = (timezone.localtime() + dt.timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M")
-    data = csv_file("business_id,disposition,date,note,override\n"
-                    f"{case.business_id},2.111,{later},"
-                    "asked to withdraw,yes\n")
+    data = csv_file(
+        "business_id,disposition,date,note,override\n"
+        f"{case.business_id},2.111,{later},"
+        "asked to withdraw,yes\n"
+    )
 
     import_dispositions(survey, data, filename="calls.csv")
 
@@ -136,19 +147,22 @@ def test_the_command_prints_the_report_and_fails(survey: Survey, tmp_path) -> No
 
 # --- keyed responses -----------------------------------------------------------------------
 
-HEADER = ("business_id,employees,sales_krw_mn,importance,implementing,sf_adopted,sf_level,"
-          "sf_scope,sf_tech,data_collect,data_analyze,main_area,need_advance,invest_own,"
-          "invest_amount,mfg_ai,contact_name,contact_phone,contact_email\n")
+HEADER = (
+    "business_id,employees,sales_krw_mn,importance,implementing,sf_adopted,sf_level,"
+    "sf_scope,sf_tech,data_collect,data_analyze,main_area,need_advance,invest_own,"
+    "invest_amount,mfg_ai,contact_name,contact_phone,contact_email\n"
+)
 
 
 def adopter_row(business_id: str) -> str:
-    return (f"{business_id},45,1200,very_important,yes,yes,basic,partial,erp mes,yes,no,"
-            "production_mgmt,yes,no,,planned,김민수,031-123-4567,kim@example.com\n")
+    return (
+        f"{business_id},45,1200,very_important,yes,yes,basic,partial,erp mes,yes,no,"
+        "production_mgmt,yes,no,,planned,김민수,031-123-4567,kim@example.com\n"
+    )
 
 
 def non_adopter_row(business_id: str) -> str:
-    return (f"{business_id},7,300,neutral,no,no,,,,,,,,,,none,Lee,02-555-0101,"
-            "lee@example.com\n")
+    return f"{business_id},7,300,neutral,no,no,,,,,,,,,,none,Lee,02-555-0101,lee@example.com\n"
 
 
 def test_keyed_answers_are_stored_as_submitted_paper_responses(survey: Survey) -> None:
@@ -177,7 +191,10 @@ def test_keyed_answers_are_stored_as_submitted_paper_responses(survey: Survey) -
     ],
 )
 def test_each_bad_answer_is_reported_with_row_column_and_rule(
-    survey: Survey, row_fix, column: str, rule: str  # type: ignore[no-untyped-def]
+    survey: Survey,
+    row_fix,
+    column: str,
+    rule: str,  # type: ignore[no-untyped-def]
 ) -> None:
     case = factories.case(survey)[0]
     data = csv_file(HEADER + row_fix(adopter_row(case.business_id)))
@@ -193,16 +210,20 @@ def test_an_answer_to_a_question_that_does_not_apply_is_refused(survey: Survey) 
     case = factories.case(survey)[0]
     row = non_adopter_row(case.business_id).replace("no,,,,", "no,advanced,,,")
 
-    error = refused(lambda: import_responses(survey, csv_file(HEADER + row),
-                                             filename="paper.csv", mode="fax"))
+    error = refused(
+        lambda: import_responses(survey, csv_file(HEADER + row), filename="paper.csv", mode="fax")
+    )
 
     assert error.problems[0].column == "sf_level"
     assert error.problems[0].message.startswith("relevant")
 
 
 def test_an_unknown_column_is_refused(survey: Survey) -> None:
-    error = refused(lambda: import_responses(
-        survey, csv_file("business_id,colour\n"), filename="paper.csv", mode="paper"))
+    error = refused(
+        lambda: import_responses(
+            survey, csv_file("business_id,colour\n"), filename="paper.csv", mode="paper"
+        )
+    )
 
     assert [(p.row, p.column) for p in error.problems] == [(1, "colour")]
 
@@ -210,7 +231,10 @@ def test_an_unknown_column_is_refused(survey: Survey) -> None:
 def test_a_firm_that_already_submitted_is_refused(survey: Survey) -> None:
     case = submitted_case(survey)
 
-    error = refused(lambda: import_responses(
-        survey, csv_file(HEADER + adopter_row(case.business_id)), filename="p.csv", mode="phone"))
+    error = refused(
+        lambda: import_responses(
+            survey, csv_file(HEADER + adopter_row(case.business_id)), filename="p.csv", mode="phone"
+        )
+    )
 
     assert "already submitted" in error.problems[0].message

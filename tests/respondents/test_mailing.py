@@ -107,7 +107,7 @@ def test_a_firm_that_submits_after_queueing_gets_no_reminder(
 
     Response.objects.create(
         case=late,
-        questionnaire=survey.current_questionnaire,
+        questionnaire_id=survey.questionnaire_id,
         status="submitted",
         submitted_at=timezone.now(),
         reference="SMF-TEST1-00001",

@@ -8,7 +8,7 @@ from django.test import Client
 
 from surveys.models import Response
 
-ADOPTER = {
+ADOPTER: dict[str, dict[str, Any]] = {
     "profile": {"employees": "45", "sales_krw_mn": "12500.5"},
     "awareness": {"importance": "very_important", "implementing": "yes"},
     "adoption": {"sf_adopted": "yes"},
@@ -24,7 +24,7 @@ ADOPTER = {
         "contact_email": "minsu.kim@example.co.kr",
     },
 }
-NON_ADOPTER = {
+NON_ADOPTER: dict[str, dict[str, Any]] = {
     "profile": {"employees": "8", "sales_krw_mn": "900"},
     "awareness": {"importance": "neutral", "implementing": "no"},
     "adoption": {"sf_adopted": "no"},
