@@ -537,7 +537,8 @@ def _suppress_complements(rows: list[Estimate], exclusive: set[tuple[str, str]])
     ]
     groups += [(np.asarray(cells), totals.get(key[:3])) for key, cells in partitions.items()]
     before = np.array([row.suppressed for row in rows])
-    after = quality.complementary(before, np.array([row.n for row in rows]), groups)
+    sizes = np.array([row.population or 0.0 for row in rows])
+    after = quality.complementary(before, sizes, groups)
     for position in np.flatnonzero(after & ~before).tolist():
         row = rows[position]
         row.suppressed = True

@@ -229,18 +229,21 @@ COMPLEMENTARY = "COMPLEMENTARY"
 
 def complementary(
     suppressed: npt.ArrayLike,
-    n: npt.ArrayLike,
+    size: npt.ArrayLike,
     groups: list[tuple[npt.NDArray[np.intp], int | None]],
 ) -> BoolArray:
     """Secondary suppression (F4): cells of a group add up to a known total (the options of a
     single-choice item add up to 100 %; a domain variable's cells add up to the overall
-    estimate), so a group with exactly one suppressed cell would give it away. The unsuppressed
-    cell with the fewest respondents is suppressed too, until no group gives anything away.
+    estimate), so a group with exactly one suppressed cell would give it away. The smallest
+    unsuppressed cell (by estimated population) is suppressed too, preferring non-empty cells
+    (an empty cell is often known to be empty), until no group gives anything away.
 
     groups: (cells, total cell or None when the total is known anyway).
     """
     out = np.asarray(suppressed, dtype=bool).copy()
-    counts = np.asarray(n)
+    sizes = np.nan_to_num(np.asarray(size, dtype=np.float64), nan=0.0)
+    # Empty cells rank after every non-empty one.
+    rank = np.where(sizes > 0, sizes, np.inf)
     changed = True
     while changed:
         changed = False
@@ -249,6 +252,6 @@ def complementary(
             derivable = total is None or not out[total]
             if derivable and cells.size > 1 and hidden.sum() == 1:
                 shown = cells[~hidden]
-                out[shown[np.argmin(counts[shown])]] = True
+                out[shown[np.argmin(rank[shown])]] = True
                 changed = True
     return out

@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("surveys.urls")),
     path("", include("respondents.urls")),
+    path("", include("analytics.urls")),
     path("", include("analytics.urls_results")),
     path("api/v1/", include("analytics.urls_api")),
 ]
