@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import pipeline
+from . import export_jobs, pipeline
 
 
 @shared_task(autoretry_for=(Exception,), retry_backoff=10, retry_backoff_max=300, max_retries=5)
@@ -11,3 +11,13 @@ def recompute_survey(survey_id: int) -> str:
 @shared_task
 def sweep() -> dict[str, int]:
     return pipeline.sweep()
+
+
+@shared_task(acks_late=True)
+def run_export(job_id: int) -> str:
+    return export_jobs.export_job(job_id)
+
+
+@shared_task
+def sweep_exports() -> dict[str, int]:
+    return export_jobs.sweep()

@@ -173,6 +173,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-recomputes": {"task": "analytics.tasks.sweep", "schedule": 30.0},
     "sweep-messages": {"task": "respondents.tasks.sweep", "schedule": 60.0},
     "heartbeat": {"task": "config.tasks.heartbeat", "schedule": 30.0},
+    "sweep-exports": {"task": "analytics.tasks.sweep_exports", "schedule": 300.0},
 }
 
 AUTHENTICATION_BACKENDS = [

@@ -15,13 +15,13 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from analytics import exports, pipeline
+from analytics.export_jobs import export_job, sweep
 from analytics.models import Download, EstimateRun, ExportJob
-from analytics.tasks_export import export_job, sweep
 from surveys.models import Survey
 from tests.analytics.test_recompute_synthetic import load_synthetic_case
 from tests.services import Worker, wait_until
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.analytics.urls_exports")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
@@ -119,7 +119,7 @@ def test_the_page_runs_a_fixed_number_of_queries(
     client = client_for(analyst)
     for _ in range(3):
         ExportJob.objects.create(survey=run.survey, user=analyst, what="microdata", format="sav")
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         assert client.get(url(run.survey)).status_code == 200
 
 
@@ -307,7 +307,7 @@ def test_a_large_export_becomes_a_job(
 
     # then
     assert response.status_code == 302
-    assert len(csv_rows(b"".join(served.streaming_content))) == 326
+    assert len(csv_rows(body(served))) == 326
     assert Download.objects.get().what == "fieldwork"
 
 
@@ -381,7 +381,6 @@ def worker_media(monkeypatch: pytest.MonkeyPatch, settings: Any, tmp_path: Path)
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.worker_env(CELERY_WORKER_INCLUDE="analytics.tasks_export")
 def test_the_worker_writes_the_file_and_reports_progress(
     survey: Survey, worker_media: Path, worker: Worker, tmp_path: Path
 ) -> None:
@@ -403,7 +402,7 @@ def test_the_worker_writes_the_file_and_reports_progress(
     assert (job.status, job.progress, job.error) == ("done", 1.0, "")
     served = client.get(url(survey, "export_job_file", job=job.pk))
     path = tmp_path / "served.sav"
-    path.write_bytes(b"".join(served.streaming_content))
+    path.write_bytes(body(served))
     frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
     assert len(frame) == 326 and meta.missing_ranges["sf_level"]
     assert Download.objects.get().user == analyst

@@ -304,6 +304,9 @@ def test_spss_and_stata_files_carry_labels_value_labels_and_missing_codes(
     assert rows.loc[exports.unit_id(silent.pk), "sf_level"] == not_answered
     assert rows.loc[exports.unit_id(refused.pk), "sf_level"] == refusal
     assert rows.loc[exports.unit_id(no.pk), "sf_adopted"] == 2
+    # data_collect applied but was left blank; data_analyze is asked only after a "yes" to it
+    assert rows.loc[exports.unit_id(yes.pk), "data_collect"] == not_answered
+    assert rows.loc[exports.unit_id(yes.pk), "data_analyze"] == not_asked
     assert rows.loc[exports.unit_id(silent.pk), "stratum"] != ""
     assert len(frame) == 326
 
@@ -445,6 +448,22 @@ def test_free_text_that_looks_like_a_formula_is_neutralised(run: EstimateRun) ->
     cells = next(dict(zip(sheet[0], r, strict=True)) for r in sheet[1:] if r[0] == unit)
     assert [cells[c] for c in columns] == ["'" + text for text in INJECTIONS]
     assert cells["sales_krw_mn"] == -2.5
+
+
+def test_free_text_survives_the_workbook_intact(run: EstimateRun) -> None:
+    # given: markup characters, a line break, and a control character XML forbids
+    case = a_case(run.survey, "1.1", sf_adopted="yes")
+    answer(case, sf_tech=["other"], sf_tech_other="R&D <비전> 검사\n2호기\x0b")
+
+    # when
+    book = openpyxl.load_workbook(io.BytesIO(export(run.survey, "microdata", "xlsx")))
+
+    # then
+    sheet = list(book["data"].iter_rows(values_only=True))
+    cells = next(
+        dict(zip(sheet[0], r, strict=True)) for r in sheet[1:] if r[0] == exports.unit_id(case.pk)
+    )
+    assert cells["sf_tech_other"] == "R&D <비전> 검사\n2호기"
 
 
 def test_contact_notes_that_look_like_formulas_are_neutralised(run: EstimateRun) -> None:

@@ -1,0 +1,114 @@
+"""Export a survey's estimates, microdata, codebook, fieldwork status, contact log or
+response rates to a file, and record the download in the audit log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from analytics import exports
+from analytics.models import Download
+from surveys.models import Survey
+
+CLIENT = "command"
+
+
+class Command(BaseCommand):
+    help = (
+        "Export a survey: --what estimates|microdata|codebook|fieldwork|contacts|"
+        "response-rates --format csv|xlsx|sav|dta|json --out PATH."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("survey", help="The survey ID (slug).")
+        parser.add_argument("--what", required=True, choices=list(exports.FORMATS))
+        parser.add_argument("--format", required=True, dest="fmt")
+        parser.add_argument("--out", required=True, type=Path)
+        parser.add_argument("--run", type=int, help="Estimate run number (latest published).")
+        parser.add_argument("--language", default="ko", choices=exports.LANGUAGES)
+        parser.add_argument(
+            "--identified",
+            action="store_true",
+            help="Microdata with business_id and personal data; needs --user with "
+            "analytics.download_identified.",
+        )
+        parser.add_argument(
+            "--contact-details",
+            action="store_true",
+            help="Email and phone in fieldwork and contact exports; needs --user with "
+            "respondents.view_contact_details.",
+        )
+        parser.add_argument("--weighted", action="store_true", help="Response rates weighted.")
+        parser.add_argument("--user", help="The staff account the export is made for.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        survey = Survey.objects.filter(slug=options["survey"]).first()
+        if survey is None:
+            raise CommandError(f"Unknown survey “{options['survey']}”.")
+        user = _user(options["user"])
+        _check_permissions(user, options)
+        try:
+            request = exports.make_options(
+                survey,
+                options["what"],
+                options["fmt"],
+                language=options["language"],
+                run_number=options["run"],
+                identified=options["identified"],
+                contact=options["contact_details"],
+                weighted=options["weighted"],
+            )
+        except exports.ExportError as exc:
+            raise CommandError(str(exc)) from exc
+        rows = _write(request, options["out"])
+        Download.objects.create(
+            user=user,
+            survey=survey,
+            what=request.what,
+            format=request.format,
+            identified=request.identified,
+            parameters=request.parameters(),
+            client=CLIENT,
+        )
+        self.stdout.write(f"Wrote {rows} rows to {options['out']}.")
+
+
+def _user(username: str | None) -> Any:
+    if not username:
+        return None
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise CommandError(f"No active user “{username}”.")
+    return user
+
+
+def _check_permissions(user: Any, options: dict[str, Any]) -> None:
+    needed = []
+    if options["identified"]:
+        needed.append("analytics.download_identified")
+    if options["contact_details"]:
+        needed.append("respondents.view_contact_details")
+    if needed and user is None:
+        raise CommandError(f"--identified and --contact-details need --user with {needed[0]}.")
+    if user is not None:
+        needed.insert(0, "analytics.download_results")
+        missing = [perm for perm in needed if not user.has_perm(perm)]
+        if missing:
+            raise CommandError(f"User “{user.username}” lacks {', '.join(missing)}.")
+
+
+def _write(request: exports.ExportOptions, path: Path) -> int:
+    """Write next to the target and rename, so that a failed export leaves no partial file."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("wb") as out:
+            rows = exports.export(request, out)
+        partial.replace(path)
+    except OSError as exc:
+        raise CommandError(f"Could not write {path}: {exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows
