@@ -54,9 +54,10 @@ lint:
 typecheck:
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/mypy .
 
+# Korean catalogue: every string of Python code, Django templates and Jinja2 templates.
 messages:
-	$(BIN)/python manage.py makemessages -l ko --no-obsolete --ignore=.venv --ignore=node_modules
-	$(BIN)/python manage.py makemessages -d djangojs -l ko --no-obsolete --ignore=.venv --ignore=node_modules --ignore=var
+	$(BIN)/python manage.py makemessages -l ko -e html,txt,py,jinja --no-obsolete \
+	  --ignore=.venv --ignore=node_modules --ignore=var --ignore=tests --ignore=bench
 	$(BIN)/python manage.py compilemessages -l ko --ignore=.venv
 
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey_bench

@@ -524,6 +524,8 @@ def _suppress_complements(rows: list[Estimate], exclusive: set[tuple[str, str]])
     partitions: dict[tuple[str, ...], list[int]] = {}
     totals: dict[tuple[str, ...], int] = {}
     for index, row in enumerate(rows):
+        if row.n == 0:
+            continue  # a cell without respondents hides nothing and needs no protection
         if (row.item, row.option) in exclusive:
             key = (row.item, row.statistic, row.domain, row.domain_value)
             option_sets.setdefault(key, []).append(index)

@@ -44,43 +44,48 @@ class DispositionCode:
     label: str
 
 
+def gettext_noop(message: str) -> str:
+    """Marks a label for translation (makemessages finds it) without importing Django."""
+    return message
+
+
 # AAPOR Standard Definitions (2023, 10th ed.) numbering, adapted for a web survey of named
 # establishments. The category follows from the leading digits; the 4.2x ineligibility
 # reasons are this platform's sub-codes (sec. C: ineligibility must be confirmed).
 _CODE_TABLE: tuple[tuple[str, str, str], ...] = (
-    ("1.1", "I", "Complete"),
-    ("1.2", "P", "Partial"),
-    ("2.10", "R", "Refusal or break-off"),
-    ("2.11", "R", "Refusal"),
-    ("2.111", "R", "Establishment-level refusal"),
-    ("2.112", "R", "Known-respondent refusal"),
-    ("2.12", "R", "Break-off"),
-    ("2.121", "R", "Implicit refusal (logged in, nothing answered)"),
-    ("2.20", "NC", "Non-contact"),
-    ("2.21", "NC", "Respondent never available"),
-    ("2.22", "NC", "Contact details invalid, establishment confirmed eligible"),
-    ("2.27", "NC", "Questionnaire completed after the field period"),
-    ("2.30", "O", "Other eligible non-interview"),
-    ("2.32", "O", "Respondent unable to take part"),
-    ("2.33", "O", "Language barrier"),
-    ("2.35", "O", "Technical problems"),
-    ("2.36", "O", "Other reason"),
-    ("3.10", "U", "Nothing known about the establishment"),
-    ("3.11", "U", "No invitation sent"),
-    ("3.19", "U", "Nothing ever returned"),
-    ("3.20", "U", "Eligibility not determined"),
-    ("3.21", "U", "Eligibility screening not completed"),
-    ("3.30", "U", "Invitation undeliverable, status unverified"),
-    ("3.90", "U", "Other unknown eligibility"),
-    ("4.10", "NE", "Out of sample"),
-    ("4.20", "NE", "Establishment out of scope"),
-    ("4.21", "NE", "Closed or dormant"),
-    ("4.22", "NE", "No factory"),
-    ("4.23", "NE", "No longer manufacturing"),
-    ("4.24", "NE", "Not an SME (large enterprise)"),
-    ("4.25", "NE", "Duplicate listing"),
-    ("4.26", "NE", "Merged into another firm"),
-    ("4.90", "NE", "Other ineligible"),
+    ("1.1", "I", gettext_noop("Complete")),
+    ("1.2", "P", gettext_noop("Partial")),
+    ("2.10", "R", gettext_noop("Refusal or break-off")),
+    ("2.11", "R", gettext_noop("Refusal")),
+    ("2.111", "R", gettext_noop("Establishment-level refusal")),
+    ("2.112", "R", gettext_noop("Known-respondent refusal")),
+    ("2.12", "R", gettext_noop("Break-off")),
+    ("2.121", "R", gettext_noop("Implicit refusal (logged in, nothing answered)")),
+    ("2.20", "NC", gettext_noop("Non-contact")),
+    ("2.21", "NC", gettext_noop("Respondent never available")),
+    ("2.22", "NC", gettext_noop("Contact details invalid, establishment confirmed eligible")),
+    ("2.27", "NC", gettext_noop("Questionnaire completed after the field period")),
+    ("2.30", "O", gettext_noop("Other eligible non-interview")),
+    ("2.32", "O", gettext_noop("Respondent unable to take part")),
+    ("2.33", "O", gettext_noop("Language barrier")),
+    ("2.35", "O", gettext_noop("Technical problems")),
+    ("2.36", "O", gettext_noop("Other reason")),
+    ("3.10", "U", gettext_noop("Nothing known about the establishment")),
+    ("3.11", "U", gettext_noop("No invitation sent")),
+    ("3.19", "U", gettext_noop("Nothing ever returned")),
+    ("3.20", "U", gettext_noop("Eligibility not determined")),
+    ("3.21", "U", gettext_noop("Eligibility screening not completed")),
+    ("3.30", "U", gettext_noop("Invitation undeliverable, status unverified")),
+    ("3.90", "U", gettext_noop("Other unknown eligibility")),
+    ("4.10", "NE", gettext_noop("Out of sample")),
+    ("4.20", "NE", gettext_noop("Establishment out of scope")),
+    ("4.21", "NE", gettext_noop("Closed or dormant")),
+    ("4.22", "NE", gettext_noop("No factory")),
+    ("4.23", "NE", gettext_noop("No longer manufacturing")),
+    ("4.24", "NE", gettext_noop("Not an SME (large enterprise)")),
+    ("4.25", "NE", gettext_noop("Duplicate listing")),
+    ("4.26", "NE", gettext_noop("Merged into another firm")),
+    ("4.90", "NE", gettext_noop("Other ineligible")),
 )
 DISPOSITION_CODES: dict[str, DispositionCode] = {
     code: DispositionCode(code, category, label) for code, category, label in _CODE_TABLE

@@ -55,10 +55,12 @@ REASON_ORDER = (
     quality.DF_LOW,
     quality.P_EXTREME,
     quality.RSE_CAUTION,
+    quality.COMPLEMENTARY,
 )
-MARKERS = {code: "abcdefghijklm"[k] for k, code in enumerate(REASON_ORDER)}
+MARKERS = {code: "abcdefghijklmn"[k] for k, code in enumerate(REASON_ORDER)}
 REASON_LEVELS = {
     **dict.fromkeys(REASON_ORDER[:9], quality.SUPPRESS),
+    quality.COMPLEMENTARY: quality.SUPPRESS,
     **dict.fromkeys((quality.RSE_UNDEFINED, quality.DF_LOW, quality.P_EXTREME), quality.REVIEW),
     quality.RSE_CAUTION: quality.CAUTION,
 }
@@ -83,20 +85,8 @@ UNIT_PATTERNS = (
 
 
 def reasons_of(flag: str) -> list[str]:
-    """The reason codes of a stored flag, most severe first ("OK" has none).
-
-    The flag column holds 32 characters, so the last code of a long combination may be cut
-    off: it is recovered when its remaining prefix names exactly one code.
-    """
-    codes = []
-    for part in flag.split("+"):
-        if part in MARKERS:
-            codes.append(part)
-            continue
-        matches = [code for code in REASON_ORDER if part and code.startswith(part)]
-        if len(matches) == 1:
-            codes.append(matches[0])
-    return codes
+    """The reason codes of a stored flag, most severe first ("OK" has none)."""
+    return [part for part in flag.split("+") if part in MARKERS]
 
 
 def reason_texts(t: Thresholds) -> dict[str, str]:
@@ -121,6 +111,10 @@ def reason_texts(t: Thresholds) -> dict[str, str]:
         )
         % {"share": _number(t.nchs_max_relative_width * 100)},
         quality.RSE_HIGH: _("RSE > %(rse)s %%") % {"rse": _number(t.rse_suppress * 100)},
+        quality.COMPLEMENTARY: _(
+            "Withheld so that another withheld figure cannot be worked out from the published "
+            "ones (complementary suppression)"
+        ),
         quality.RSE_UNDEFINED: _("RSE undefined (the estimate is 0)"),
         quality.DF_LOW: _("Fewer than %(df)s degrees of freedom") % {"df": t.min_df},
         quality.P_EXTREME: _("Estimate of exactly 0 or 100 per cent: no CI can be computed"),

@@ -336,14 +336,13 @@ def test_the_detail_offers_every_answer_of_the_item(survey: Survey, run: Estimat
     assert "option=intermediate1&amp;statistic=proportion" in response.content.decode()
 
 
-def test_a_reason_cut_off_by_the_flag_column_is_recovered() -> None:
-    # the flag column keeps 32 characters of the "+"-joined reason codes
-    assert reasons_of("NO_DATA+NCHS_N_LT_30+NCHS_NEFF_L") == [
+def test_a_stored_flag_lists_its_reasons() -> None:
+    assert reasons_of("NO_DATA+NCHS_N_LT_30+NCHS_NEFF_LT_30") == [
         "NO_DATA",
         "NCHS_N_LT_30",
         "NCHS_NEFF_LT_30",
     ]
-    assert reasons_of("NCHS_N_LT_30+NCHS_NEFF_LT_30+NCH") == ["NCHS_N_LT_30", "NCHS_NEFF_LT_30"]
+    assert reasons_of("RSE_GT_50+COMPLEMENTARY") == ["RSE_GT_50", "COMPLEMENTARY"]
     assert reasons_of("OK") == []
 
 
