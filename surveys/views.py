@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -461,7 +461,8 @@ def _receipt(request: HttpRequest, channel: Channel) -> HttpResponse:
     return channel.render(request, "respondent/receipt.jinja", context)
 
 
-@permission_required("surveys.load_questionnaire")
+@login_required
+@permission_required("surveys.load_questionnaire", raise_exception=True)
 def upload_questionnaire(request: HttpRequest) -> HttpResponse:
     upload = QuestionnaireUploadForm(request.POST or None, request.FILES or None)
     problems: list[str] = []
