@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install install-dev demo run worker test lint typecheck bench bench-web bench-frame \
-        bench-draw bench-estimates bench-dashboard bench-export bench-load messages clean
+        bench-draw bench-mail bench-estimates bench-dashboard bench-export bench-load messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,7 @@ messages:
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
-bench: bench-web bench-frame bench-draw bench-estimates bench-dashboard bench-export
+bench: bench-web bench-frame bench-draw bench-mail bench-estimates bench-dashboard bench-export
 
 bench-web: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_web.py
@@ -83,6 +83,9 @@ bench-dashboard: install-dev
 
 bench-export: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_export.py
+
+bench-mail: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_mail.py
 
 bench-load: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_load.py

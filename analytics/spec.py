@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from .quality import Thresholds
 
 CALIBRATION_METHODS = ("none", "poststratify", "raking", "linear", "logit")
@@ -49,18 +51,22 @@ class WeightingSpec:
         return asdict(self)
 
     def describe(self) -> str:
-        parts = [
-            "classes: strata"
+        classes = (
+            _("classes: strata")
             if self.weighting_classes == "stratum"
-            else "classes: " + "×".join(self.weighting_classes),
-            f"collapse below {self.min_respondents} respondents",
-        ]
+            else _("classes: %(v)s") % {"v": "×".join(self.weighting_classes)}
+        )
+        parts = [classes, _("collapse below %(n)s respondents") % {"n": self.min_respondents}]
         if self.max_adjustment:
-            parts.append(f"or factor above {self.max_adjustment:g}")
+            parts.append(_("or factor above %(a)s") % {"a": f"{self.max_adjustment:g}"})
         if self.calibration != "none":
-            parts.append(f"{self.calibration} to {', '.join(self.margins)}")
+            parts.append(
+                _("%(method)s to %(margins)s")
+                % {"method": self.calibration, "margins": ", ".join(self.margins)}
+            )
         if self.trim_upper or self.trim_lower:
-            parts.append(f"trimmed to [{self.trim_lower or 0:g}, {self.trim_upper or '∞'}]")
+            bounds = f"[{self.trim_lower or 0:g}, {self.trim_upper or '∞'}]"
+            parts.append(_("weights trimmed to %(b)s") % {"b": bounds})
         return "; ".join(parts)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 from . import aapor
 
@@ -40,13 +42,27 @@ def ends_contact(code: str) -> bool:
     return aapor.category_of(code) in ("I", "P", "NE") or code in EXPLICIT_REFUSALS
 
 
+def history_text(message: str, **values: Any) -> str:
+    """A reason written into the disposition history, in the platform's language (the
+    history is a record: it reads the same for every member of staff)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return gettext(message) % values if values else gettext(message)
+
+
 def classify(completeness: Completeness) -> tuple[str, str]:
     """The code of a submitted response and the reason recorded with it."""
     fraction = completeness.fraction
-    reason = f"{completeness.answered}/{completeness.applicable} applicable items answered"
+    reason = history_text(
+        gettext_noop("%(answered)s of %(applicable)s applicable items answered"),
+        answered=completeness.answered,
+        applicable=completeness.applicable,
+    )
     if completeness.core_missing:
         # Without its core items a response is neither complete nor partial (sec. C).
-        return BROKE_OFF, reason + "; core items missing: " + ", ".join(completeness.core_missing)
+        missing = ", ".join(completeness.core_missing)
+        return BROKE_OFF, reason + history_text(
+            gettext_noop("; core items missing: %(items)s"), items=missing
+        )
     if fraction >= settings.COMPLETE_THRESHOLD:
         return COMPLETE, reason
     if fraction >= settings.PARTIAL_THRESHOLD:
@@ -56,13 +72,17 @@ def classify(completeness: Completeness) -> tuple[str, str]:
 
 def respondent_opened(case: Case) -> DispositionEvent | None:
     if aapor.category_of(case.disposition) in ("U", "NC", "O"):
-        return case.record_disposition(OPENED, source="respondent", reason="link opened")
+        return case.record_disposition(
+            OPENED, source="respondent", reason=history_text(gettext_noop("Link opened"))
+        )
     return None
 
 
 def respondent_started(case: Case) -> DispositionEvent | None:
     if case.disposition == OPENED or aapor.category_of(case.disposition) in ("U", "NC", "O"):
-        return case.record_disposition(BROKE_OFF, source="respondent", reason="answering started")
+        return case.record_disposition(
+            BROKE_OFF, source="respondent", reason=history_text(gettext_noop("Answering started"))
+        )
     return None
 
 
@@ -71,7 +91,7 @@ def response_submitted(
 ) -> DispositionEvent:
     code, reason = classify(completeness)
     source = "manager" if by is not None else "respondent"
-    mode = f"submitted ({response.mode})"
+    submitted = history_text(gettext_noop("Submitted (%(mode)s)"), mode=response.get_mode_display())
     return response.case.record_disposition(
-        code, source=source, by=by, reason=f"{mode}: {reason}", at=response.submitted_at
+        code, source=source, by=by, reason=f"{submitted}: {reason}", at=response.submitted_at
     )

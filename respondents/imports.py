@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from analytics.recompute import request_recompute
 from surveys.models import Response, Survey
@@ -303,7 +304,8 @@ def _store_keyed(row: KeyedRow, survey: Survey, form: Form, mode: str, user: Any
         code,
         source="import",
         by=user,
-        reason=f"keyed ({mode}): {reason}",
+        reason=dispositions.history_text(gettext_noop("Keyed (%(mode)s)"), mode=mode)
+        + f": {reason}",
         at=response.submitted_at,
         recompute=False,
     )

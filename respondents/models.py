@@ -309,7 +309,9 @@ class Case(models.Model):
             if event.applied:
                 Case.objects.filter(pk=case.pk).update(disposition=code, disposition_at=at)
                 self.disposition, self.disposition_at = code, at
-                if recompute:
+                # Within one AAPOR category (3.11 → 3.19, say) no weight or estimate moves.
+                moved = aapor.category_of(code) != aapor.category_of(case.disposition)
+                if recompute and moved:
                     from analytics.recompute import request_recompute
 
                     request_recompute(self.survey_id, reason=f"disposition {code}")

@@ -133,13 +133,19 @@ class Channel:
         prefix = [self.case.survey.slug, self.case.pk, self.mode]
         return reverse(f"surveys:keyed_{view}", args=[*prefix, *args])
 
+    @property
+    def mode_label(self) -> str:
+        return str(Response.Mode(self.mode).label)
+
     def start(self) -> Response:
         return flow.start_response(self.case, mode=self.mode, by=self.staff)
 
-    def render(self, request: HttpRequest, template: str, context: dict[str, Any],
-               status: int = 200) -> HttpResponse:
-        return render(request, template, {**context, "channel": self, "case": self.case},
-                      status=status)
+    def render(
+        self, request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
+    ) -> HttpResponse:
+        return render(
+            request, template, {**context, "channel": self, "case": self.case}, status=status
+        )
 
 
 @respondent_required
@@ -176,7 +182,8 @@ def _keyed(request: HttpRequest, survey: str, case_id: int, mode: str) -> Channe
         raise Http404
     case = get_object_or_404(
         Case.objects.in_sample().select_related("survey", "frame_unit"),
-        pk=case_id, survey__slug=survey,
+        pk=case_id,
+        survey__slug=survey,
     )
     return Channel(case, staff=request.user, mode=mode)
 
@@ -265,11 +272,29 @@ def _save_page(
             ),
         )
         relevant = result.relevant or form.evaluate(response.answers)[1]
-        return _render_page(request, channel, response, form, current, posted, relevant,
-                            status=409, revision=result.revision)
+        return _render_page(
+            request,
+            channel,
+            response,
+            form,
+            current,
+            posted,
+            relevant,
+            status=409,
+            revision=result.revision,
+        )
     if result.errors:
-        return _render_page(request, channel, response, form, current, posted, result.relevant,
-                            errors=result.errors, revision=result.revision)
+        return _render_page(
+            request,
+            channel,
+            response,
+            form,
+            current,
+            posted,
+            result.relevant,
+            errors=result.errors,
+            revision=result.revision,
+        )
     for name in result.dropped:
         messages.info(
             request,

@@ -200,7 +200,10 @@ def _case_context(
         "disposition_form": disposition,
         "contact_form": contact,
         "show_contacts": request.user.has_perm(CONTACTS),
-        "modes": [Response.Mode.PHONE, Response.Mode.PAPER, Response.Mode.FAX],
+        "modes": [
+            (m.value, m.label)
+            for m in (Response.Mode.PHONE, Response.Mode.PAPER, Response.Mode.FAX)
+        ],
     }
 
 
