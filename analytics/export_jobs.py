@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from config.celery import send_task
+
 from . import exports
 from .models import ExportJob
 
@@ -113,13 +115,7 @@ def sweep() -> dict[str, int]:
     ).values_list("pk", flat=True)
     from .tasks import run_export
 
-    sent = 0
-    for job_id in waiting:
-        try:
-            run_export.apply_async(args=(job_id,), retry=False)
-            sent += 1
-        except Exception:
-            log.warning("queue unavailable; export job %s waits for the next sweep", job_id)
+    sent = sum(send_task(run_export, job_id) for job_id in waiting)
     return {"sent": sent, "deleted": _delete_old_files(now - KEEP_FILES)}
 
 

@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from config.celery import send_task
 from respondents import aapor
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
 from respondents.models import Case, FrameUnit, SampleDesign, Wave
@@ -819,10 +820,7 @@ def _wait_before_next_run(survey_id: int) -> float:
 def _enqueue_later(survey_id: int, seconds: float) -> None:
     from .tasks import recompute_survey
 
-    try:
-        recompute_survey.apply_async(args=(survey_id,), countdown=seconds, retry=False)
-    except Exception:
-        log.warning("queue unavailable; the sweep will schedule survey %s", survey_id)
+    send_task(recompute_survey, survey_id, countdown=seconds)
 
 
 def sweep() -> dict[str, int]:
@@ -839,12 +837,8 @@ def sweep() -> dict[str, int]:
         finished_at=timezone.now(),
     )
     waiting = list(RecomputeRequest.objects.values_list("survey_id", flat=True).distinct())
-    for survey_id in waiting:
-        try:
-            recompute_survey.apply_async(args=(survey_id,), retry=False)
-        except Exception:
-            log.warning("queue unavailable; survey %s waits for the next sweep", survey_id)
-    return {"abandoned": abandoned, "scheduled": len(waiting)}
+    scheduled = sum(send_task(recompute_survey, survey_id) for survey_id in waiting)
+    return {"abandoned": abandoned, "scheduled": scheduled}
 
 
 def close_wave(wave: Wave, *, user: Any = None) -> EstimateRun | None:

@@ -1,6 +1,6 @@
 """Invitations: queueing 5,000 emails (target under 10 s) and sending at the rate limit.
 
-    make bench-mail
+make bench-mail
 """
 
 from __future__ import annotations
@@ -35,12 +35,15 @@ def main() -> None:
         write_frame(path, rows=163_273)
         import_frame(survey, path, filename=path.name)
     sampling.draw_sample(
-        survey, strata_variables=["industry_group", "size_class", "region_area"],
-        allocation="proportional", sample_size=5000, min_per_stratum=2, seed=1,
+        survey,
+        strata_variables=["industry_group", "size_class", "region_area"],
+        allocation="proportional",
+        sample_size=5000,
+        min_per_stratum=2,
+        seed=1,
     )
     start = timezone.now() - dt.timedelta(hours=1)
-    wave = Wave.objects.create(survey=survey, name="Invitation", kind="invitation",
-                               starts_at=start)
+    wave = Wave.objects.create(survey=survey, name="Invitation", kind="invitation", starts_at=start)
 
     started = time.perf_counter()
     with transaction.atomic():
@@ -74,8 +77,10 @@ def main() -> None:
         elapsed = time.perf_counter() - started
     finally:
         controller.stop()
-    print(f"send at EMAIL_RATE_PER_SECOND=50: {sent} emails in {elapsed:.1f} s = "
-          f"{sent / elapsed:.1f} per second, {len(server.messages)} received by the SMTP server")
+    print(
+        f"send at EMAIL_RATE_PER_SECOND=50: {sent} emails in {elapsed:.1f} s = "
+        f"{sent / elapsed:.1f} per second, {len(server.messages)} received by the SMTP server"
+    )
 
 
 if __name__ == "__main__":

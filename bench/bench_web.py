@@ -73,7 +73,7 @@ end
 
 def lua_script(sessions: list[dict[str, str]], method: str) -> str:
     rows = ",\n".join(
-        "{cookie=%r, csrf=%r, editor=%r}" % (s["cookie"], s["csrf"], s["editor"]) for s in sessions
+        f"{{cookie={s['cookie']!r}, csrf={s['csrf']!r}, editor={s['editor']!r}}}" for s in sessions
     )
     return LUA % {"sessions": rows.replace("'", '"'), "method": method}
 

@@ -65,10 +65,9 @@ def setup_django(env: dict[str, str] | None = None) -> None:
 
 def fresh_survey(slug: str, questionnaire: Path | None = None) -> Any:
     """Delete an earlier benchmark survey of this slug and load the shipped questionnaire."""
+    from respondents.models import Case, FrameUnit
     from surveys.models import Survey
     from surveys.xlsform import load_questionnaire
-
-    from respondents.models import Case, FrameUnit
 
     path = questionnaire or ROOT / "surveys" / "questionnaires" / "smart_manufacturing.xlsx"
     Case.objects.filter(survey__slug=slug).delete()
@@ -81,7 +80,7 @@ def wait_for(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2).read()
+            urllib.request.urlopen(url, timeout=2).read()  # noqa: S310 (http on loopback)
             return
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.2)

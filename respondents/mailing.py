@@ -24,7 +24,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from config.celery import enqueue_on_commit
+from config.celery import enqueue_on_commit, send_task
 
 from . import dispositions
 from .models import Case, ContactAttempt, Message, MessageTemplate, Wave
@@ -274,9 +274,8 @@ def sweep() -> dict[str, int]:
     )
     from .tasks import send_wave as send_wave_task
 
-    for wave_id in waves:
-        enqueue_on_commit(send_wave_task, wave_id)
-    return {"uncertain": uncertain, "waves": len(waves)}
+    sent = sum(send_task(send_wave_task, wave_id) for wave_id in waves)
+    return {"uncertain": uncertain, "waves": sent}
 
 
 def status_counts(wave: Wave) -> Mapping[str, int]:

@@ -29,7 +29,9 @@ def new_editor_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def start_response(case: Case, *, mode: str = Response.Mode.WEB, by: Any = None) -> Response:
+def start_response(
+    case: Case, *, mode: str = Response.Mode.WEB, by: Any = None, move: bool = True
+) -> Response:
     """The case's response, created on first use and moved to the newest questionnaire.
 
     Answers given under an earlier version are all kept: the new version shows those it
@@ -49,7 +51,9 @@ def start_response(case: Case, *, mode: str = Response.Mode.WEB, by: Any = None)
         except IntegrityError:
             # Two tabs opened at once: the other one created it.
             response = Response.objects.get(case=case)
-    if not response.is_submitted and response.questionnaire_id != latest:
+    # Only a page about to be shown moves to the newest version: a page posted from an older
+    # version is saved under the version it was shown with.
+    if move and not response.is_submitted and response.questionnaire_id != latest:
         Response.objects.filter(pk=response.pk, status=Response.Status.IN_PROGRESS).update(
             questionnaire_id=latest, revision=F("revision") + 1
         )

@@ -137,8 +137,8 @@ class Channel:
     def mode_label(self) -> str:
         return str(Response.Mode(self.mode).label)
 
-    def start(self) -> Response:
-        return flow.start_response(self.case, mode=self.mode, by=self.staff)
+    def start(self, *, move: bool = True) -> Response:
+        return flow.start_response(self.case, mode=self.mode, by=self.staff, move=move)
 
     def render(
         self, request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
@@ -234,7 +234,7 @@ def _welcome(request: HttpRequest, channel: Channel) -> HttpResponse:
 
 
 def _page(request: HttpRequest, channel: Channel, name: str) -> HttpResponse:
-    response = channel.start()
+    response = channel.start(move=request.method != "POST")
     if response.is_submitted:
         return redirect(channel.url("receipt"))
     form = get_form(response.questionnaire_id)
@@ -389,7 +389,7 @@ def _field(question: Any, shown: Any, relevant: set[str], errors: dict[str, str]
 
 
 def _autosave(request: HttpRequest, channel: Channel, name: str) -> HttpResponse:
-    response = channel.start()
+    response = channel.start(move=False)
     if response.is_submitted:
         return JsonResponse({"submitted": True, "redirect": channel.url("receipt")})
     form = get_form(response.questionnaire_id)

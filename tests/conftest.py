@@ -77,3 +77,13 @@ def admin_user_client(db: None) -> Client:
     from config.roles import ADMINISTRATORS
 
     return login_as(ADMINISTRATORS)
+
+
+@pytest.fixture(autouse=True)
+def _english_outside_requests() -> Any:
+    # Messages built outside a request (imports, commands) read in English in the tests;
+    # pages follow the client's language (Korean unless a test sets the cookie).
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield

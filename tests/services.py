@@ -7,6 +7,7 @@ aiosmtpd on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -46,7 +47,7 @@ class MailServer:
     # Answer the next N messages with a temporary failure (451), as a busy server does.
     defer: int = 0
 
-    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
         if address in self.refuse:
@@ -54,7 +55,7 @@ class MailServer:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.defer > 0:
             self.defer -= 1
             return "451 4.3.0 Temporary failure, try again later"
@@ -150,10 +151,8 @@ class Worker:
             ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
         ).stdout.split()
         for pid in [*children, str(self.process.pid)]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -163,7 +163,7 @@ def test_published_versions_say_what_they_are(survey: Survey, run: EstimateRun, 
     assert version["respondents"] == 209 and version["cases"] == 326
     assert version["response_rate_rr3"] == pytest.approx(0.6291132181, abs=1e-10)
     assert version["official_for_waves"] == [wave.pk]
-    assert version["weighting"] == "classes: strata; collapse below 2 respondents"
+    assert version["weighting"] == "조정 집단: 층; 응답 기업 2개 미만이면 병합"  # Korean by default
     assert version["confidence_level"] == 0.95
 
 

@@ -122,7 +122,9 @@ def test_the_estimates_workbook_has_a_cover_domain_sheets_a_legend_and_every_val
     run: EstimateRun,
 ) -> None:
     # when
-    book = openpyxl.load_workbook(io.BytesIO(export(run.survey, "estimates", "xlsx")))
+    book = openpyxl.load_workbook(
+        io.BytesIO(export(run.survey, "estimates", "xlsx", language="en"))
+    )
 
     # then: the sheets
     assert book.sheetnames[0] == "Cover"
@@ -132,11 +134,11 @@ def test_the_estimates_workbook_has_a_cover_domain_sheets_a_legend_and_every_val
     assert cover["Estimate version (run)"] == run.number
     assert cover["Respondents (complete and partial)"] == run.snapshot["respondents"]
     assert "RR3" in " ".join(str(k) for k in cover)
-    # labels in Korean next to the names
+    # labels in the chosen language next to the names
     overall = list(book["all"].iter_rows(min_row=2, values_only=True))
     adopted = next(r for r in overall if r[0] == "sf_adopted" and r[2] == "yes")
-    assert adopted[1] == "귀사는 스마트공장을 도입(구축)하였습니까?"
-    assert adopted[3] == "예"
+    assert adopted[1] == "Has your company adopted (built) a smart factory?"
+    assert adopted[3] == "Yes"
     # the legend explains the flags
     legend = {row[0] for row in book["Flags"].iter_rows(min_row=2, values_only=True)}
     assert {"OK", "NCHS_N_LT_30", "RSE_25_50"} <= legend
@@ -154,7 +156,9 @@ def test_suppressed_cells_are_blank_in_the_publication_sheets_only(run: Estimate
     assert hidden is not None
 
     # when
-    book = openpyxl.load_workbook(io.BytesIO(export(run.survey, "estimates", "xlsx")))
+    book = openpyxl.load_workbook(
+        io.BytesIO(export(run.survey, "estimates", "xlsx", language="en"))
+    )
 
     # then
     def same(row: tuple[Any, ...], item: int, option: int, value: int) -> bool:
@@ -339,7 +343,9 @@ def test_spss_labels_can_be_english(run: EstimateRun, tmp_path: Path) -> None:
 
 def test_microdata_workbook_matches_the_csv(run: EstimateRun) -> None:
     # when
-    book = openpyxl.load_workbook(io.BytesIO(export(run.survey, "microdata", "xlsx")))
+    book = openpyxl.load_workbook(
+        io.BytesIO(export(run.survey, "microdata", "xlsx", language="en"))
+    )
     rows = csv_rows(export(run.survey, "microdata", "csv"))
 
     # then
@@ -352,7 +358,7 @@ def test_microdata_workbook_matches_the_csv(run: EstimateRun) -> None:
     assert isinstance(first["stratum_population"], int)
     assert isinstance(first["base_weight"], float)
     variables = {row[0]: row[1] for row in book["variables"].iter_rows(values_only=True)}
-    assert variables["sf_adopted"] == "귀사는 스마트공장을 도입(구축)하였습니까?"
+    assert variables["sf_adopted"] == "Has your company adopted (built) a smart factory?"
 
 
 # --- questionnaire versions ---------------------------------------------------------------
@@ -437,7 +443,7 @@ def test_free_text_that_looks_like_a_formula_is_neutralised(run: EstimateRun) ->
     # when
     row = by_unit(csv_rows(export(run.survey, "microdata", "csv", identified=True)))[unit]
     book = openpyxl.load_workbook(
-        io.BytesIO(export(run.survey, "microdata", "xlsx", identified=True))
+        io.BytesIO(export(run.survey, "microdata", "xlsx", identified=True, language="en"))
     )
 
     # then: CSV
@@ -456,7 +462,9 @@ def test_free_text_survives_the_workbook_intact(run: EstimateRun) -> None:
     answer(case, sf_tech=["other"], sf_tech_other="R&D <비전> 검사\n2호기\x0b")
 
     # when
-    book = openpyxl.load_workbook(io.BytesIO(export(run.survey, "microdata", "xlsx")))
+    book = openpyxl.load_workbook(
+        io.BytesIO(export(run.survey, "microdata", "xlsx", language="en"))
+    )
 
     # then
     sheet = list(book["data"].iter_rows(values_only=True))

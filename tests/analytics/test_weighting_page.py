@@ -11,12 +11,26 @@ from tests.conftest import login_as
 pytestmark = pytest.mark.django_db
 
 FORM = {
-    "classes": [], "min_respondents": "3", "max_adjustment": "", "partials_are_respondents": "on",
-    "calibration": "raking", "margins": ["size_class", "region_area"], "bound_lower": "0.3",
-    "bound_upper": "3", "trim_lower": "", "trim_upper": "", "lonely_psu": "adjust",
-    "ci_method": "logit", "domain_variables": [], "domain_questions": "sf_adopted",
-    "min_n": "5", "nchs_min_n": "30", "nchs_max_width": "0.3", "rse_caution": "0.25",
-    "rse_suppress": "0.5", "min_df": "8",
+    "classes": [],
+    "min_respondents": "3",
+    "max_adjustment": "",
+    "partials_are_respondents": "on",
+    "calibration": "raking",
+    "margins": ["size_class", "region_area"],
+    "bound_lower": "0.3",
+    "bound_upper": "3",
+    "trim_lower": "",
+    "trim_upper": "",
+    "lonely_psu": "adjust",
+    "ci_method": "logit",
+    "domain_variables": [],
+    "domain_questions": "sf_adopted",
+    "min_n": "5",
+    "nchs_min_n": "30",
+    "nchs_max_width": "0.3",
+    "rse_caution": "0.25",
+    "rse_suppress": "0.5",
+    "min_df": "8",
 }
 
 
@@ -35,18 +49,14 @@ def test_an_administrator_saves_a_new_spec_version_and_the_estimates_are_recompu
 def test_an_inconsistent_spec_is_refused_with_a_message(
     survey: Survey, admin_user_client: Client
 ) -> None:
-    response = admin_user_client.post(
-        f"/manage/{survey.slug}/weighting/", {**FORM, "margins": []}
-    )
+    response = admin_user_client.post(f"/manage/{survey.slug}/weighting/", {**FORM, "margins": []})
 
     assert response.status_code == 200
     assert "calibration needs at least one margin" in response.content.decode()
     assert not WeightingSpec.objects.exists()
 
 
-def test_managers_see_the_spec_but_cannot_change_it(
-    survey: Survey, manager_client: Client
-) -> None:
+def test_managers_see_the_spec_but_cannot_change_it(survey: Survey, manager_client: Client) -> None:
     page = manager_client.get(f"/manage/{survey.slug}/weighting/")
     refused = manager_client.post(f"/manage/{survey.slug}/weighting/", FORM)
 

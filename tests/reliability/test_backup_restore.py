@@ -135,6 +135,7 @@ def test_a_backup_restores_every_row_and_the_same_estimates(
     survey: Survey, smtp_server: MailServer, settings: Any, tmp_path: Path, empty_database: str
 ) -> None:
     # given: a survey in the middle of fieldwork
+    # Tasks run in-process here, where a recompute deferred by the interval would rerun at once.
     settings.RECOMPUTE_MIN_INTERVAL_SECONDS = 0
     fieldwork_in_progress(survey)
     assert Response.objects.filter(status="submitted").count() == 3

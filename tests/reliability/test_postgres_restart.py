@@ -93,6 +93,7 @@ class Firm:
     number: int
     case_id: int
     session: requests.Session
+    state: int  # the last state sent
     outcomes: list[Outcome] = field(default_factory=list)
     idle: bool = False
 
@@ -106,20 +107,20 @@ class Firm:
     def failed(self, after: float) -> bool:
         return any(o.failed_cleanly and o.started > after for o in list(self.outcomes))
 
-    def show_and_save(self, url: str, state: int) -> int:
-        """One round: show the page, then save the next state; returns the state reached."""
+    def show_and_save(self, url: str) -> None:
+        """One round: show the page, then save the next state."""
         started = time.monotonic()
         try:
             page = self.session.get(url, timeout=10)
         except requests.RequestException:
             self.outcomes.append(Outcome("show", started, CONNECTION_ERROR))
-            return state
+            return
         shown = state_of(self.number, dict(FIELD.findall(page.text)))
         self.outcomes.append(Outcome("show", started, page.status_code, shown))
         if page.status_code != 200:
-            return state
-        state += 1
-        data = {**dict(HIDDEN.findall(page.text)), **contact_answers(self.number, state)}
+            return
+        self.state += 1
+        data = {**dict(HIDDEN.findall(page.text)), **contact_answers(self.number, self.state)}
         started = time.monotonic()
         try:
             saved = self.session.post(
@@ -128,8 +129,7 @@ class Firm:
             status: int | str = saved.status_code
         except requests.RequestException:
             status = CONNECTION_ERROR
-        self.outcomes.append(Outcome("save", started, status, state))
-        return state
+        self.outcomes.append(Outcome("save", started, status, self.state))
 
 
 class Load:
@@ -153,14 +153,13 @@ class Load:
             thread.join(timeout=30)
 
     def _answer(self, firm: Firm) -> None:
-        state = 0
         while not self.finished.is_set():
             if not self.running.is_set():
                 firm.idle = True
                 self.running.wait()
                 firm.idle = False
                 continue
-            state = firm.show_and_save(self.url, state)
+            firm.show_and_save(self.url)
 
     def pause(self) -> None:
         self.running.clear()
@@ -244,29 +243,47 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def sign_in(site: Site) -> list[Firm]:
+    stored = site.responses()
     firms = []
     for number, (case_id, token) in enumerate(site.cases):
         session = requests.Session()
         session.cookies.set("django_language", "en")
         assert session.get(f"{site.web.url}/r/{token}/", timeout=10).status_code == 200
-        firms.append(Firm(number, case_id, session))
+        answers = stored.get(case_id, ({}, 0))[0]
+        firms.append(Firm(number, case_id, session, state=state_of(number, answers) or 0))
     return firms
 
 
-def assert_each_page_is_one_whole_state(
-    site: Site, firms: list[Firm], revisions_before: dict[int, int]
+def allowed_states(first: int, outcomes: list[Outcome]) -> list[int | None]:
+    """The states a firm's page may hold after these requests: its last successful save, or
+    a later save whose request failed in the outage (it may have committed all the same)."""
+    last: int | None = first
+    unsure: list[int | None] = []
+    for outcome in outcomes:
+        if outcome.kind == "save" and outcome.succeeded:
+            last, unsure = outcome.state, []
+        elif outcome.kind == "save":
+            unsure.append(outcome.state)
+    return [last, *unsure]
+
+
+def assert_no_page_is_half_saved(
+    site: Site, firms: list[Firm], before: dict[int, tuple[int, int]]
 ) -> None:
-    """The stored page is the firm's last successful save, or a later one whose answer was
-    lost in the outage; the revision counts the successful saves (plus those unsure)."""
+    """Every page shown and every page stored is one whole state the firm sent, and never
+    older than its last successful save; the revision went up once per save that worked
+    (and perhaps for saves whose request failed)."""
     stored = site.responses()
     for firm in firms:
+        first_state, first_revision = before[firm.case_id]
+        for index, shown in enumerate(firm.outcomes):
+            if shown.kind == "show" and shown.succeeded:
+                allowed = allowed_states(first_state, firm.outcomes[:index])
+                assert shown.state in allowed, (firm.number, shown, allowed)
         answers, revision = stored[firm.case_id]
-        saved = firm.saved()
-        unsure = [o.state or 0 for o in firm.outcomes if o.kind == "save" and not o.succeeded]
-        last = saved[-1].state or 0
-        assert state_of(firm.number, answers) in [last, *[s for s in unsure if s > last]]
-        increments = revision - revisions_before[firm.case_id]
-        assert len(saved) <= increments <= len(saved) + len(unsure)
+        assert state_of(firm.number, answers) in allowed_states(first_state, firm.outcomes)
+        saves = [o for o in firm.outcomes if o.kind == "save"]
+        assert len(firm.saved()) <= revision - first_revision <= len(saves)
 
 
 def test_requests_during_a_postgres_outage_fail_cleanly_and_no_page_is_half_saved(
@@ -274,7 +291,8 @@ def test_requests_during_a_postgres_outage_fail_cleanly_and_no_page_is_half_save
 ) -> None:
     # given: four signed-in firms showing and saving a five-question page in a loop
     firms = sign_in(site)
-    revisions_before = site.revisions()
+    revisions = site.revisions()
+    before = {firm.case_id: (firm.state, revisions[firm.case_id]) for firm in firms}
     with Load(f"{site.web.url}/q/p/{PAGE}/", firms) as load:
         wait_until(lambda: load.saved(3))
 
@@ -291,8 +309,8 @@ def test_requests_during_a_postgres_outage_fail_cleanly_and_no_page_is_half_save
     assert [o for o in load.outcomes if not (o.succeeded or o.failed_cleanly)] == []
     shown = [o for o in load.outcomes if o.kind == "show" and o.succeeded]
     assert [o for o in shown if o.state is None] == []
-    assert all(o.succeeded for o in load.outcomes if o.started > restarted_at)
-    assert_each_page_is_one_whole_state(site, firms, revisions_before)
+    assert [o for o in load.outcomes if o.started > restarted_at and not o.succeeded] == []
+    assert_no_page_is_half_saved(site, firms, before)
 
 
 def test_after_a_postgres_restart_gunicorn_serves_again_without_being_restarted(
@@ -300,7 +318,8 @@ def test_after_a_postgres_restart_gunicorn_serves_again_without_being_restarted(
 ) -> None:
     # given: firms answering, and every gunicorn worker holding a persistent connection
     firms = sign_in(site)
-    revisions_before = site.revisions()
+    revisions = site.revisions()
+    before = {firm.case_id: (firm.state, revisions[firm.case_id]) for firm in firms}
     gunicorn = site.web.process
     with Load(f"{site.web.url}/q/p/{PAGE}/", firms) as load:
         wait_until(lambda: load.saved(3) and site.web_connections() >= site.web.workers)
@@ -313,6 +332,6 @@ def test_after_a_postgres_restart_gunicorn_serves_again_without_being_restarted(
         wait_until(lambda: load.saved(3, after=restarted_at))
 
     # then: the very first requests after the restart succeed, from the same gunicorn
-    assert all(o.succeeded for o in load.outcomes if o.started > restarted_at)
+    assert [o for o in load.outcomes if o.started > restarted_at and not o.succeeded] == []
     assert site.web.process is gunicorn and gunicorn is not None and gunicorn.poll() is None
-    assert_each_page_is_one_whole_state(site, firms, revisions_before)
+    assert_no_page_is_half_saved(site, firms, before)

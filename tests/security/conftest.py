@@ -42,8 +42,11 @@ IDENTIFIED = "administrator + download_identified"
 API_OWN = "API token, this survey"
 API_OTHER = "API token, other survey"
 ROLES = (ANONYMOUS, FIRM_A, FIRM_B, STAFF, MANAGER, ADMIN, IDENTIFIED, API_OWN, API_OTHER)
-# Not in the matrix: staff who run fieldwork and the frame but may not see contact details.
+# Not in the matrix, for the properties: staff who work with firms but may not see their
+# contact details, and staff with every permission except keying in answers.
 CLERK = "fieldwork clerk, no contact details"
+ANALYST = "analyst, downloads without contact details"
+NO_KEYING = "every permission but manage_fieldwork"
 
 FIRM_A_EMAIL = "alpha.contact@firm-a.example"
 FIRM_A_PHONE = "031-777-1234"
@@ -55,10 +58,23 @@ STAFF_PERMISSIONS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     ADMIN: (ADMINISTRATORS, ()),
     IDENTIFIED: (ADMINISTRATORS, ("analytics.download_identified",)),
     CLERK: (None, ("respondents.manage_fieldwork", "respondents.manage_frame")),
+    ANALYST: (None, ("analytics.view_results", "analytics.download_results")),
+    NO_KEYING: (
+        None,
+        (
+            "respondents.manage_frame",
+            "respondents.view_contact_details",
+            "analytics.view_results",
+            "analytics.download_results",
+            "analytics.download_identified",
+            "analytics.edit_weighting_spec",
+            "surveys.load_questionnaire",
+        ),
+    ),
 }
 
 
-@dataclass
+@dataclass(repr=False)
 class World:
     survey: Survey
     other: Survey
@@ -79,12 +95,20 @@ class World:
     sessions: dict[str, str] = field(default_factory=dict)
     api_tokens: dict[str, str] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"World({self.survey.slug}, firm A {self.firm_a.pk}, firm B {self.firm_b.pk})"
+
     def client(self, role: str) -> Client:
         """A fresh client for the role: its session cookie or its API token, nothing else."""
-        headers = {"Authorization": f"Bearer {self.api_tokens[role]}"} if role in (
-            API_OWN,
-            API_OTHER,
-        ) else {}
+        headers = (
+            {"Authorization": f"Bearer {self.api_tokens[role]}"}
+            if role
+            in (
+                API_OWN,
+                API_OTHER,
+            )
+            else {}
+        )
         client = Client(headers=headers)
         client.handler = shared_handler()
         client.cookies["django_language"] = "en"
@@ -137,16 +161,34 @@ def _firm_session(token: str) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
+def sampled_firm(stratum: Stratum, **fields: Any) -> tuple[Case, str, str]:
+    """A firm drawn into an existing stratum of the survey's design, with credentials."""
+    survey = stratum.design.survey
+    unit = factories.frame_unit(survey, **fields)
+    case = Case.objects.create(
+        survey=survey,
+        stratum=stratum,
+        frame_unit=unit,
+        business_id=unit.business_id,
+        selection_order=100_000 + unit.pk,
+        disposition_at=timezone.now() - dt.timedelta(days=120),
+    )
+    token, code = case.issue_credentials()
+    return case, token, code
+
+
 def build_world(media: Path) -> World:
     survey = factories.shipped_questionnaire().survey
     load_synthetic_case(survey)
     run = pipeline.recompute(survey, trigger="test")
     assert run is not None
-    firm_a, token_a, code_a = factories.case(
-        survey, name="(주)알파정밀", email=FIRM_A_EMAIL, phone=FIRM_A_PHONE
+    stratum = Stratum.objects.filter(design__survey=survey).order_by("pk").first()
+    assert stratum is not None
+    firm_a, token_a, code_a = sampled_firm(
+        stratum, name="(주)알파정밀", email=FIRM_A_EMAIL, phone=FIRM_A_PHONE
     )
-    firm_b, token_b, code_b = factories.case(
-        survey, name="(주)베타기계", email=FIRM_B_EMAIL, phone=FIRM_B_PHONE
+    firm_b, token_b, code_b = sampled_firm(
+        stratum, name="(주)베타기계", email=FIRM_B_EMAIL, phone=FIRM_B_PHONE
     )
     other = Survey.objects.create(slug="other-survey", title="다른 조사")
     users = {role: staff_user(role) for role in STAFF_PERMISSIONS}
@@ -187,7 +229,7 @@ def build_world(media: Path) -> World:
         token_b=token_b,
         code_b=code_b,
         wave=wave,
-        stratum=Stratum.objects.filter(design__survey=survey).order_by("pk").first(),  # type: ignore[arg-type]
+        stratum=stratum,
         job=job,
         report_name=report_name,
         api_token_id=own_token.pk,

@@ -10,6 +10,12 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
+def english() -> Client:
+    client = Client()
+    client.cookies["django_language"] = "en"
+    return client
+
+
 def test_a_personal_link_signs_the_firm_in_and_shows_the_welcome_page(survey: Survey) -> None:
     case, token, _code = factories.case(survey)
     client = Client()
@@ -65,7 +71,7 @@ def test_the_access_code_signs_in_with_any_spacing_or_case(survey: Survey) -> No
 def test_a_wrong_access_code_is_refused_and_counted(survey: Survey) -> None:
     case, _token, _code = factories.case(survey)
 
-    response = Client().post("/login/", {"business_id": case.business_id, "access_code": "AAAAA"})
+    response = english().post("/login/", {"business_id": case.business_id, "access_code": "AAAAA"})
 
     assert response.status_code == 200
     assert "not right" in response.content.decode()
@@ -76,9 +82,9 @@ def test_a_wrong_access_code_is_refused_and_counted(survey: Survey) -> None:
 def test_wrong_codes_are_rate_limited_per_business_id(survey: Survey) -> None:
     case, _token, code = factories.case(survey)
     for _attempt in range(3):
-        Client().post("/login/", {"business_id": case.business_id, "access_code": "WRONG"})
+        english().post("/login/", {"business_id": case.business_id, "access_code": "WRONG"})
 
-    response = Client().post("/login/", {"business_id": case.business_id, "access_code": code})
+    response = english().post("/login/", {"business_id": case.business_id, "access_code": code})
 
     assert response.status_code == 200
     assert "Too many wrong access codes" in response.content.decode()
@@ -87,7 +93,7 @@ def test_wrong_codes_are_rate_limited_per_business_id(survey: Survey) -> None:
 @override_settings(ACCESS_CODE_MAX_FAILURES_PER_CLIENT=4)
 def test_wrong_codes_are_rate_limited_per_client(survey: Survey) -> None:
     cases = [factories.case(survey) for _ in range(5)]
-    client = Client()
+    client = english()
     for case, _token, _code in cases[:4]:
         client.post("/login/", {"business_id": case.business_id, "access_code": "WRONG"})
 
