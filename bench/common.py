@@ -82,6 +82,6 @@ def wait_for(url: str, timeout: float = 30) -> None:
         try:
             urllib.request.urlopen(url, timeout=2).read()  # noqa: S310 (http on loopback)
             return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or timed out while the server boots
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout} s")

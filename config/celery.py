@@ -21,8 +21,9 @@ _queue_down_until = 0.0
 def send_task(task: Task, *args: Any, countdown: float | None = None) -> bool:
     """Send a task now; False (logged) when the broker is unreachable. The caller's outbox
     row stays, and the next sweep sends the work again."""
+    options: dict[str, Any] = {"countdown": countdown} if countdown is not None else {}
     try:
-        task.apply_async(args=args, countdown=countdown, retry=False)
+        task.apply_async(args=args, retry=False, **options)
     except Exception:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             raise

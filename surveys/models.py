@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -43,6 +44,26 @@ class Survey(models.Model):
 
     def title_in(self, language: str) -> str:
         return self.title_en if language.startswith("en") and self.title_en else self.title
+
+
+# The respondent pages read a survey on every request; it changes only when a questionnaire
+# version is loaded, so each process keeps it for a few seconds.
+SURVEY_CACHE_SECONDS = 10.0
+_surveys: dict[int, tuple[float, Survey]] = {}
+
+
+def cached_survey(pk: int) -> Survey:
+    now = time.monotonic()
+    hit = _surveys.get(pk)
+    if hit is not None and now - hit[0] < SURVEY_CACHE_SECONDS:
+        return hit[1]
+    survey = Survey.objects.get(pk=pk)
+    _surveys[pk] = (now, survey)
+    return survey
+
+
+def forget_survey(pk: int) -> None:
+    _surveys.pop(pk, None)
 
 
 class QuestionnaireVersion(models.Model):

@@ -25,7 +25,7 @@ from respondents.models import AccessFailure, Case, hash_token
 
 from . import flow
 from .forms import AccessCodeForm, QuestionnaireUploadForm
-from .models import Response
+from .models import Response, cached_survey
 from .questionnaire import Form, Page, get_form
 from .xlsform import FormError, load_questionnaire
 
@@ -45,12 +45,15 @@ def _respondent_case(request: HttpRequest) -> Case | None:
     version = request.session.get(SESSION_CREDENTIAL)
     if case_id is None or version is None:
         return None
-    return (
-        Case.objects.select_related("survey", "response")
+    case = (
+        Case.objects.select_related("response")
         .filter(pk=case_id, credential_version=version)
         .exclude(token_hash=None)
         .first()
     )
+    if case is not None:
+        case.survey = cached_survey(case.survey_id)
+    return case
 
 
 def respondent_required(view: RespondentView) -> RespondentView:

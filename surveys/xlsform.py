@@ -17,7 +17,7 @@ from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import get_xlsform
 
 from .expressions import ExpressionError, parse
-from .models import QuestionnaireVersion, Survey
+from .models import QuestionnaireVersion, Survey, forget_survey
 
 # pyxform's names for the types we support, mapped to ours.
 TYPES = {
@@ -305,4 +305,5 @@ def load_questionnaire(
         )
         survey.current_questionnaire = version
         survey.save(update_fields=["current_questionnaire"])
+        forget_survey(survey.pk)
         return version

@@ -29,9 +29,11 @@ def respondent(survey: Survey, client: Client) -> factories.Respondent:
 def _fresh_form_cache() -> None:
     # Questionnaire versions are cached per process by primary key; a test database that
     # reuses keys (SQLite) must not see another test's form.
+    from surveys.models import _surveys
     from surveys.questionnaire import _FORMS
 
     _FORMS.clear()
+    _surveys.clear()
 
 
 @pytest.fixture(autouse=True)
