@@ -87,8 +87,10 @@ bench-export: install-dev
 bench-mail: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_mail.py
 
+# Its own database and Redis: the worker's sweeps would otherwise touch other benchmarks.
 bench-load: install-dev
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_load.py
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/load_bench REDIS_URL=redis://127.0.0.1:6379/12 \
+	  $(BIN)/python bench/bench_load.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -131,7 +131,7 @@ def _finished(environment: Environment) -> None:
     FINISHED["count"] += 1
     options = environment.parsed_options
     expected = options.num_users if options is not None else 0
-    if expected and FINISHED["count"] >= expected and environment.runner is not None:
+    if expected and FINISHED["count"] == expected and environment.runner is not None:
         gevent.spawn_later(0.5, environment.runner.quit)
 
 
@@ -187,10 +187,13 @@ class Firm(FastHttpUser):
         try:
             outcome["reference"] = self.complete(answers)
             outcome["status"] = "submitted"
-        except FirmFailed as exc:
-            outcome["error"] = str(exc)
-        outcome["seconds"] = time.monotonic() - began
-        _finished(self.environment)
+        except Exception as exc:  # a firm that cannot go on is reported, not retried
+            outcome["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            if not isinstance(exc, FirmFailed) and len(ERRORS) < 50:
+                ERRORS.append(outcome["error"])
+        finally:
+            outcome["seconds"] = time.monotonic() - began
+            _finished(self.environment)
 
     # --- the path ---------------------------------------------------------------------------
 
@@ -236,6 +239,9 @@ class Firm(FastHttpUser):
             "revision": find(REVISION_RE, html, "revision"),
             "editor": find(EDITOR_RE, html, "editor"),
         }
+        absent = [name for name in values if f'name="{name}"' not in html]
+        if absent:  # a browser can only send the inputs the page has
+            raise FirmFailed(f"{page} has no input for {absent}")
         think = self.rng.uniform(THINK_MIN, THINK_MAX)
         names = list(values)
         radios = set(RADIO_RE.findall(html))

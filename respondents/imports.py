@@ -136,6 +136,8 @@ def _disposition_row(
     note = cells.get("note", "").strip()
     if len(note) > 1000:
         log.add(line, "note", note, _("is longer than 1,000 characters"))
+    if "\x00" in note:
+        log.add(line, "note", note.replace("\x00", ""), _("contains a control character"))
     override = cells.get("override", "").strip().lower() in ("yes", "y", "1", "true")
     moves_submitted = case is not None and code and case.pk in submitted
     if moves_submitted and dispositions.is_nonresponse(code) and not override:

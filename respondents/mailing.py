@@ -196,11 +196,18 @@ def send_one(message: Message, connection: BaseEmailBackend) -> str:
     try:
         email.send()
     except smtplib.SMTPRecipientsRefused as exc:
-        return _finish(message, Message.Status.BOUNCED, str(exc)[:500])
+        return _finish(message, Message.Status.BOUNCED, _refusal(exc))
     except (smtplib.SMTPException, OSError) as exc:
         _release(message, str(exc)[:500])
         raise
     return _finish(message, Message.Status.SENT)
+
+
+def _refusal(exc: smtplib.SMTPRecipientsRefused) -> str:
+    """The server's reply code only: its text often repeats the address, which does not
+    belong in the contact log that every fieldwork manager reads."""
+    codes = sorted({str(code) for code, _text in exc.recipients.values()})
+    return f"{' '.join(codes)} recipient refused"
 
 
 def _finish(message: Message, status: str, error: str = "") -> str:

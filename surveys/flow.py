@@ -124,7 +124,8 @@ def autosave(
 ) -> SaveResult:
     """Keep what is being typed (as raw text) and report which questions now apply."""
     form = get_form(response.questionnaire_id)
-    raw = {q.name: posted[q.name] for q in page.inputs if q.name in posted}
+    # PostgreSQL's jsonb cannot hold NUL characters, and nobody types them on purpose.
+    raw = {q.name: _without_nul(posted[q.name]) for q in page.inputs if q.name in posted}
     typed, errors = form.parse_page(page, posted)
     merged = {k: v for k, v in response.answers.items() if k not in page.question_names}
     merged.update({k: v for k, v in typed.items() if v is not None})
@@ -140,6 +141,12 @@ def autosave(
                 errors=errors, saved=True, revision=response.revision, relevant=relevant
             )
     return SaveResult(conflict=True, revision=response.revision, relevant=relevant)
+
+
+def _without_nul(value: str | list[str]) -> str | list[str]:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    return [item.replace("\x00", "") for item in value]
 
 
 def _conflicts(response: Response, revision: int, editor: str) -> bool:

@@ -97,6 +97,8 @@ class Question:
 
     def parse_value(self, raw: str | list[str]) -> Any:
         """Convert posted text to the stored value; ValueError carries the message to show."""
+        if any("\x00" in text for text in ([raw] if isinstance(raw, str) else raw)):
+            raise ValueError(_("Remove the invisible control characters from this answer."))
         if self.type == "select_multiple":
             values = raw if isinstance(raw, list) else raw.split()
             unknown = [value for value in values if value not in self.choice_names]

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 
 from config.http import client_address
 from respondents import dispositions
-from respondents.models import AccessFailure, Case, hash_token
+from respondents.models import AccessFailure, Case, check_password_timing, hash_token
 
 from . import flow
 from .forms import AccessCodeForm, QuestionnaireUploadForm
@@ -100,7 +100,11 @@ def login(request: HttpRequest) -> HttpResponse:
             )
         else:
             case = Case.objects.in_sample().filter(business_id=business_id).first()
-            if case is not None and case.check_access_code(form.cleaned_data["access_code"]):
+            code = form.cleaned_data["access_code"]
+            if case is None:
+                # As long as a real check: the time taken must not tell who was sampled.
+                check_password_timing(code)
+            elif case.check_access_code(code):
                 _sign_in(request, case)
                 dispositions.respondent_opened(case)
                 return redirect("surveys:welcome")

@@ -45,7 +45,7 @@ def read_definition(data: bytes) -> dict[str, Any]:
     """Parse and check an XLSForm file; raise FormError listing every problem found."""
     try:
         workbook = get_xlsform(xlsform=BytesIO(data))
-    except (PyXFormError, ValueError, KeyError, OSError) as exc:
+    except Exception as exc:  # a damaged upload can fail anywhere in the readers
         raise FormError([_("The file could not be read as an XLSForm: %s") % exc]) from exc
     if not getattr(workbook, "survey", None):
         raise FormError([_("The workbook has no “survey” sheet, or it is empty.")])

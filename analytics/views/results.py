@@ -38,6 +38,7 @@ HEAVY_RUN_FIELDS = ("weights", "timings", "diagnostics")
 OVERALL = "all"
 SELECT_TYPES = ("select_one", "select_multiple")
 STATISTIC_ORDER = ("proportion", "mean", "total")
+ITEM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
 # Reason codes as analytics.quality orders them (most severe first), each with a fixed marker
 # so that a marker means the same on every page.
@@ -339,7 +340,7 @@ def _requested_number(request: HttpRequest, waves: Sequence[Wave]) -> int | None
             raise Http404("no official figures for this wave")
         return wave.official_run.number  # type: ignore[union-attr]
     if number:
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()):
             raise Http404("no such version")
         return int(number)
     return None
@@ -659,6 +660,8 @@ def item_tables(
 @permission_required(VIEW_RESULTS, raise_exception=True)
 def detail(request: HttpRequest, survey: str, item: str) -> HttpResponse:
     found = get_object_or_404(Survey, slug=survey)
+    if not ITEM_NAME.fullmatch(item):
+        raise Http404("not a question name")
     version = load_version(request, found)
     if version is None:
         raise Http404("no published estimates yet")
