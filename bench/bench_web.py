@@ -26,7 +26,7 @@ from bench import common  # noqa: E402
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 SESSIONS = 256
 DURATION = os.environ.get("BENCH_DURATION", "15s")
-WORKERS = os.environ.get("BENCH_GUNICORN_WORKERS", "4")
+WORKERS = os.environ.get("BENCH_GUNICORN_WORKERS", "3")
 
 
 def prepare_cases() -> list[str]:
