@@ -58,7 +58,9 @@ PRODUCTION_SETTINGS = (
 
 
 def production_env(**changes: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "CREDENTIAL_KEY")}
+    # Not the test session's own switches (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE).
+    leave_out = ("SECRET_KEY", "CREDENTIAL_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {k: v for k, v in os.environ.items() if k not in leave_out}
     env.update(
         DEBUG="0",
         HTTPS="1",
