@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import resource
 import shutil
 import subprocess
@@ -246,19 +247,34 @@ def r_available() -> bool:
     return probe.returncode == 0
 
 
-def run_r(s: Sample, w: Weighted, folder: Path) -> tuple[float, float, float]:
-    """R svydesign + svymean + svyby time (s), and max |est| and SE relative differences."""
+def write_respondents(s: Sample, w: Weighted, data: Path) -> None:
+    """The respondent file R and svy read: design columns, domains, items (NaN = NA)."""
     r = w.respondent
-    data, results, script = folder / "resp.csv", folder / "r_out.csv", folder / "bench.R"
-    script.write_text(R_SCRIPT)
     k = s.items.shape[1]
-    items = s.items[r]
     columns = [s.stratum[r], s.pop[r], w.weights, s.size[r], s.region[r], s.indgroup[r]]
-    table = np.column_stack([*columns, items])
+    table = np.column_stack([*columns, s.items[r]])
     header = ["stratum", "N_h", "w", *DOMAINS, *[f"y{j}" for j in range(k)]]
     # %.17g round-trips float64, so R reads exactly our numbers; NaN is R's NA.
     np.savetxt(data, table, delimiter=",", fmt="%.17g", header=",".join(header), comments="")
     data.write_text(data.read_text().replace("nan", "NA"))
+
+
+def run_svy(s: Sample, w: Weighted, folder: Path, python: str) -> float:
+    """The svy package's time for the same estimates (overall and by the 3 domains)."""
+    data = folder / "resp.csv"
+    write_respondents(s, w, data)
+    runner = Path(__file__).with_name("svy_runner.py")
+    proc = subprocess.run(
+        [python, str(runner), str(data)], capture_output=True, text=True, check=True
+    )
+    return float(proc.stdout.split("ELAPSED")[1].split()[0])
+
+
+def run_r(s: Sample, w: Weighted, folder: Path) -> tuple[float, float, float]:
+    """R svydesign + svymean + svyby time (s), and max |est| and SE relative differences."""
+    data, results, script = folder / "resp.csv", folder / "r_out.csv", folder / "bench.R"
+    script.write_text(R_SCRIPT)
+    write_respondents(s, w, data)
     proc = subprocess.run(
         ["Rscript", str(script), str(data), str(results)],
         capture_output=True,
@@ -316,6 +332,14 @@ def bench(respondents: int, columns: int, with_r: bool) -> None:
             f"   -> {r_time / t_est:,.0f}x faster"
         )
         print(f"  max relative difference vs R: estimates {d_est:.1e}, SEs {d_se:.1e}")
+    svy_python = os.environ.get("SVY_PYTHON")
+    if svy_python:
+        with tempfile.TemporaryDirectory() as tmp:
+            svy_time = run_svy(s, w, Path(tmp), svy_python)
+        print(
+            f"  svy (Python) Sample.estimation.mean, by domains   {svy_time * 1e3:9.1f} ms"
+            f"   -> {svy_time / t_est:,.1f}x faster"
+        )
 
 
 def main() -> None:

@@ -197,6 +197,11 @@ def _plan_nonresponse(plan: Plan, waves: list[Wave], rng: np.random.Generator) -
         plan.events.append(
             (index, _moment(rng, waves[index]), dispositions.OPENED, "respondent", "link opened")
         )
+    elif roll < 0.26:
+        at = _moment(rng, waves[3])
+        plan.contacts.append((3, at, "phone", "reached"))
+        reason = str(rng.choice(["2.32", "2.35"]))
+        plan.events.append((3, at, reason, "manager", "unable to take part"))
     elif roll < 0.40:
         at = _moment(rng, waves[3])
         plan.contacts.append((3, at, "phone", "no_answer"))
@@ -242,17 +247,14 @@ def answers_for(case: Case, rng: np.random.Generator, *, partial: bool = False) 
     if adopted:
         answers.update(_adopter_answers(rng))
     if partial:
+        # Stopped before the end but with every core item: a partial (1.2), sec. C.
         for name in (
-            "mfg_ai",
             "contact_name",
             "contact_phone",
             "contact_email",
             "need_advance",
             "invest_own",
             "invest_amount",
-            "main_area",
-            "data_collect",
-            "data_analyze",
         ):
             answers.pop(name, None)
     return answers
