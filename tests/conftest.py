@@ -49,11 +49,11 @@ def _tasks_in_process() -> None:
     app.conf.task_always_eager = True
 
 
-def login_as(role: str | None, *, perms: tuple[str, ...] = ()) -> Client:
-    """A client signed in as a new staff user in a role group (or none), with extra perms."""
+def staff_user(role: str | None = None, *, perms: tuple[str, ...] = (), name: str = "") -> Any:
+    """A new staff user in a role group (or none), with extra "app_label.codename" perms."""
     from django.contrib.auth.models import Group, Permission, User
 
-    user = User.objects.create_user(f"user{User.objects.count() + 1}", password="x")
+    user = User.objects.create_user(name or f"user{User.objects.count() + 1}", password="x")
     if role:
         user.groups.add(Group.objects.get(name=role))
     for code in perms:
@@ -61,10 +61,21 @@ def login_as(role: str | None, *, perms: tuple[str, ...] = ()) -> Client:
         user.user_permissions.add(
             Permission.objects.get(content_type__app_label=app_label, codename=codename)
         )
+    return user
+
+
+def client_for(user: Any = None) -> Client:
+    """A client in English, signed in as the user (anonymous for None)."""
     client = Client()
-    client.force_login(user)
     client.cookies["django_language"] = "en"
+    if user is not None:
+        client.force_login(user)
     return client
+
+
+def login_as(role: str | None, *, perms: tuple[str, ...] = ()) -> Client:
+    """A client signed in as a new staff user in a role group (or none), with extra perms."""
+    return client_for(staff_user(role, perms=perms))
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ import openpyxl
 import pyreadstat
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.test import Client
 
 from analytics import exports, pipeline
 from analytics.export_jobs import export_job, sweep
 from analytics.models import Download, EstimateRun, ExportJob
 from surveys.models import Survey
 from tests.analytics.test_recompute_synthetic import load_synthetic_case
+from tests.conftest import client_for, staff_user
 from tests.services import Worker, wait_until
 
 pytestmark = pytest.mark.django_db
@@ -38,17 +38,9 @@ def run(survey: Survey) -> EstimateRun:
 
 
 def user_with(name: str, *codenames: str) -> User:
-    user = User.objects.create_user(name, password="x")
+    user: User = staff_user(name=name)
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     return user
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    client.cookies["django_language"] = "en"
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 def url(survey: Survey, name: str = "downloads", **kwargs: Any) -> str:

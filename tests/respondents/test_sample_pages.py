@@ -8,31 +8,21 @@ from urllib.parse import urlsplit
 
 import openpyxl
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 
 from respondents import sampling
 from respondents.models import Case, FrameUnit, SampleDesign, Stratum
 from surveys.models import Survey
+from tests.conftest import client_for, staff_user
 from tests.respondents.test_sampling import DESIGN, add_frame, new_survey, standard_frame
 
 pytestmark = pytest.mark.django_db
 
 
 def user_with(*codenames: str) -> User:
-    user = User.objects.create_user(f"user{User.objects.count()}")
-    user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label="respondents", codename__in=codenames)
-    )
+    user: User = staff_user(perms=tuple(f"respondents.{code}" for code in codenames))
     return user
-
-
-def client_for(user: User | None) -> Client:
-    client = Client()
-    client.cookies["django_language"] = "en"
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 @pytest.fixture
