@@ -538,6 +538,10 @@ def test_today_defaults_to_the_real_date() -> None:
         (r"\w+", "abc_09", True),
         (r"\w+", "가나", False),
         (r"\s", "\t", True),
+        (r"\s", "\x0b", True),  # Java's \s has the vertical tab (RE2's does not)
+        (".", "\r", False),  # Java's . stops at every line terminator
+        (r"\p{IsGreek}+", "αβγ", True),
+        (r"\Qa.\E?", "a", True),  # a quantifier after \Q...\E repeats the last character
         (r"\D\W\S", "a!b", True),
         ("[^0-9]+", "abc", True),
         ("[a-z-]+", "a-b", True),
@@ -620,6 +624,8 @@ def test_computed_invalid_patterns_and_huge_values_do_not_match() -> None:
     assert expression.truth({"pattern": "(?=x)"}, "x") is False
     assert expression.truth({"pattern": "[0-9]+"}, "123") is True
     assert expression.truth({"pattern": "x*"}, "x" * 20_000) is False  # over the value cap
+    assert expression.truth({"pattern": r"\p{L}{1000}"}, "x") is False  # too big to compile
+    assert expression.truth({"pattern": "[0-9]+"}, "1\ud800") is False  # a lone surrogate
 
 
 # --- parse errors -----------------------------------------------------------------------

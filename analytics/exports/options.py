@@ -1,0 +1,126 @@
+"""What can be exported, the checked options of one export, and the run it uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from respondents.models import Case, ContactAttempt
+from surveys.models import Survey
+
+from ..models import Estimate, EstimateRun
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "estimates": ("csv", "xlsx"),
+    "microdata": ("csv", "xlsx", "sav", "dta"),
+    "codebook": ("csv", "xlsx", "json"),
+    "fieldwork": ("csv", "xlsx"),
+    "contacts": ("csv", "xlsx"),
+    "response-rates": ("csv",),
+}
+NEEDS_RUN = ("estimates", "microdata")
+LANGUAGES = ("ko", "en")
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "sav": "application/x-spss-sav",
+    "dta": "application/x-stata-dta",
+    "json": "application/json",
+}
+
+
+class ExportError(Exception):
+    """A request that cannot be exported; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    survey: Survey
+    what: str
+    format: str
+    language: str = "ko"
+    run: EstimateRun | None = None
+    identified: bool = False  # business_id and personal-data questions (microdata)
+    contact: bool = False  # email and phone (fieldwork, contacts)
+    weighted: bool = False  # response rates on base weights
+
+    @property
+    def filename(self) -> str:
+        run = f"-run{self.run.number}" if self.run is not None and self.what in NEEDS_RUN else ""
+        tag = "-identified" if self.identified else ""
+        return f"{self.survey.slug}-{self.what}{run}{tag}-{self.language}.{self.format}"
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    def parameters(self) -> dict[str, Any]:
+        """What the audit log and the export job keep of the request."""
+        return {
+            "language": self.language,
+            "run": self.run.number if self.run is not None else None,
+            "identified": self.identified,
+            "contact": self.contact,
+            "weighted": self.weighted,
+        }
+
+
+def make_options(
+    survey: Survey,
+    what: str,
+    fmt: str,
+    *,
+    language: str = "ko",
+    run_number: int | None = None,
+    identified: bool = False,
+    contact: bool = False,
+    weighted: bool = False,
+) -> ExportOptions:
+    """Checked options; ExportError says what does not fit."""
+    if what not in FORMATS:
+        raise ExportError(_("Unknown export “%(what)s”.") % {"what": what})
+    if fmt not in FORMATS[what]:
+        raise ExportError(
+            _("The %(what)s export is available as %(formats)s, not %(format)s.")
+            % {"what": what, "formats": ", ".join(FORMATS[what]), "format": fmt}
+        )
+    if language not in LANGUAGES:
+        raise ExportError(_("Choose the language ko or en."))
+    if identified and what != "microdata":
+        raise ExportError(_("Only microdata can be exported identified."))
+    return ExportOptions(
+        survey=survey,
+        what=what,
+        format=fmt,
+        language=language,
+        run=find_run(survey, run_number) if what in NEEDS_RUN else None,
+        identified=identified,
+        contact=contact and what in ("fieldwork", "contacts"),
+        weighted=weighted and what == "response-rates",
+    )
+
+
+def find_run(survey: Survey, number: int | None) -> EstimateRun:
+    runs = EstimateRun.objects.published().filter(survey=survey).defer("weights")
+    run = runs.filter(number=number).first() if number else runs.order_by("-number").first()
+    if run is None and number:
+        message = _("Survey %(survey)s has no published run %(n)s.")
+        raise ExportError(message % {"survey": survey.slug, "n": number})
+    if run is None:
+        message = _("Survey %(survey)s has no published estimate run yet.")
+        raise ExportError(message % {"survey": survey.slug})
+    return run
+
+
+def row_count(options: ExportOptions) -> int:
+    """Rows the export will hold (decides between a direct download and a worker job)."""
+    survey = options.survey
+    if options.what == "estimates":
+        return Estimate.objects.filter(run=options.run).count()
+    if options.what in ("microdata", "fieldwork"):
+        return Case.objects.in_sample().filter(survey=survey).count()
+    if options.what == "contacts":
+        return ContactAttempt.objects.filter(case__survey=survey).count()
+    return 0
