@@ -13,7 +13,6 @@ import dataclasses
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,25 +28,11 @@ def build(slug: str, respondents: int) -> object:
     import numpy as np
     from django.utils import timezone
 
-    from respondents import sampling, simulation
-    from respondents.frame_import import import_frame
+    from respondents import simulation
     from respondents.models import Case
-    from respondents.synthetic import write_frame
     from surveys.models import Response
 
-    survey = common.fresh_survey(slug)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "frame.csv"
-        write_frame(path, rows=163_273)
-        import_frame(survey, path, filename=path.name)
-    sampling.draw_sample(
-        survey,
-        strata_variables=["industry_group", "size_class", "region_area"],
-        allocation="proportional",
-        sample_size=respondents,
-        min_per_stratum=2,
-        seed=7,
-    )
+    survey = common.drawn_survey(slug, respondents, seed=7)
     rng = np.random.default_rng(7)
     cases = list(Case.objects.filter(survey=survey).select_related("frame_unit"))
     now = timezone.now()

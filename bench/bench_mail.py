@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,24 +23,10 @@ def main() -> None:
     from django.utils import timezone
 
     from respondents import mailing, sampling
-    from respondents.frame_import import import_frame
     from respondents.models import Message, Wave
-    from respondents.synthetic import write_frame
     from tests.services import MailServer, free_port
 
-    survey = common.fresh_survey("bench_mail")
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "frame.csv"
-        write_frame(path, rows=163_273)
-        import_frame(survey, path, filename=path.name)
-    sampling.draw_sample(
-        survey,
-        strata_variables=["industry_group", "size_class", "region_area"],
-        allocation="proportional",
-        sample_size=5000,
-        min_per_stratum=2,
-        seed=1,
-    )
+    survey = common.drawn_survey("bench_mail", 5000, seed=1)
     start = timezone.now() - dt.timedelta(hours=1)
     wave = Wave.objects.create(survey=survey, name="Invitation", kind="invitation", starts_at=start)
 

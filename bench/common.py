@@ -85,3 +85,27 @@ def wait_for(url: str, timeout: float = 30) -> None:
         except OSError:  # refused, reset or timed out while the server boots
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def drawn_survey(slug: str, sample_size: int, seed: int) -> Any:
+    """A fresh survey with the synthetic 163,273-firm frame and a stratified sample."""
+    import tempfile
+
+    from respondents import sampling
+    from respondents.frame_import import import_frame
+    from respondents.synthetic import write_frame
+
+    survey = fresh_survey(slug)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "frame.csv"
+        write_frame(path, rows=163_273)
+        import_frame(survey, path, filename=path.name)
+    sampling.draw_sample(
+        survey,
+        strata_variables=["industry_group", "size_class", "region_area"],
+        allocation="proportional",
+        sample_size=sample_size,
+        min_per_stratum=2,
+        seed=seed,
+    )
+    return survey

@@ -16,22 +16,12 @@ import numpy as np
 import openpyxl
 
 from .classifications import KSIC_DIVISIONS, REGION_AREAS
+from .frame_import import REQUIRED_COLUMNS
 
 DEFAULT_SEED = 20250428
 CHUNK_ROWS = 10_000
-COLUMNS = (
-    "business_id",
-    "name",
-    "ksic",
-    "size_class",
-    "region",
-    "employees",
-    "sales_krw_mn",
-    "email",
-    "phone",
-    "industry_group",
-    "region_area",
-)
+# The frame's required columns, then two attributes a register often carries.
+COLUMNS = (*REQUIRED_COLUMNS, "industry_group", "region_area")
 
 SIZE_SHARES = {"micro": 61.8, "small": 27.2, "medium": 9.7, "midsize": 1.3}
 EMPLOYEE_RANGES = {"micro": (1, 9), "small": (10, 49), "medium": (50, 299), "midsize": (300, 1000)}

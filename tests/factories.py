@@ -90,3 +90,19 @@ class Respondent:
     token: str
     code: str
     client: Any
+
+
+def submitted_case(survey: Survey) -> Case:
+    """A sampled firm whose (empty) response was submitted and classified complete."""
+    from surveys.models import Response
+
+    new = case(survey)[0]
+    Response.objects.create(
+        case=new,
+        questionnaire_id=survey.questionnaire_id,
+        status="submitted",
+        submitted_at=timezone.now(),
+        reference=Response.new_reference(),
+    )
+    new.record_disposition("1.1", source="respondent")
+    return new

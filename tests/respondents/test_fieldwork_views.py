@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from analytics.models import EstimateRun
 from respondents.models import ContactAttempt, DispositionEvent, Message, Wave
-from surveys.models import Response, Survey
+from surveys.models import Survey
 from tests import factories
 from tests.analytics.test_recompute_synthetic import load_synthetic_case
 from tests.conftest import login_as
@@ -88,15 +88,7 @@ def test_the_case_page_records_a_disposition_and_a_contact(
 def test_a_submitted_case_keeps_its_disposition_without_an_override(
     survey: Survey, manager_client: Client
 ) -> None:
-    case = factories.case(survey)[0]
-    Response.objects.create(
-        case=case,
-        questionnaire_id=survey.questionnaire_id,
-        status="submitted",
-        submitted_at=timezone.now(),
-        reference="SMF-VIEWS-00001",
-    )
-    case.record_disposition("1.1", source="respondent")
+    case = factories.submitted_case(survey)
     later = (timezone.localtime() + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
 
     result = manager_client.post(

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from respondents.imports import import_dispositions, import_responses
-from respondents.models import Case, DispositionEvent
+from respondents.models import DispositionEvent
 from respondents.tabular import ImportRefused
 from surveys.models import Response, Survey
 from tests import factories
@@ -91,23 +91,10 @@ def test_a_missing_column_is_refused(survey: Survey) -> None:
     assert [(p.row, p.column) for p in error.problems] == [(1, "disposition")]
 
 
-def submitted_case(survey: Survey) -> Case:
-    case = factories.case(survey)[0]
-    Response.objects.create(
-        case=case,
-        questionnaire_id=survey.questionnaire_id,
-        status="submitted",
-        submitted_at=timezone.now(),
-        reference="SMF-IMPRT-00001",
-    )
-    case.record_disposition("1.1", source="respondent")
-    return case
-
-
 def test_a_submitted_firm_is_not_moved_to_non_response_without_an_override(
     survey: Survey,
 ) -> None:
-    case = submitted_case(survey)
+    case = factories.submitted_case(survey)
     data = csv_file(f"business_id,disposition,date,note\n{case.business_id},2.111,{DAY},x\n")
 
     error = refused(lambda: import_dispositions(survey, data, filename="calls.csv"))
@@ -118,7 +105,7 @@ def test_a_submitted_firm_is_not_moved_to_non_response_without_an_override(
 
 
 def test_an_explicit_override_is_applied_and_recorded(survey: Survey) -> None:
-    case = submitted_case(survey)
+    case = factories.submitted_case(survey)
     later = (timezone.localtime() + dt.timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M")
     data = csv_file(
         "business_id,disposition,date,note,override\n"
@@ -229,7 +216,7 @@ def test_an_unknown_column_is_refused(survey: Survey) -> None:
 
 
 def test_a_firm_that_already_submitted_is_refused(survey: Survey) -> None:
-    case = submitted_case(survey)
+    case = factories.submitted_case(survey)
 
     error = refused(
         lambda: import_responses(
