@@ -7,10 +7,10 @@ nothing is recorded. Keyed answers pass exactly the rules of the web questionnai
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -28,6 +28,7 @@ from .tabular import ImportRefused, ProblemLog, Source, open_binary, read_table
 
 DISPOSITION_COLUMNS = ("business_id", "disposition", "date", "note")
 MODES = (Response.Mode.PHONE, Response.Mode.PAPER, Response.Mode.FAX)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,25 @@ def _header(rows: Iterator[list[str]], required: tuple[str, ...], log: ProblemLo
         if column not in header:
             log.add(1, column, "", _("this column is missing"))
     return header
+
+
+def _check_rows(
+    rows: Iterator[list[str]],
+    header: list[str],
+    log: ProblemLog,
+    check: Callable[[int, dict[str, str]], T | None],
+) -> list[T]:
+    """Every row checked (the header is line 1); any problem refuses the whole file."""
+    checked = [
+        row
+        for line, cells in enumerate(rows, start=2)
+        if (row := check(line, dict(zip(header, cells, strict=False)))) is not None
+    ]
+    if log.total:
+        raise log.refuse(_("The file was not imported: some rows have problems."))
+    if not checked:
+        raise ImportRefused(_("The file has no rows."))
+    return checked
 
 
 def _cases(survey: Survey) -> dict[str, Case]:
@@ -82,20 +102,12 @@ def import_dispositions(
                 case__survey=survey, status=Response.Status.SUBMITTED
             ).values_list("case_id", flat=True)
         )
-        checked = [
-            row
-            for line, cells in enumerate(rows, start=2)
-            if (
-                row := _disposition_row(
-                    line, dict(zip(header, cells, strict=False)), cases, submitted, log
-                )
-            )
-            is not None
-        ]
-        if log.total:
-            raise log.refuse(_("The file was not imported: some rows have problems."))
-        if not checked:
-            raise ImportRefused(_("The file has no rows."))
+        checked = _check_rows(
+            rows,
+            header,
+            log,
+            lambda line, cells: _disposition_row(line, cells, cases, submitted, log),
+        )
         with transaction.atomic():
             for row in checked:
                 row.case.record_disposition(
@@ -208,20 +220,12 @@ def import_responses(
             ).values_list("case__business_id", flat=True)
         )
         seen: set[str] = set()
-        checked = [
-            row
-            for line, cells in enumerate(rows, start=2)
-            if (
-                row := _keyed_row(
-                    line, dict(zip(header, cells, strict=False)), form, cases, done, seen, log
-                )
-            )
-            is not None
-        ]
-        if log.total:
-            raise log.refuse(_("The file was not imported: some rows have problems."))
-        if not checked:
-            raise ImportRefused(_("The file has no rows."))
+        checked = _check_rows(
+            rows,
+            header,
+            log,
+            lambda line, cells: _keyed_row(line, cells, form, cases, done, seen, log),
+        )
         with transaction.atomic():
             for row in checked:
                 _store_keyed(row, survey, form, mode, user)
