@@ -18,6 +18,7 @@ from respondents import rates
 from respondents.models import Case, ContactAttempt, FrameUnit, SampleDesign, Stratum, Wave
 from surveys.models import Response, Survey
 from tests import factories
+from tests.respondents.test_aapor import SYNTHETIC_RATES
 
 pytestmark = pytest.mark.django_db
 
@@ -33,25 +34,6 @@ CODES = {
     "UO": "3.20",
     "U": "3.19",
     "NE": "4.21",
-}
-SYNTHETIC_RATES = {
-    "e": 0.9166666667,
-    "RR1": 0.6245847176,
-    "RR2": 0.6943521595,
-    "RR3": 0.6291132181,
-    "RR4": 0.6993865031,
-    "RR5": 0.6836363636,
-    "RR6": 0.7600000000,
-    "COOP1": 0.7430830040,
-    "COOP2": 0.8260869565,
-    "COOP3": 0.7704918033,
-    "COOP4": 0.8565573770,
-    "REF1": 0.1162790698,
-    "REF2": 0.1171221417,
-    "REF3": 0.1272727273,
-    "CON1": 0.8405315615,
-    "CON2": 0.8466257669,
-    "CON3": 0.9200000000,
 }
 AREA_REGIONS = {"capital": "Gyeonggi", "noncapital": "Gyeongnam"}
 
