@@ -310,8 +310,13 @@ def _store_keyed(row: KeyedRow, survey: Survey, form: Form, mode: str, user: Any
         code,
         source="import",
         by=user,
-        reason=dispositions.history_text(gettext_noop("Keyed (%(mode)s)"), mode=mode)
-        + f": {reason}",
+        reason=dispositions.history_text(
+            gettext_noop("Keyed (%(mode)s)"),
+            mode=dispositions.mode_message(mode),
+            translate=("mode",),
+        )
+        + ": "
+        + reason,
         at=response.submitted_at,
         recompute=False,
     )

@@ -123,7 +123,7 @@ def message_template(request: HttpRequest, survey: str, kind: str, language: str
 def case_detail(request: HttpRequest, survey: str, case: int) -> HttpResponse:
     target = _survey(survey)
     found = get_object_or_404(
-        Case.objects.select_related("frame_unit", "stratum"), pk=case, survey=target
+        Case.objects.select_related("frame_unit", "stratum__design"), pk=case, survey=target
     )
     disposition = DispositionForm(
         request.POST if request.POST.get("form") == "disposition" else None,

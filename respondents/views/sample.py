@@ -95,7 +95,7 @@ def sample(request: HttpRequest, survey: str) -> HttpResponse:
         )
     )
     filters = SampleFilterForm(request.GET or None, strata=strata)
-    cases = _cases(found, filters).select_related("frame_unit", "stratum")
+    cases = _cases(found, filters).select_related("frame_unit", "stratum__design")
     page = Paginator(cases, PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
