@@ -213,6 +213,4 @@ def groups(user: Any, survey_slug: str | None, *, per_survey: bool) -> list[Grou
 
 def _link(function: Function, survey_slug: str | None, view_name: str) -> Link:
     current = view_name in (function.url_name, *function.also)
-    return Link(
-        str(function.label), str(function.description), function.url(survey_slug), current
-    )
+    return Link(str(function.label), str(function.description), function.url(survey_slug), current)

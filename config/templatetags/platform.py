@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from analytics.views import downloads
 from config import navigation, widgets
 from respondents import aapor
 
@@ -42,3 +43,13 @@ def disposition_name(code: str) -> str:
         return _(aapor.parse_code(code).label)
     except ValueError:
         return code
+
+
+@register.filter
+def export_title(what: str) -> str:
+    return str(downloads.TITLES.get(what, what))
+
+
+@register.filter
+def export_format(fmt: str) -> str:
+    return str(downloads.FORMAT_LABELS.get(fmt, fmt))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count, Q
@@ -114,7 +115,12 @@ def message_template(request: HttpRequest, survey: str, kind: str, language: str
         saved.save()
         messages.success(request, _("The template is saved."))
         return redirect("respondents:waves", survey=target.slug)
-    context = {"survey": target, "form": form, "kind": kind, "language": language}
+    context = {
+        "survey": target,
+        "form": form,
+        "kind": MessageTemplate.Kind(kind).label,
+        "language": dict(settings.LANGUAGES)[language],
+    }
     return render(request, "respondents/message_template.html", context)
 
 

@@ -177,6 +177,8 @@ class Expect:
 EXPECTATIONS: dict[str, Expect] = {
     # --- site -------------------------------------------------------------------------------
     "home": Expect(staff_page(STAFF_ROLES, outsider=FIRM_LOGIN)),
+    # A survey's overview: for anyone holding one of the survey functions' permissions.
+    "survey_home": Expect(staff_page(MANAGES)),
     "health": Expect(everyone(OK)),
     "set_language": Expect(everyone(redirect("/")), everyone(redirect("/"))),
     "login": Expect(everyone(OK), everyone(OK)),
