@@ -283,6 +283,9 @@ def load_questionnaire(
                 "title_en": definition["title"].get("en", ""),
             },
         )
+        if not survey.title_en and definition["title"].get("en"):
+            survey.title_en = definition["title"]["en"]
+            survey.save(update_fields=["title_en"])
         if survey.questionnaires.filter(version=definition["version"]).exists():
             raise FormError(
                 [
