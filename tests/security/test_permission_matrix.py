@@ -213,6 +213,7 @@ EXPECTATIONS: dict[str, Expect] = {
         staff_page(MANAGES, redirect("/manage/{survey}/sample/")),
     ),
     "respondents:credentials": Expect(staff_page(MANAGES), staff_page(MANAGES)),
+    "respondents:letters_pdf": Expect(staff_page(MANAGES)),
     # --- fieldwork --------------------------------------------------------------------------
     "respondents:fieldwork": Expect(staff_page(MANAGES)),
     "respondents:chase": Expect(staff_page(MANAGES)),
@@ -228,6 +229,9 @@ EXPECTATIONS: dict[str, Expect] = {
     "respondents:message_template": Expect(staff_page(MANAGES), staff_page(MANAGES)),
     "respondents:case": Expect(staff_page(MANAGES), staff_page(MANAGES)),
     "respondents:fieldwork_import": Expect(staff_page(MANAGES), staff_page(MANAGES)),
+    "respondents:import_template": Expect(
+        staff_page(MANAGES), args=lambda w: {"kind": "responses", "fmt": "xlsx"}
+    ),
     # --- weighting, downloads, results, API tokens ------------------------------------------
     # Managers see the spec; only administrators (edit_weighting_spec) may post it.
     "analytics:weighting": Expect(staff_page(MANAGES), staff_page(ADMINISTERS)),
