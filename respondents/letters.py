@@ -19,7 +19,7 @@ import segno
 from django.conf import settings
 from django.db.models import Max
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from reportlab.lib.colors import HexColor
 from reportlab.lib.pagesizes import A4
@@ -293,12 +293,7 @@ class _Layout:
 
 
 def _date(moment: dt.datetime) -> str:
-    day = timezone.localtime(moment).date()
-    return _("%(year)s-%(month)02d-%(day)02d") % {
-        "year": day.year,
-        "month": day.month,
-        "day": day.day,
-    }
+    return formats.date_format(timezone.localtime(moment).date(), "DATE_FORMAT")
 
 
 def _split_link(link: str, font: str, size: float, width: float) -> list[str]:

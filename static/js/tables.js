@@ -92,9 +92,9 @@
         row.hidden = !match;
         if (match) { shown += 1; }
       });
-      var template = strings.rowsShown || "%(shown)s of %(total)s rows";
+      var template = strings.rowsShown || "{shown} of {total} rows";
       count.textContent = words.length ?
-        template.replace("%(shown)s", shown).replace("%(total)s", total) : "";
+        template.replace("{shown}", shown).replace("{total}", total) : "";
     });
   }
 
