@@ -684,7 +684,10 @@ def item_tables(
 
 def _crumb(text: str, limit: int = 40) -> str:
     """A question's text short enough for a breadcrumb."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "…"
 
 
 @login_required
