@@ -76,12 +76,17 @@ def response_columns(survey: Survey) -> list[TemplateColumn]:
     return [_business_id_column()] + [
         TemplateColumn(
             q.name,
-            _question_description(q),
+            _question_description(q, _condition(form, q)),
             _as_cell(answers.get(q.name)),
-            required=bool(q.required) and not q.relevant,
+            required=bool(q.required) and not _condition(form, q),
         )
         for q in form.inputs()
     ]
+
+
+def _condition(form: Form, question: Question) -> str:
+    """When the question is asked: its own `relevant`, else its page's."""
+    return question.relevant or form.page_by_name[question.page].relevant
 
 
 def _business_id_column() -> TemplateColumn:
@@ -90,7 +95,7 @@ def _business_id_column() -> TemplateColumn:
     )
 
 
-def _question_description(question: Question) -> str:
+def _question_description(question: Question, condition: str) -> str:
     parts = [question.text()]
     if question.choices:
         options = "; ".join(f"{c.name} = {c.text()}" for c in question.choices)
@@ -102,8 +107,8 @@ def _question_description(question: Question) -> str:
             parts.append(_("One option: %(options)s") % {"options": options})
     elif question.type in ("integer", "decimal"):
         parts.append(_("A number") if question.type == "decimal" else _("A whole number"))
-    if question.relevant:
-        parts.append(_("Only when: %(rule)s") % {"rule": question.relevant})
+    if condition:
+        parts.append(_("Only when: %(rule)s") % {"rule": condition})
     if question.constraint:
         parts.append(_("Rule: %(rule)s") % {"rule": question.constraint})
     return " · ".join(parts)
