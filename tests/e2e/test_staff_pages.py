@@ -101,16 +101,15 @@ def site(
             yield Site(f"http://127.0.0.1:{server.port}", world)
             server.terminate()
             server.join()
-            # The server's request threads keep their own connections open.
+        finally:
+            # The world was committed for the server's thread: leave an empty database, as
+            # a transactional test does, and no session of the server's threads behind.
+            call_command("flush", verbosity=0, interactive=False)
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
-        finally:
-            # The world was committed for the server's thread: leave an empty database, as
-            # a transactional test does.
-            call_command("flush", verbosity=0, interactive=False)
             connection.close()
 
 
