@@ -9,19 +9,34 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install install-dev demo run worker test lint typecheck bench bench-web bench-frame \
-        bench-draw bench-mail bench-estimates bench-dashboard bench-export bench-load messages clean
+        bench-draw bench-mail bench-estimates bench-dashboard bench-export bench-letters bench-load \
+        messages fonts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+install: $(BIN)/python fonts
 	$(BIN)/pip install --quiet -r requirements.txt
 	npm ci --no-audit --no-fund --loglevel=error
 
-install-dev: $(BIN)/python
+install-dev: $(BIN)/python fonts
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	npm ci --no-audit --no-fund --loglevel=error
+
+# The printed letters need a Korean TrueType font: Debian's fonts-nanum, installed when this
+# runs as root on Debian; otherwise say what to install (or set LETTER_FONT).
+NANUM := /usr/share/fonts/truetype/nanum/NanumGothic.ttf
+fonts:
+	@if [ ! -f $(NANUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's fonts-nanum for the printed letters"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-nanum >/dev/null \
+	      || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-nanum >/dev/null); \
+	  else \
+	    echo "Note: the printed letters need a Korean font: sudo apt-get install fonts-nanum (or set LETTER_FONT)"; \
+	  fi; \
+	fi
 
 # Installs everything, migrates, loads realistic demo data and starts the server
 # (and a Celery worker when REDIS_URL is set).
@@ -63,7 +78,8 @@ messages:
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
-bench: bench-web bench-frame bench-draw bench-mail bench-estimates bench-dashboard bench-export
+bench: bench-web bench-frame bench-draw bench-mail bench-estimates bench-dashboard bench-export \
+       bench-letters
 
 bench-web: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_web.py
@@ -83,6 +99,9 @@ bench-dashboard: install-dev
 
 bench-export: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_export.py
+
+bench-letters: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_letters.py
 
 bench-mail: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_mail.py

@@ -44,6 +44,7 @@ from respondents.aapor import CATEGORIES, RATE_NAMES
 from respondents.models import Wave
 from surveys.models import Survey
 
+from . import schema_docs
 from .models import ApiToken, Estimate, EstimateRun
 from .spec import SpecError, parse_spec
 from .views.results import REASON_LEVELS, reasons_of
@@ -153,6 +154,11 @@ class SurveySerializer(serializers.ModelSerializer):
     class Meta:
         model = Survey
         fields = ["slug", "title", "title_en", "latest_run"]
+        extra_kwargs = {
+            "slug": {"help_text": "The survey's ID in every URL of the API."},
+            "title": {"help_text": "Title in Korean."},
+            "title_en": {"help_text": "Title in English (empty when the form has none)."},
+        }
 
 
 class WaveSerializer(serializers.ModelSerializer):
@@ -249,9 +255,9 @@ class EstimateFilter(serializers.Serializer):
 
 
 class RateRowSerializer(serializers.Serializer):
-    domain = serializers.CharField()
-    domain_value = serializers.CharField()
-    cases = serializers.IntegerField()
+    domain = serializers.CharField(help_text="`all`, `stratum`, `size_class`, `region`…")
+    domain_value = serializers.CharField(help_text="The domain's value (`all` for the sample).")
+    cases = serializers.IntegerField(help_text="Sampled cases in the row.")
     counts = serializers.DictField(
         child=serializers.IntegerField(),
         help_text="Cases by AAPOR category: " + ", ".join(CATEGORIES),
@@ -263,8 +269,8 @@ class RateRowSerializer(serializers.Serializer):
 
 
 class FieldworkSerializer(serializers.Serializer):
-    survey = serializers.CharField()
-    as_of = serializers.DateTimeField()
+    survey = serializers.CharField(help_text="The survey's ID.")
+    as_of = serializers.DateTimeField(help_text="When the counts were taken.")
     rows = RateRowSerializer(many=True, help_text="The whole sample first, then by domain.")
 
 
@@ -362,8 +368,10 @@ class LatestRun(RunDetail):
 @extend_schema(
     summary=gettext_lazy("Estimates of a published version"),
     description=gettext_lazy(
-        "Filter by item, option, statistic, domain and domain_value. Suppressed cells have "
-        "suppressed=true, their reasons, and null values."
+        "Filter by `item`, `option`, `statistic`, `domain` and `domain_value`.\n\n"
+        "A **suppressed** cell has `suppressed: true`, its `reasons` and `quality: "
+        "suppressed`, and every value (`estimate`, `se`, `ci_low`, `ci_high`, `cv`, `deff`, "
+        "`population`) is `null`. Proportions are fractions: `0.195` is 19.5 %."
     ),
     parameters=[EstimateFilter],
     tags=["estimates"],
@@ -419,40 +427,14 @@ def docs(request: HttpRequest) -> HttpResponse:
     """A readable page built from the OpenAPI schema, so that it never drifts from the API."""
     schema = SchemaGenerator().get_schema(request=None, public=True)
     context = {
-        "endpoints": _endpoints(schema),
+        "endpoints": schema_docs.endpoints(schema),
+        "introduction": schema_docs.render_markdown(schema["info"].get("description", "")),
         "schema_url": reverse("api:schema"),
         "base_url": request.build_absolute_uri(reverse("api:surveys")),
         "title": schema["info"]["title"],
         "version": schema["info"]["version"],
     }
     return render(request, "analytics/results_api_docs.html", context)
-
-
-def _endpoints(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    endpoints = []
-    for path, operations in schema.get("paths", {}).items():
-        for method, operation in operations.items():
-            endpoints.append(
-                {
-                    "method": method.upper(),
-                    "path": path,
-                    "id": operation.get("operationId", ""),
-                    "summary": operation.get("summary", ""),
-                    "description": operation.get("description", ""),
-                    "parameters": [
-                        {
-                            "name": p["name"],
-                            "in": p["in"],
-                            "required": p.get("required", False),
-                            "type": p.get("schema", {}).get("type", ""),
-                            "description": p.get("description", ""),
-                        }
-                        for p in operation.get("parameters", [])
-                    ],
-                    "responses": sorted(operation.get("responses", {})),
-                }
-            )
-    return endpoints
 
 
 # --- token pages ------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ def _write(job: ExportJob) -> str:
         identified=bool(parameters.get("identified")),
         contact=bool(parameters.get("contact")),
         weighted=bool(parameters.get("weighted")),
+        labelled=bool(parameters.get("labelled")),
     )
     folder = Path(settings.MEDIA_ROOT) / EXPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)

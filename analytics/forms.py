@@ -7,16 +7,20 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from .spec import (
+    CALIBRATION_LABELS,
     CALIBRATION_METHODS,
+    CI_LABELS,
     CI_METHODS,
     CLASS_VARIABLES,
     LONELY_PSU,
+    LONELY_PSU_LABELS,
+    VARIABLE_LABELS,
     SpecError,
     WeightingSpec,
     parse_spec,
 )
 
-VARIABLES = [(v, v) for v in CLASS_VARIABLES]
+VARIABLES = [(v, VARIABLE_LABELS[v]) for v in CLASS_VARIABLES]
 
 
 class WeightingSpecForm(forms.Form):
@@ -38,7 +42,7 @@ class WeightingSpecForm(forms.Form):
         label=_("Partials (1.2) count as respondents"), required=False
     )
     calibration = forms.ChoiceField(
-        label=_("Calibration"), choices=[(m, m) for m in CALIBRATION_METHODS]
+        label=_("Calibration"), choices=[(m, CALIBRATION_LABELS[m]) for m in CALIBRATION_METHODS]
     )
     margins = forms.MultipleChoiceField(
         label=_("Calibration margins"), choices=VARIABLES, required=False
@@ -48,10 +52,12 @@ class WeightingSpecForm(forms.Form):
     trim_lower = forms.FloatField(label=_("Trim weights below"), min_value=0, required=False)
     trim_upper = forms.FloatField(label=_("Trim weights above"), min_value=0, required=False)
     lonely_psu = forms.ChoiceField(
-        label=_("Stratum with one respondent"), choices=[(r, r) for r in LONELY_PSU]
+        label=_("Stratum with one respondent"),
+        choices=[(r, LONELY_PSU_LABELS[r]) for r in LONELY_PSU],
     )
     ci_method = forms.ChoiceField(
-        label=_("Confidence interval of proportions"), choices=[(m, m) for m in CI_METHODS]
+        label=_("Confidence interval of proportions"),
+        choices=[(m, CI_LABELS[m]) for m in CI_METHODS],
     )
     domain_variables = forms.MultipleChoiceField(
         label=_("Domains"),

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .quality import Thresholds
 
@@ -18,6 +19,38 @@ CALIBRATION_METHODS = ("none", "poststratify", "raking", "linear", "logit")
 CI_METHODS = ("logit", "korn_graubard", "wald")
 LONELY_PSU = ("adjust", "remove", "certainty", "average", "fail")
 CLASS_VARIABLES = ("size_class", "region", "region_area", "industry_group", "ksic_division")
+
+# What people read instead of the codes above.
+VARIABLE_LABELS = {
+    "size_class": gettext_lazy("size class"),
+    "region": gettext_lazy("region (province)"),
+    "region_area": gettext_lazy("region area"),
+    "industry_group": gettext_lazy("industry group"),
+    "ksic_division": gettext_lazy("KSIC division"),
+}
+CALIBRATION_LABELS = {
+    "none": gettext_lazy("none"),
+    "poststratify": gettext_lazy("post-stratification"),
+    "raking": gettext_lazy("raking"),
+    "linear": gettext_lazy("linear calibration (GREG)"),
+    "logit": gettext_lazy("bounded logit calibration"),
+}
+CI_LABELS = {
+    "logit": gettext_lazy("logit (as R svyciprop)"),
+    "korn_graubard": gettext_lazy("Korn–Graubard (Clopper–Pearson)"),
+    "wald": gettext_lazy("Wald"),
+}
+LONELY_PSU_LABELS = {
+    "adjust": gettext_lazy("centre at the mean of all strata (R: adjust)"),
+    "remove": gettext_lazy("add nothing to the variance (R: remove)"),
+    "certainty": gettext_lazy("treat as a certainty unit (R: certainty)"),
+    "average": gettext_lazy("the average of the other strata (R: average)"),
+    "fail": gettext_lazy("refuse to estimate (R: fail)"),
+}
+
+
+def variables_text(names: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(str(VARIABLE_LABELS.get(name, name)) for name in names)
 
 
 class SpecError(ValueError):
@@ -54,7 +87,8 @@ class WeightingSpec:
         classes = (
             _("classes: strata")
             if self.weighting_classes == "stratum"
-            else _("classes: %(v)s") % {"v": "×".join(self.weighting_classes)}
+            else _("classes: %(v)s")
+            % {"v": " × ".join(str(VARIABLE_LABELS.get(v, v)) for v in self.weighting_classes)}
         )
         parts = [classes, _("collapse below %(n)s respondents") % {"n": self.min_respondents}]
         if self.max_adjustment:
@@ -62,7 +96,10 @@ class WeightingSpec:
         if self.calibration != "none":
             parts.append(
                 _("%(method)s to %(margins)s")
-                % {"method": self.calibration, "margins": ", ".join(self.margins)}
+                % {
+                    "method": CALIBRATION_LABELS.get(self.calibration, self.calibration),
+                    "margins": variables_text(self.margins),
+                }
             )
         if self.trim_upper or self.trim_lower:
             bounds = f"[{self.trim_lower or 0:g}, {self.trim_upper or '∞'}]"
@@ -76,7 +113,7 @@ def parse_spec(data: Mapping[str, Any] | None) -> WeightingSpec:
     known = {f.name for f in fields(WeightingSpec)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SpecError(f"unknown settings: {', '.join(unknown)}")
+        raise SpecError(_("unknown settings: %(names)s") % {"names": ", ".join(unknown)})
     suppression = Thresholds(**_checked_suppression(data.pop("suppression", {})))
     values: dict[str, Any] = {}
     for name, value in data.items():
@@ -98,39 +135,44 @@ def _checked_suppression(data: Mapping[str, Any]) -> dict[str, Any]:
     known = {f.name for f in fields(Thresholds)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SpecError(f"unknown suppression settings: {', '.join(unknown)}")
+        raise SpecError(
+            _("unknown suppression settings: %(names)s") % {"names": ", ".join(unknown)}
+        )
     for name, value in data.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise SpecError(f"suppression {name} must be a number ≥ 0")
+            raise SpecError(_("suppression %(name)s must be a number ≥ 0") % {"name": name})
     return dict(data)
 
 
 def _check(spec: WeightingSpec) -> None:
     if spec.calibration not in CALIBRATION_METHODS:
-        raise SpecError(f"calibration must be one of {', '.join(CALIBRATION_METHODS)}")
+        raise SpecError(
+            _("calibration must be one of %(names)s") % {"names": ", ".join(CALIBRATION_METHODS)}
+        )
     if spec.calibration != "none" and not spec.margins:
-        raise SpecError("calibration needs at least one margin (a frame variable)")
+        raise SpecError(_("calibration needs at least one margin (a frame variable)"))
     for variable in (*spec.margins, *_class_variables(spec), *spec.domain_variables):
         if variable not in CLASS_VARIABLES:
             raise SpecError(
-                f"“{variable}” is not a frame variable; use one of {', '.join(CLASS_VARIABLES)}"
+                _("“%(variable)s” is not a frame variable; use one of %(names)s")
+                % {"variable": variable, "names": ", ".join(CLASS_VARIABLES)}
             )
     if spec.ci_method not in CI_METHODS:
-        raise SpecError(f"ci_method must be one of {', '.join(CI_METHODS)}")
+        raise SpecError(_("ci_method must be one of %(names)s") % {"names": ", ".join(CI_METHODS)})
     if spec.lonely_psu not in LONELY_PSU:
-        raise SpecError(f"lonely_psu must be one of {', '.join(LONELY_PSU)}")
+        raise SpecError(_("lonely_psu must be one of %(names)s") % {"names": ", ".join(LONELY_PSU)})
     if spec.min_respondents < 1:
-        raise SpecError("min_respondents must be at least 1")
+        raise SpecError(_("min_respondents must be at least 1"))
     if spec.max_adjustment is not None and spec.max_adjustment <= 1:
-        raise SpecError("max_adjustment must be above 1")
+        raise SpecError(_("max_adjustment must be above 1"))
     low, high = spec.calibration_bounds
     if not 0 <= low < 1 < high:
-        raise SpecError("calibration bounds must satisfy 0 ≤ lower < 1 < upper")
+        raise SpecError(_("calibration bounds must satisfy 0 ≤ lower < 1 < upper"))
     bounded = spec.trim_lower is not None and spec.trim_upper is not None
     if bounded and spec.trim_lower >= spec.trim_upper:  # type: ignore[operator]
-        raise SpecError("the lower trimming bound must be below the upper one")
+        raise SpecError(_("the lower trimming bound must be below the upper one"))
     if not 0.5 < spec.suppression.level < 1:
-        raise SpecError("the confidence level must be between 0.5 and 1")
+        raise SpecError(_("the confidence level must be between 0.5 and 1"))
 
 
 def collapse_levels(spec: WeightingSpec, strata_variables: list[str]) -> list[tuple[str, ...]]:

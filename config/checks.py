@@ -1,9 +1,10 @@
 """System checks that `manage.py check --deploy` runs on production settings."""
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 
 @register(Tags.security, deploy=True)
@@ -20,3 +21,20 @@ def secrets_from_the_environment(**_kwargs: Any) -> list[CheckMessage]:
             )
         )
     return errors
+
+
+@register()
+def letter_font(**_kwargs: Any) -> list[CheckMessage]:
+    """The printed letters need a Korean font; say so at start-up rather than at the click."""
+    missing = [
+        p for p in (settings.LETTER_FONT, settings.LETTER_FONT_BOLD) if not Path(p).is_file()
+    ]
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"The Korean font of the printed letters is missing: {', '.join(missing)}.",
+            hint="apt-get install fonts-nanum, or set LETTER_FONT and LETTER_FONT_BOLD.",
+            id="config.W001",
+        )
+    ]

@@ -322,6 +322,11 @@ EMAIL_RETRY_BACKOFF_SECONDS = env_int("EMAIL_RETRY_BACKOFF_SECONDS", 30)
 # A message claimed this long ago without a result is not resent: it is marked uncertain.
 EMAIL_CLAIM_TIMEOUT_SECONDS = env_int("EMAIL_CLAIM_TIMEOUT_SECONDS", 600)
 SURVEY_HELP_DESK = env_str("SURVEY_HELP_DESK", "1588-0000")
+# A Korean TrueType font for the printed letters (Debian's fonts-nanum by default).
+LETTER_FONT = env_str("LETTER_FONT", "/usr/share/fonts/truetype/nanum/NanumGothic.ttf")
+LETTER_FONT_BOLD = env_str(
+    "LETTER_FONT_BOLD", "/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf"
+)
 # Estimates: runs are at least this far apart while changes keep coming (bursts coalesce);
 # a run still marked running after RECOMPUTE_STALE_SECONDS was abandoned by its worker.
 RECOMPUTE_MIN_INTERVAL_SECONDS = env_float(

@@ -16,4 +16,6 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("analytics.urls_results")),
     path("api/v1/", include("analytics.urls_api")),
+    # After every other manage/… pattern: a survey's slug is any one path segment.
+    path("manage/<slug:survey>/", views.survey_home, name="survey_home"),
 ]

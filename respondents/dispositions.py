@@ -7,6 +7,7 @@ every core item, otherwise a break-off (2.12).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -42,14 +43,61 @@ def ends_contact(code: str) -> bool:
     return aapor.category_of(code) in ("I", "P", "NE") or code in EXPLICIT_REFUSALS
 
 
-def history_text(message: str, **values: Any) -> str:
-    """A reason written into the disposition history, in the platform's language (the
-    history is a record: it reads the same for every member of staff)."""
-    with translation.override(settings.LANGUAGE_CODE):
-        return gettext(message) % values if values else gettext(message)
+@dataclass(frozen=True)
+class Note:
+    """A reason written into the disposition history as translatable messages, so that every
+    reader sees it in their own language; `text()` in the platform's language is stored
+    beside it as the record. Values named in `translate` are themselves messages."""
+
+    parts: tuple[dict[str, Any], ...] = ()
+
+    def __add__(self, other: Note | str) -> Note:
+        extra = other.parts if isinstance(other, Note) else ({"s": other},)
+        return Note(self.parts + tuple(extra))
+
+    def render(self) -> str:
+        """The reason in the active language."""
+        return "".join(_render(part) for part in self.parts)
+
+    def text(self) -> str:
+        """The reason in the platform's language (the stored record)."""
+        with translation.override(settings.LANGUAGE_CODE):
+            return self.render()
+
+    def as_json(self) -> list[dict[str, Any]]:
+        return [dict(part) for part in self.parts]
 
 
-def classify(completeness: Completeness) -> tuple[str, str]:
+def _render(part: dict[str, Any]) -> str:
+    if "s" in part:
+        return str(part["s"])
+    values = dict(part.get("v", {}))
+    for key in part.get("t", ()):
+        values[key] = gettext(values[key])
+    return gettext(part["m"]) % values if values else gettext(part["m"])
+
+
+def history_text(message: str, *, translate: tuple[str, ...] = (), **values: Any) -> Note:
+    """A history reason from a message marked with gettext_noop and its values; the values
+    named in `translate` are messages too (an answer mode's label, say)."""
+    part: dict[str, Any] = {"m": message}
+    if values:
+        part["v"] = values
+    if translate:
+        part["t"] = list(translate)
+    return Note((part,))
+
+
+def render_note(parts: list[dict[str, Any]], fallback: str) -> str:
+    """A stored history reason in the active language; free text (a manager's note, an
+    email server's answer) as it was written."""
+    try:
+        return Note(tuple(parts)).render() if parts else fallback
+    except (KeyError, TypeError, ValueError):
+        return fallback
+
+
+def classify(completeness: Completeness) -> tuple[str, Note]:
     """The code of a submitted response and the reason recorded with it."""
     fraction = completeness.fraction
     reason = history_text(
@@ -91,7 +139,17 @@ def response_submitted(
 ) -> DispositionEvent:
     code, reason = classify(completeness)
     source = "manager" if by is not None else "respondent"
-    submitted = history_text(gettext_noop("Submitted (%(mode)s)"), mode=response.get_mode_display())
-    return response.case.record_disposition(
-        code, source=source, by=by, reason=f"{submitted}: {reason}", at=response.submitted_at
+    submitted = history_text(
+        gettext_noop("Submitted (%(mode)s)"), mode=mode_message(response.mode), translate=("mode",)
     )
+    return response.case.record_disposition(
+        code, source=source, by=by, reason=submitted + ": " + reason, at=response.submitted_at
+    )
+
+
+def mode_message(mode: str) -> str:
+    """The untranslated label of an answer mode, to be translated when read."""
+    from surveys.models import Response
+
+    with translation.override(None):
+        return str(Response.Mode(mode).label)

@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Count
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from surveys.models import Survey
 
@@ -36,21 +37,41 @@ from .classifications import (
     normalise_business_id,
 )
 from .models import FrameUnit
-from .tabular import ImportRefused, ProblemLog, Source, open_binary, read_table
+from .tabular import ImportRefused, ProblemLog, Source, TemplateColumn, open_binary, read_table
 
 StagedRow = tuple[Any, ...]
 
-REQUIRED_COLUMNS = (
-    "business_id",
-    "name",
-    "ksic",
-    "size_class",
-    "region",
-    "employees",
-    "sales_krw_mn",
-    "email",
-    "phone",
+# Every file has these columns (cells of the last three may be empty); any other column is
+# kept and can stratify. The import template is written from this table.
+FRAME_COLUMNS = (
+    TemplateColumn(
+        "business_id", gettext_lazy("Business registration number, 10 digits."), "123-45-67890"
+    ),
+    TemplateColumn("name", gettext_lazy("The firm's name."), "(주)예시정밀"),
+    TemplateColumn(
+        "ksic", gettext_lazy("5-digit KSIC code of a manufacturing industry (10 to 34)."), "29199"
+    ),
+    TemplateColumn(
+        "size_class",
+        gettext_lazy("micro, small, medium or midsize (or 소상공인, 소기업, 중기업, 중견기업)."),
+        "small",
+    ),
+    TemplateColumn(
+        "region", gettext_lazy("Province or metropolitan city, e.g. Gyeonggi or 경기도."), "경기"
+    ),
+    TemplateColumn("employees", gettext_lazy("Regular employees, a whole number."), "25"),
+    TemplateColumn(
+        "sales_krw_mn", gettext_lazy("Sales in KRW million; may be empty."), "3200.5", False
+    ),
+    TemplateColumn(
+        "email",
+        gettext_lazy("Email for the invitation; may be empty."),
+        "info@example.co.kr",
+        False,
+    ),
+    TemplateColumn("phone", gettext_lazy("Phone; may be empty."), "031-123-4567", False),
 )
+REQUIRED_COLUMNS = tuple(column.name for column in FRAME_COLUMNS)
 BATCH_ROWS = 5000
 
 SIZE_CLASSES = {size.value: size.value for size in SizeClass} | {

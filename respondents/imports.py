@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from analytics.recompute import request_recompute
 from surveys.models import Response, Survey
@@ -24,9 +24,36 @@ from surveys.questionnaire import Form, get_form
 from . import aapor, dispositions
 from .classifications import normalise_business_id
 from .models import Case
-from .tabular import ImportRefused, ProblemLog, Source, open_binary, read_table
+from .tabular import ImportRefused, ProblemLog, Source, TemplateColumn, open_binary, read_table
 
-DISPOSITION_COLUMNS = ("business_id", "disposition", "date", "note")
+# The import template is written from this table; override is optional.
+DISPOSITION_TEMPLATE = (
+    TemplateColumn(
+        "business_id",
+        gettext_lazy("Business registration number of a sampled firm."),
+        "123-45-67890",
+    ),
+    TemplateColumn(
+        "disposition",
+        gettext_lazy("AAPOR disposition code, e.g. 2.111 (refusal) or 4.2 (out of scope)."),
+        "2.111",
+    ),
+    TemplateColumn(
+        "date",
+        gettext_lazy("When it happened: 2024-11-05 or 2024-11-05 14:30."),
+        "2024-11-05 14:30",
+    ),
+    TemplateColumn(
+        "note", gettext_lazy("Reason or note; may be empty."), "대표자 응답 거절", False
+    ),
+    TemplateColumn(
+        "override",
+        gettext_lazy("yes to move a firm that submitted to a non-response code; else empty."),
+        "",
+        False,
+    ),
+)
+DISPOSITION_COLUMNS = tuple(c.name for c in DISPOSITION_TEMPLATE if c.name != "override")
 MODES = (Response.Mode.PHONE, Response.Mode.PAPER, Response.Mode.FAX)
 T = TypeVar("T")
 
@@ -310,8 +337,13 @@ def _store_keyed(row: KeyedRow, survey: Survey, form: Form, mode: str, user: Any
         code,
         source="import",
         by=user,
-        reason=dispositions.history_text(gettext_noop("Keyed (%(mode)s)"), mode=mode)
-        + f": {reason}",
+        reason=dispositions.history_text(
+            gettext_noop("Keyed (%(mode)s)"),
+            mode=dispositions.mode_message(mode),
+            translate=("mode",),
+        )
+        + ": "
+        + reason,
         at=response.submitted_at,
         recompute=False,
     )

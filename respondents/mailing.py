@@ -21,8 +21,9 @@ from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import Count
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.formats import date_format
+from django.utils.translation import gettext_noop
 
 from config.celery import enqueue_on_commit, send_task
 
@@ -235,9 +236,21 @@ def _finish(message: Message, status: str, error: str = "") -> str:
             )
         elif status == Message.Status.SENT and message.case.disposition == dispositions.NOT_INVITED:
             message.case.record_disposition(
-                dispositions.NOTHING_RETURNED, source="email", reason=f"{message.kind} sent"
+                dispositions.NOTHING_RETURNED,
+                source="email",
+                reason=dispositions.history_text(
+                    gettext_noop("%(kind)s sent"),
+                    kind=kind_message(message.kind),
+                    translate=("kind",),
+                ),
             )
     return status
+
+
+def kind_message(kind: str) -> str:
+    """The untranslated label of an email's kind, to be translated when read."""
+    with translation.override(None):
+        return str(MessageTemplate.Kind(kind).label)
 
 
 def _release(message: Message, error: str) -> None:

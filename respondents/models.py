@@ -279,7 +279,7 @@ class Case(models.Model):
         *,
         source: str,
         by: AbstractBaseUser | AnonymousUser | None = None,
-        reason: str = "",
+        reason: str | dispositions.Note = "",
         at: dt.datetime | None = None,
         override: bool = False,
         recompute: bool = True,
@@ -302,7 +302,8 @@ class Case(models.Model):
                 wave=Wave.objects.open_at(case.survey_id, at),
                 source=source,
                 by=by if by is not None and by.is_authenticated else None,  # type: ignore[misc]
-                reason=reason,
+                reason=reason.text() if isinstance(reason, dispositions.Note) else reason,
+                reason_parts=reason.as_json() if isinstance(reason, dispositions.Note) else [],
                 override=override,
                 applied=not blocked and at >= case.disposition_at,
             )
@@ -405,7 +406,10 @@ class DispositionEvent(models.Model):
     by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The reason in the platform's language, as recorded; when the platform wrote it, also
+    # as translatable messages (dispositions.Note) so that each reader sees their language.
     reason = models.TextField(blank=True)
+    reason_parts = models.JSONField(default=list, blank=True)
     override = models.BooleanField(default=False)
     applied = models.BooleanField(default=True)
 
@@ -414,6 +418,10 @@ class DispositionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case} {self.code} {self.at:%Y-%m-%d}"
+
+    def reason_text(self) -> str:
+        """The reason in the reader's language."""
+        return dispositions.render_note(self.reason_parts, self.reason)
 
 
 class ContactAttempt(models.Model):

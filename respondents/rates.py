@@ -639,7 +639,7 @@ def chase_cases(survey: Survey, lags: dict[int, StratumLag]) -> QuerySet[Case]:
         Case.objects.filter(survey=survey)
         .open_for_contact()
         .exclude(response__status="submitted")
-        .select_related("frame_unit", "stratum")
+        .select_related("frame_unit", "stratum__design")
         .annotate(
             shortfall=shortfall,
             attempts=_count(contacts),

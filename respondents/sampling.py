@@ -795,18 +795,23 @@ def _issue_batch(
 LETTER_COLUMNS = ["business_id", "name", "link", "access_code"]
 
 
-def write_letters(survey: Survey, out: IO[str]) -> int:
-    """The mail-merge CSV (UTF-8 with BOM for Excel) of every in-sample case with credentials.
-
-    The link and code are derived again from CREDENTIAL_KEY; nothing plain is stored.
-    """
-    cases = (
+def letter_cases(survey: Survey) -> QuerySet[Case]:
+    """The firms that get a letter, in the letters' order: in the sample, with credentials."""
+    return (
         Case.objects.filter(survey=survey, token_hash__isnull=False)
         .in_sample()
         .select_related("frame_unit")
         .only("pk", "credential_version", "business_id", "frame_unit__name")
         .order_by("business_id")
     )
+
+
+def write_letters(survey: Survey, out: IO[str]) -> int:
+    """The mail-merge CSV (UTF-8 with BOM for Excel) of every in-sample case with credentials.
+
+    The link and code are derived again from CREDENTIAL_KEY; nothing plain is stored.
+    """
+    cases = letter_cases(survey)
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(LETTER_COLUMNS)

@@ -165,7 +165,7 @@ def _plan_response(plan: Plan, waves: list[Wave], rng: np.random.Generator, form
             at,
             code,
             "respondent" if mode == "web" else "manager",
-            f"submitted ({mode}): {reason}",
+            f"submitted ({mode}): {reason.text()}",
         )
     )
     plan.response = (index, at, mode, values)

@@ -22,6 +22,7 @@ from typing import IO
 from xml.etree.ElementTree import ParseError
 from xml.parsers.expat import ExpatError
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from xlsx2csv import InvalidXlsxFileException, SheetNotFoundException, Xlsx2csv
 
@@ -184,3 +185,13 @@ def _xlsx_rows(stream: IO[bytes]) -> Iterator[Iterator[list[str]]]:
             raise ImportRefused(_("The file is not a readable XLSX workbook.")) from None
         text.seek(0)
         yield _guarded(csv.reader(text))
+
+
+@dataclass(frozen=True)
+class TemplateColumn:
+    """A column an import reads: what to write in it and an example value that passes."""
+
+    name: str
+    description: str | Promise
+    example: str
+    required: bool = True

@@ -17,6 +17,7 @@ urlpatterns = [
     ),
     path(SURVEY + "sample/strata/<int:stratum>/release/", sample.release, name="release"),
     path(SURVEY + "credentials/", sample.credentials, name="credentials"),
+    path(SURVEY + "credentials/letters.pdf", sample.letters_pdf, name="letters_pdf"),
     path(SURVEY + "fieldwork/", rates.fieldwork, name="fieldwork"),
     path(SURVEY + "fieldwork/chase/", rates.chase, name="chase"),
     path(SURVEY + "fieldwork/chase.csv", rates.chase_csv, name="chase_csv"),
@@ -31,4 +32,10 @@ urlpatterns = [
     ),
     path(SURVEY + "cases/<int:case>/", fieldwork.case_detail, name="case"),
     path(SURVEY + "imports/", fieldwork.fieldwork_import, name="fieldwork_import"),
+    re_path(
+        r"^manage/(?P<survey>[-\w]+)/imports/templates/"
+        r"(?P<kind>frame|dispositions|responses)\.(?P<fmt>csv|xlsx)$",
+        fieldwork.import_template,
+        name="import_template",
+    ),
 ]

@@ -59,7 +59,13 @@ def read_definition(data: bytes) -> dict[str, Any]:
     except PyXFormError as exc:
         raise FormError([_describe_pyxform_error(str(exc))]) from exc
     rows = {row["name"]: number for number, row in _rows(workbook.survey) if row.get("name")}
-    return _normalise(pyxform_json, rows)
+    definition = _normalise(pyxform_json, rows)
+    # XLSForm has one form_title; a `title_en` settings column (which pyxform ignores, so the
+    # form still converts to an XForm) names the survey in English.
+    settings = (getattr(workbook, "settings", None) or [{}])[0]
+    if settings.get("title_en"):
+        definition["title"].setdefault("en", str(settings["title_en"]).strip())
+    return definition
 
 
 def _rows(sheet: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -283,6 +289,9 @@ def load_questionnaire(
                 "title_en": definition["title"].get("en", ""),
             },
         )
+        if not survey.title_en and definition["title"].get("en"):
+            survey.title_en = definition["title"]["en"]
+            survey.save(update_fields=["title_en"])
         if survey.questionnaires.filter(version=definition["version"]).exists():
             raise FormError(
                 [

@@ -22,9 +22,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from respondents import aapor
-from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
-from respondents.models import Case, DispositionEvent, SampleDesign
-from surveys.models import Survey
+from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS, VALUE_LABELS
+from respondents.models import Case, DispositionEvent, SampleDesign, Stratum
+from surveys.models import Response, Survey
 from surveys.questionnaire import Form, Question, pick
 
 from ..models import EstimateRun
@@ -428,9 +428,41 @@ def _cell(
 def microdata_table(options: ExportOptions) -> Table:
     records = Records(options)
     variables = records.layout.variables
-    rows = (_plain_row(row) for row in records)
+    rows: Iterator[list[Any]] = (_plain_row(row) for row in records)
+    if options.labelled:
+        strata = {s.key: s.label for s in _strata(options.survey)}
+        rows = _labelled_rows(rows, variables, options.language, strata)
     widths = [12] * len(variables)
     return Table([v.name for v in variables], rows, records.total, sheet=_("data"), widths=widths)
+
+
+def _strata(survey: Survey) -> list[Stratum]:
+    return list(Stratum.objects.filter(design__survey=survey).select_related("design"))
+
+
+def _labelled_rows(
+    rows: Iterator[list[Any]], variables: list[Variable], language: str, strata: dict[str, str]
+) -> Iterator[list[Any]]:
+    """CSV and XLSX for people: strata, choices, classifications, dispositions and modes by
+    their labels in the export's language (option columns stay 0/1; the header names them)."""
+    maps = {k: m for k, v in enumerate(variables) if (m := _label_map(v, language))}
+    maps |= {k: strata for k, v in enumerate(variables) if v.name == "stratum"}
+    for row in rows:
+        for k, labels in maps.items():
+            value = row[k]
+            if value is not None:
+                row[k] = labels.get(str(value), value)
+        yield row
+
+
+def _label_map(variable: Variable, language: str) -> dict[str, str]:
+    if variable.kind == "code":
+        return {name: pick(text, language) or name for name, text in variable.choice_labels.items()}
+    if variable.name == "disposition":
+        return {code: _(d.label) for code, d in aapor.DISPOSITION_CODES.items()}
+    if variable.name == "mode":
+        return {str(value): str(label) for value, label in Response.Mode.choices}
+    return {str(k): str(v) for k, v in VALUE_LABELS.get(variable.name, {}).items()}
 
 
 def _plain_row(row: list[Any]) -> list[Any]:

@@ -45,11 +45,13 @@ class ExportOptions:
     identified: bool = False  # business_id and personal-data questions (microdata)
     contact: bool = False  # email and phone (fieldwork, contacts)
     weighted: bool = False  # response rates on base weights
+    labelled: bool = False  # microdata CSV/XLSX: values as labels in `language`, not codes
 
     @property
     def filename(self) -> str:
         run = f"-run{self.run.number}" if self.run is not None and self.what in NEEDS_RUN else ""
         tag = "-identified" if self.identified else ""
+        tag += "-labels" if self.labelled else ""
         return f"{self.survey.slug}-{self.what}{run}{tag}-{self.language}.{self.format}"
 
     @property
@@ -64,6 +66,7 @@ class ExportOptions:
             "identified": self.identified,
             "contact": self.contact,
             "weighted": self.weighted,
+            "labelled": self.labelled,
         }
 
 
@@ -77,6 +80,7 @@ def make_options(
     identified: bool = False,
     contact: bool = False,
     weighted: bool = False,
+    labelled: bool = False,
 ) -> ExportOptions:
     """Checked options; ExportError says what does not fit."""
     if what not in FORMATS:
@@ -99,6 +103,7 @@ def make_options(
         identified=identified,
         contact=contact and what in ("fieldwork", "contacts"),
         weighted=weighted and what == "response-rates",
+        labelled=labelled and what == "microdata" and fmt in ("csv", "xlsx"),
     )
 
 

@@ -96,6 +96,15 @@ class ExportForm(forms.Form):
         label=gettext_lazy("Include email addresses and phone numbers"), required=False
     )
     weighted = forms.BooleanField(label=gettext_lazy("Weighted by base weights"), required=False)
+    labelled = forms.BooleanField(
+        label=gettext_lazy("Answers as labels"),
+        help_text=gettext_lazy(
+            "CSV and Excel: choices, classifications and dispositions written as their labels "
+            "in the language above, instead of codes (SPSS and Stata carry both)."
+        ),
+        required=False,
+        initial=True,
+    )
 
     def __init__(
         self,
@@ -119,6 +128,8 @@ class ExportForm(forms.Form):
             del self.fields["contact"]
         if what != "response-rates":
             del self.fields["weighted"]
+        if what != "microdata":
+            del self.fields["labelled"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -134,6 +145,7 @@ class ExportForm(forms.Form):
                 identified=data.get("identified", False),
                 contact=data.get("contact", False),
                 weighted=data.get("weighted", False),
+                labelled=data.get("labelled", False),
             )
         except exports.ExportError as exc:
             raise forms.ValidationError(str(exc)) from exc

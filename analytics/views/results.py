@@ -167,6 +167,7 @@ class Cell:
     row: Estimate
     reasons: tuple[str, ...]
     notes: tuple[str, ...]  # what each reason means
+    unit: str = ""  # of a mean or total, as the question states it
 
     @property
     def percent(self) -> bool:
@@ -233,9 +234,10 @@ class Cell:
         return self._shown(self.row.population)
 
 
-def cell_of(row: Estimate, texts: dict[str, str]) -> Cell:
+def cell_of(row: Estimate, texts: dict[str, str], unit: str = "") -> Cell:
     reasons = tuple(reasons_of(row.flag))
-    return Cell(row, reasons, tuple(texts[code] for code in reasons))
+    shown_unit = "" if row.statistic == Estimate.Statistic.PROPORTION else unit
+    return Cell(row, reasons, tuple(texts[code] for code in reasons), shown_unit)
 
 
 # --- the version shown ------------------------------------------------------------------------
@@ -511,8 +513,28 @@ def headline(request: HttpRequest, survey: str) -> HttpResponse:
         )
         blocks = headline_blocks(list(rows), forms_for(found, version.run), version, found)
         cells = (line.cell for block in blocks for line in block.lines)
-        context.update(blocks=blocks, legend=legend_for(cells, version.texts))
+        charts = headline_charts(blocks)
+        context.update(
+            blocks=blocks,
+            legend=legend_for(cells, version.texts),
+            charts=charts,
+            chart=chart_data(charts, NO_HISTORY, charts[0].rows[0][1], version) if charts else None,
+        )
     return render(request, "analytics/results.html", context)
+
+
+NO_HISTORY: dict[str, list[Any]] = {"runs": [], "values": [], "low": [], "high": [], "official": []}
+
+
+def headline_charts(blocks: Sequence[Block]) -> list[DomainTable]:
+    """A bar chart with CI whiskers for each question answered by shares (choices), in the
+    headline's order; a question with nothing published gets none."""
+    charts = [
+        DomainTable(block.name, block.text, [(line.label, line.cell) for line in block.lines])
+        for block in blocks
+        if block.lines and all(line.cell.percent for line in block.lines)
+    ]
+    return [chart for chart in charts if chart.charted]
 
 
 # --- one item's detail ------------------------------------------------------------------------
@@ -553,22 +575,22 @@ def pick_cell(rows: Sequence[Estimate], request: HttpRequest) -> tuple[str, str]
 
 
 def domain_tables(
-    rows: Sequence[Estimate], forms: Sequence[Form], texts: dict[str, str]
+    rows: Sequence[Estimate], forms: Sequence[Form], texts: dict[str, str], unit: str = ""
 ) -> list[DomainTable]:
     """One table per domain, in the order the run wrote them; values in their natural order
     (size classes by size, answers in choice order)."""
     by_domain: dict[str, list[Estimate]] = {}
     for row in rows:
         by_domain.setdefault(row.domain, []).append(row)
-    return [_domain_table(domain, cells, forms, texts) for domain, cells in by_domain.items()]
+    return [_domain_table(domain, cells, forms, texts, unit) for domain, cells in by_domain.items()]
 
 
 def _domain_table(
-    domain: str, rows: list[Estimate], forms: Sequence[Form], texts: dict[str, str]
+    domain: str, rows: list[Estimate], forms: Sequence[Form], texts: dict[str, str], unit: str
 ) -> DomainTable:
     order = {value: k for k, value in enumerate(value_order(domain, forms))}
     ordered = sorted(rows, key=lambda r: (order.get(r.domain_value, len(order)), r.domain_value))
-    cells = [(value_label(domain, r.domain_value, forms), cell_of(r, texts)) for r in ordered]
+    cells = [(value_label(domain, r.domain_value, forms), cell_of(r, texts, unit)) for r in ordered]
     return DomainTable(domain, domain_title(domain, forms), cells)
 
 
@@ -647,13 +669,25 @@ def _tabs(
 
 
 def item_tables(
-    rows: Sequence[Estimate], item: str, forms: Sequence[Form], texts: dict[str, str]
+    rows: Sequence[Estimate],
+    item: str,
+    forms: Sequence[Form],
+    texts: dict[str, str],
+    unit: str = "",
 ) -> tuple[Cell, list[DomainTable]]:
     """The overall cell and the tables by domain; the item as its own domain (trivially 0
     or 100 %) is left out."""
-    tables = domain_tables(rows, forms, texts)
+    tables = domain_tables(rows, forms, texts, unit)
     overall = next(t for t in tables if t.key == OVERALL).rows[0][1]
     return overall, [t for t in tables if t.key not in (OVERALL, item)]
+
+
+def _crumb(text: str, limit: int = 40) -> str:
+    """A question's text short enough for a breadcrumb."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip() + "…"
 
 
 @login_required
@@ -670,7 +704,11 @@ def detail(request: HttpRequest, survey: str, item: str) -> HttpResponse:
     forms = forms_for(found, version.run)
     question = question_of(forms, item)
     cell, tables = item_tables(
-        [r for r in rows if (r.option, r.statistic) == chosen], item, forms, version.texts
+        [r for r in rows if (r.option, r.statistic) == chosen],
+        item,
+        forms,
+        version.texts,
+        unit_of(question),
     )
     keep = [("option", chosen[0]), ("statistic", chosen[1])]
     base_url = reverse("results:detail", kwargs={"survey": found.slug, "item": item})
@@ -681,6 +719,7 @@ def detail(request: HttpRequest, survey: str, item: str) -> HttpResponse:
         "keep_query": "&" + urlencode(keep),
         "item": item,
         "question": question.text() if question else item,
+        "crumb": _crumb(question.text() if question else item),
         "label": option_label(question, cell.row),
         "cell": cell,
         "tabs": _tabs(overall, question, chosen, base_url + version.query() + "&"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -16,6 +19,24 @@ from ..forms import WeightingSpecForm
 from ..models import WeightingSpec
 from ..pipeline import current_spec
 from ..recompute import request_recompute
+
+
+def readable_settings(form: forms.Form) -> list[tuple[str, str]]:
+    """Each setting as people read it: its label and the chosen options' labels."""
+    return [
+        (str(field.label), _readable(field, form.initial.get(name)))
+        for name, field in form.fields.items()
+    ]
+
+
+def _readable(field: forms.Field, value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    labels = {str(k): str(v) for k, v in getattr(field, "choices", [])}
+    values = value if isinstance(value, list | tuple) else [value]
+    return ", ".join(labels.get(str(v), str(v)) for v in values)
 
 
 @login_required
@@ -43,5 +64,12 @@ def weighting(request: HttpRequest, survey: str) -> HttpResponse:
             )
             return redirect("analytics:weighting", survey=target.slug)
     history = WeightingSpec.objects.filter(survey=target).select_related("created_by")[:20]
-    context = {"survey": target, "form": form, "spec": spec, "version": version, "history": history}
+    context = {
+        "survey": target,
+        "form": form,
+        "spec": spec,
+        "version": version,
+        "history": history,
+        "settings": readable_settings(WeightingSpecForm(initial=form.initial)),
+    }
     return render(request, "analytics/weighting.html", context)

@@ -1,8 +1,13 @@
+from typing import Any
+
 from django import template
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
-from config import widgets
+from analytics.views import downloads
+from config import navigation, widgets
+from respondents import aapor
 
 register = template.Library()
 
@@ -11,3 +16,40 @@ register = template.Library()
 def language_switcher(context: template.Context, dark: bool = False) -> SafeString:
     request: HttpRequest = context["request"]
     return widgets.language_switcher(request, dark=dark)
+
+
+@register.simple_tag(takes_context=True)
+def survey_menu(context: template.Context, survey: Any) -> list[navigation.Link]:
+    """The survey's functions this user may open, the current page marked."""
+    request: HttpRequest = context["request"]
+    match = request.resolver_match
+    return navigation.menu(request.user, survey.slug, match.view_name if match else "")
+
+
+@register.filter
+def disposition(code: str) -> str:
+    """An AAPOR disposition code with its name in the reader's language: "1.1 Complete"."""
+    try:
+        found = aapor.parse_code(code)
+    except ValueError:
+        return code
+    return f"{found.code} {_(found.label)}"
+
+
+@register.filter
+def disposition_name(code: str) -> str:
+    """The AAPOR name of a disposition code alone, in the reader's language."""
+    try:
+        return _(aapor.parse_code(code).label)
+    except ValueError:
+        return code
+
+
+@register.filter
+def export_title(what: str) -> str:
+    return str(downloads.TITLES.get(what, what))
+
+
+@register.filter
+def export_format(fmt: str) -> str:
+    return str(downloads.FORMAT_LABELS.get(fmt, fmt))

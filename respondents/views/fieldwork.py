@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +18,7 @@ from django.views.decorators.http import require_POST
 from analytics.pipeline import close_wave
 from surveys.models import Response, Survey
 
-from .. import aapor, imports, mailing
+from .. import aapor, import_templates, imports, mailing
 from ..forms import ContactForm, DispositionForm, FieldworkImportForm, MessageTemplateForm, WaveForm
 from ..models import Case, MessageTemplate, Wave
 from ..tabular import ImportRefused
@@ -114,7 +116,12 @@ def message_template(request: HttpRequest, survey: str, kind: str, language: str
         saved.save()
         messages.success(request, _("The template is saved."))
         return redirect("respondents:waves", survey=target.slug)
-    context = {"survey": target, "form": form, "kind": kind, "language": language}
+    context = {
+        "survey": target,
+        "form": form,
+        "kind": MessageTemplate.Kind(kind).label,
+        "language": dict(settings.LANGUAGES)[language],
+    }
     return render(request, "respondents/message_template.html", context)
 
 
@@ -123,7 +130,7 @@ def message_template(request: HttpRequest, survey: str, kind: str, language: str
 def case_detail(request: HttpRequest, survey: str, case: int) -> HttpResponse:
     target = _survey(survey)
     found = get_object_or_404(
-        Case.objects.select_related("frame_unit", "stratum"), pk=case, survey=target
+        Case.objects.select_related("frame_unit", "stratum__design"), pk=case, survey=target
     )
     disposition = DispositionForm(
         request.POST if request.POST.get("form") == "disposition" else None,
@@ -235,3 +242,20 @@ def fieldwork_import(request: HttpRequest, survey: str) -> HttpResponse:
             return redirect("respondents:fieldwork_import", survey=target.slug)
     context = {"survey": target, "form": form, "refusal": refusal}
     return render(request, "respondents/fieldwork_import.html", context)
+
+
+TEMPLATE_PERMISSIONS = {"frame": "respondents.manage_frame"}
+
+
+@login_required
+def import_template(request: HttpRequest, survey: str, kind: str, fmt: str) -> HttpResponse:
+    """The template of an import file: its columns and an example row."""
+    if not request.user.has_perm(TEMPLATE_PERMISSIONS.get(kind, FIELDWORK)):
+        raise PermissionDenied
+    target = _survey(survey)
+    found = import_templates.template(target, kind)
+    response = HttpResponse(
+        import_templates.write(found, fmt), content_type=import_templates.CONTENT_TYPES[fmt]
+    )
+    response["Content-Disposition"] = f'attachment; filename="{found.filename(target, fmt)}"'
+    return response

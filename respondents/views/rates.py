@@ -14,6 +14,8 @@ from .. import rates
 MANAGE_FIELDWORK = "respondents.manage_fieldwork"
 VIEW_CONTACTS = "respondents.view_contact_details"
 PER_PAGE = 50
+LAGGING = 10  # strata listed at the top of the dashboard
+LONG_TABLE = 25  # rows above which a table starts collapsed
 TRUE_VALUES = ("1", "true", "yes", "on")
 
 
@@ -26,17 +28,39 @@ def _weighted(request: HttpRequest) -> bool:
 def fieldwork(request: HttpRequest, survey: str) -> HttpResponse:
     found = get_object_or_404(Survey, slug=survey)
     report = rates.fieldwork(found, weighted=_weighted(request))
+    lags = _furthest_behind(rates.stratum_lags(found))
+    tables = [
+        (
+            domain,
+            rates.DOMAIN_TITLES[domain],
+            _lagging_first(rows, lags) if domain == "stratum" else rows,
+        )
+        for domain, rows in report.tables.items()
+    ]
+    by_key = {row.value: row for row in report.tables.get("stratum", [])}
     context = {
         "survey": found,
         "report": report,
         "shown": report.total.shown,
         "percents": report.total.percents,
-        "tables": [
-            (domain, rates.DOMAIN_TITLES[domain], rows) for domain, rows in report.tables.items()
+        "tables": tables,
+        "lagging": [(lag, by_key.get(lag.stratum.key)) for lag in lags if lag.shortfall > 0][
+            :LAGGING
         ],
+        "long_table": LONG_TABLE,
         "chart": report.progress.chart_data(),
     }
     return render(request, "respondents/fieldwork.html", context)
+
+
+def _furthest_behind(lags: dict[int, rates.StratumLag]) -> list[rates.StratumLag]:
+    return sorted(lags.values(), key=lambda lag: (-lag.shortfall, lag.stratum.key))
+
+
+def _lagging_first(rows: list[rates.Row], lags: list[rates.StratumLag]) -> list[rates.Row]:
+    """The stratum rows in the chase order: the largest shortfall against the target first."""
+    place = {lag.stratum.key: k for k, lag in enumerate(lags)}
+    return sorted(rows, key=lambda row: place.get(row.value, len(place)))
 
 
 @login_required

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import io
+import tempfile
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from surveys.models import Survey
 
-from .. import sampling
+from .. import letters, sampling
 from ..forms import CredentialsForm, DesignForm, ReleaseForm, SampleFilterForm
 from ..models import Case, CaseQuerySet, FrameUnit, SampleDesign, Stratum
 
@@ -95,7 +97,7 @@ def sample(request: HttpRequest, survey: str) -> HttpResponse:
         )
     )
     filters = SampleFilterForm(request.GET or None, strata=strata)
-    cases = _cases(found, filters).select_related("frame_unit", "stratum")
+    cases = _cases(found, filters).select_related("frame_unit", "stratum__design")
     page = Paginator(cases, PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -192,5 +194,32 @@ def _letters(survey: Survey) -> HttpResponse:
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{survey.slug}-letters.csv"'
     # The file holds every firm's link and access code: keep it out of any cache.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@permission_required(MANAGE_FRAME, raise_exception=True)
+def letters_pdf(request: HttpRequest, survey: str) -> HttpResponseBase:
+    """Every firm's letter, one page each, in the order of the letters CSV; written to a
+    temporary file and streamed from it."""
+    found = _survey(request, survey)
+    _drawn(found)
+    # Not a `with` block: the response closes (and so deletes) the file once sent.
+    spool = tempfile.TemporaryFile()  # noqa: SIM115
+    try:
+        letters.write_letters_pdf(found, spool)
+    except letters.LetterError as exc:
+        spool.close()
+        messages.error(request, str(exc))
+        return redirect("respondents:credentials", survey=found.slug)
+    spool.seek(0)
+    response = FileResponse(
+        spool,
+        as_attachment=True,
+        filename=f"{found.slug}-letters.pdf",
+        content_type="application/pdf",
+    )
+    # Every firm's access code: keep it out of any cache.
     response["Cache-Control"] = "no-store"
     return response

@@ -25,7 +25,7 @@
     data: {
       labels: data.labels,
       datasets: [
-        line(data.names.completes, data.completes, "#0d6efd", false),
+        line(data.names.completes, data.completes, "#0b50d0", false),
         line(data.names.responses, data.responses, "#198754", false),
         line(data.names.target, data.labels.map(function () { return data.target; }), "#dc3545", true)
       ]

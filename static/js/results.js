@@ -7,9 +7,9 @@
   if (!source || typeof Chart === "undefined") { return; }
   var data = JSON.parse(source.textContent);
   var lang = document.documentElement.lang || "ko";
-  var BLUE = "#0d6efd";
-  var BAND = "rgba(13, 110, 253, 0.15)";
-  var BAR = "rgba(13, 110, 253, 0.55)";
+  var BLUE = "#0b50d0";
+  var BAND = "rgba(11, 80, 208, 0.15)";
+  var BAR = "rgba(11, 80, 208, 0.6)";
   var INK = "#212529";
   var OFFICIAL = "#198754";
 

@@ -350,3 +350,31 @@ def test_the_token_pages_need_the_download_permission(survey: Survey, token: str
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
     stored.refresh_from_db()
     assert stored.revoked_at is None
+
+
+# --- titles and documentation -----------------------------------------------------------------
+
+
+def test_the_english_title_is_filled_from_the_questionnaire(survey: Survey, token: str) -> None:
+    # when
+    found = get(token, f"/surveys/{survey.slug}/").json()
+
+    # then
+    assert found["title_en"] == "2024 Smart Manufacturing Innovation Status Survey"
+    assert found["title"] == "2024 스마트제조혁신 실태조사"
+
+
+def test_the_docs_show_each_response_schema_and_render_markdown(survey: Survey) -> None:
+    # when
+    page = Client(headers={"Cookie": "django_language=en"}).get("/api/v1/docs/")
+    text = page.content.decode()
+
+    # then: the versions list's fields, nested ones included, from the OpenAPI schema
+    assert page.status_code == 200
+    runs = text[text.index('id="op-surveys_runs_list-200"') :]
+    runs = runs[: runs.index("</table>")]
+    for field in ("count", "results[].number", "results[].wave.name", "results[].weighting"):
+        assert f"<code>{field}</code>" in runs
+    assert "Version number, increasing." in runs
+    # Markdown: code spans and emphasis in the estimates' description
+    assert "<code>domain_value</code>" in text and "<strong>suppressed</strong>" in text

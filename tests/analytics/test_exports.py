@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -743,3 +744,67 @@ def test_identified_exports_from_the_command_need_a_user_with_the_permission(
     assert "business_id" in csv_rows(path.read_bytes())[0]
     download = Download.objects.get()
     assert download.identified and download.user == officer and download.client == "command"
+
+
+# --- labels for people ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "yes", "size", "complete"),
+    [("ko", "예", "소기업", "완전 응답"), ("en", "Yes", "small enterprise", "Complete")],
+)
+def test_labelled_microdata_writes_labels_in_the_chosen_language(
+    run: EstimateRun, language: str, yes: str, size: str, complete: str
+) -> None:
+    # given
+    case = a_case(run.survey, "1.1", sf_adopted="yes")
+    case.frame_unit.size_class = "small"
+    case.frame_unit.save()
+
+    # when
+    rows = by_unit(
+        csv_rows(export(run.survey, "microdata", "csv", language=language, labelled=True))
+    )
+    codes = by_unit(csv_rows(export(run.survey, "microdata", "csv", language=language)))
+
+    # then
+    row = rows[exports.unit_id(case.pk)]
+    assert row["sf_adopted"] == yes and row["disposition"] == complete
+    assert row["size_class"] == size
+    assert row["stratum"] == case.stratum.label
+    assert row["sf_tech/erp"] in ("0", "1")  # option columns stay 0/1
+    plain = codes[exports.unit_id(case.pk)]
+    assert (plain["sf_adopted"], plain["disposition"], plain["size_class"]) == (
+        "yes",
+        "1.1",
+        "small",
+    )
+
+
+def test_labelled_microdata_workbook_matches_the_labelled_csv(run: EstimateRun) -> None:
+    # when
+    book = openpyxl.load_workbook(
+        io.BytesIO(export(run.survey, "microdata", "xlsx", language="en", labelled=True))
+    )
+    rows = csv_rows(export(run.survey, "microdata", "csv", language="en", labelled=True))
+
+    # then
+    sheet = list(book["data"].iter_rows(values_only=True))
+    first = dict(zip(sheet[0], sheet[1], strict=True))
+    assert first["sf_adopted"] == (rows[0]["sf_adopted"] or None)
+    assert first["disposition"] == rows[0]["disposition"]
+
+
+def test_the_english_estimates_workbook_has_an_english_cover(run: EstimateRun) -> None:
+    # given: the shipped form names its English title (settings sheet, form_title::English)
+    assert run.survey.title_en == "2024 Smart Manufacturing Innovation Status Survey"
+
+    # when
+    book = openpyxl.load_workbook(
+        io.BytesIO(export(run.survey, "estimates", "xlsx", language="en"))
+    )
+
+    # then
+    cover = list(book["Cover"].iter_rows(values_only=True))
+    assert cover[0][0] == "2024 Smart Manufacturing Innovation Status Survey"
+    assert all(not re.search(r"[가-힣]", str(value)) for row in cover[2:] for value in row[:1])

@@ -390,3 +390,66 @@ def test_users_without_the_results_permission_are_refused(survey: Survey, run: E
 
     for url in (headline_url(survey), detail_url(survey, "sf_adopted")):
         assert client.get(url).status_code == 403
+
+
+# --- charts, breadcrumbs, units ------------------------------------------------------------
+
+
+def test_the_headline_draws_a_bar_chart_with_ci_for_each_choice_question(
+    survey: Survey, run: EstimateRun
+) -> None:
+    # when
+    response = viewer().get(headline_url(survey))
+
+    # then: one chart per question answered by shares, with every published bar's interval
+    data = chart_data(response.content)
+    charts = {domain["key"]: domain for domain in data["domains"]}
+    assert {"sf_adopted", "sf_level", "sf_tech"} <= set(charts)
+    assert "invest_amount" not in charts  # a mean, not shares
+    adopted = charts["sf_adopted"]
+    assert adopted["labels"] == ["Yes", "No"]
+    assert adopted["values"][0] == pytest.approx(19.88641096)
+    assert adopted["low"][0] == pytest.approx(15.07388592)
+    assert adopted["high"][0] == pytest.approx(25.76918576)
+    page = response.content.decode()
+    assert page.count('<canvas id="chart-') == len(data["domains"])
+
+
+def test_headline_charts_leave_suppressed_bars_out(survey: Survey, run: EstimateRun) -> None:
+    # given: the overall share of one option is suppressed
+    suppressed = Estimate.objects.filter(
+        run=run, domain="all", item="sf_level", option="basic", statistic="proportion"
+    )
+    assert suppressed.update(suppressed=True, flag="SUPPRESS+CONFIDENTIALITY_MIN_N") == 1
+
+    # when
+    data = chart_data(viewer().get(headline_url(survey)).content)
+
+    # then: no value of that bar reaches the page, the others do
+    level = next(d for d in data["domains"] if d["key"] == "sf_level")
+    assert level["labels"][0] == "Basic"
+    assert (level["values"][0], level["low"][0], level["high"][0]) == (None, None, None)
+    assert any(value is not None for value in level["values"][1:])
+
+
+def test_the_breadcrumb_names_the_question(survey: Survey, run: EstimateRun) -> None:
+    # when
+    page = viewer().get(detail_url(survey, "sf_adopted")).content.decode()
+
+    # then
+    crumbs = page[page.index('class="breadcrumb"') :]
+    crumbs = crumbs[: crumbs.index("</ol>")]
+    assert "Results Has your company adopted (built)" in text(crumbs)
+    assert text(crumbs).endswith("…")
+    assert "sf_adopted" not in text(crumbs)
+
+
+def test_a_mean_is_shown_in_its_unit_on_its_page(survey: Survey, run: EstimateRun) -> None:
+    # when
+    response = viewer().get(detail_url(survey, "invest_amount", "?statistic=mean"))
+
+    # then: the overall figure under its label, the tables' column, both with the unit
+    assert text(element(response.content, "overall-title", "h2")) == (
+        "All firms: Mean (KRW million)"
+    )
+    assert "Estimate (KRW million)" in response.content.decode()

@@ -67,3 +67,30 @@ def test_managers_see_the_spec_but_cannot_change_it(survey: Survey, manager_clie
 
 def test_staff_without_results_access_cannot_see_it(survey: Survey) -> None:
     assert login_as(None).get(f"/manage/{survey.slug}/weighting/").status_code == 403
+
+
+def test_the_options_read_as_words_not_codes(survey: Survey, admin_user_client: Client) -> None:
+    # when
+    page = admin_user_client.get(f"/manage/{survey.slug}/weighting/").content.decode()
+
+    # then: every choice has a label of its own, and the current settings are listed by them
+    assert '<option value="poststratify">post-stratification</option>' in page
+    assert '<option value="korn_graubard">Korn–Graubard (Clopper–Pearson)</option>' in page
+    assert "centre at the mean of all strata (R: adjust)" in page
+    assert 'value="region_area"' in page and "region area" in page
+    settings = page[page.index('id="current-settings"') :]
+    assert "<dt>Stratum with one respondent</dt><dd>centre at the mean of all strata" in settings
+
+
+def test_the_description_names_variables_by_their_labels(
+    survey: Survey, admin_user_client: Client
+) -> None:
+    # given
+    admin_user_client.post(f"/manage/{survey.slug}/weighting/", FORM)
+
+    # when
+    page = admin_user_client.get(f"/manage/{survey.slug}/weighting/").content.decode()
+
+    # then
+    assert "raking to size class, region area" in page
+    assert "region_area" not in page.split('id="current-settings"')[0].split("<h1>")[1]

@@ -32,7 +32,10 @@ def fill(page: Page, question: str, text: str) -> None:
 
 
 def next_page(page: Page) -> None:
-    page.get_by_role("button", name=re.compile("다음|Next")).click()
+    # Wait for the next page itself: on a busy machine a check run straight after the click
+    # can meet the old page mid-navigation.
+    with page.expect_navigation():
+        page.get_by_role("button", name=re.compile("다음|Next")).click()
 
 
 def answer_profile_and_awareness(page: Page, seen: list[str], adopter: bool) -> None:

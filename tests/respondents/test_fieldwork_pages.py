@@ -276,11 +276,11 @@ def test_chase_csv_is_for_excel(manager: Client, survey: Survey) -> None:
 
 
 # Session, user, the user's and groups' permissions, survey; then strata, waves, cases
-# counted by cell and disposition moves (dashboard); or strata with their responses,
-# the count and one page (chase list).
+# counted by cell and disposition moves, and strata with their responses for the lagging
+# strata (dashboard); or strata with their responses, the count and one page (chase list).
 QUERIES = {
-    "fieldwork/": 9,
-    "fieldwork/?weighted=1": 9,
+    "fieldwork/": 10,
+    "fieldwork/?weighted=1": 10,
     "fieldwork/rates.csv": 9,
     "fieldwork/chase/": 8,
     "fieldwork/chase.csv": 7,
@@ -303,3 +303,47 @@ def test_query_count_does_not_grow_with_the_cases(
         response = client.get(f"/manage/{survey.slug}/{page}")
     assert response.status_code == 200
     assert Stratum.objects.count() == 2
+
+
+# --- lagging strata first, links to cases -----------------------------------------------------
+
+
+def test_the_dashboard_lists_the_strata_furthest_behind_first(
+    survey: Survey, manager: Client
+) -> None:
+    # given: "small" has every case unanswered, "medium" half complete
+    design = new_design(survey)
+    add_cases(new_stratum(design, "small", N=200, n=10), ["3.19"] * 10)
+    add_cases(new_stratum(design, "medium", N=200, n=10), ["1.1"] * 5 + ["3.19"] * 5)
+
+    # when
+    page = manager.get(f"/manage/{survey.slug}/fieldwork/").content.decode()
+
+    # then: the lagging table and the stratum rates both start with "small"
+    lagging = page[page.index('id="lagging-table"') :]
+    lagging = lagging[: lagging.index("</table>")]
+    assert re.findall(r"<tr>\s*<th scope=\"row\"[^>]*>([^<]+)</th>", lagging)[0].strip() == (
+        Stratum.objects.get(design=design, key="small").label
+    )
+    strata = page[page.index('id="rates-stratum"') :]
+    keys = re.findall(r'<code class="small text-body-secondary">([^<]+)</code>', strata)
+    assert keys[:2] == ["small", "medium"]
+
+
+def test_the_chase_list_links_each_firm_to_its_case_and_names_dispositions(
+    survey: Survey, manager: Client
+) -> None:
+    # given
+    sample_of(survey, 20)
+
+    # when
+    page = manager.get(f"/manage/{survey.slug}/fieldwork/chase/").content.decode()
+
+    # then
+    table = page[page.index('id="chase-table"') : page.index("</table>")]
+    cases = Case.objects.filter(survey=survey)
+    linked = set(re.findall(rf'href="/manage/{survey.slug}/cases/(\d+)/"', table))
+    assert linked and linked <= {str(c.pk) for c in cases}
+    open_codes = {c.disposition for c in rates.chase_cases(survey, rates.stratum_lags(survey))}
+    assert "3.19" in open_codes
+    assert "Nothing ever returned" in table

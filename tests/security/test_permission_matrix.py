@@ -177,6 +177,8 @@ class Expect:
 EXPECTATIONS: dict[str, Expect] = {
     # --- site -------------------------------------------------------------------------------
     "home": Expect(staff_page(STAFF_ROLES, outsider=FIRM_LOGIN)),
+    # A survey's overview: for anyone holding one of the survey functions' permissions.
+    "survey_home": Expect(staff_page(MANAGES)),
     "health": Expect(everyone(OK)),
     "set_language": Expect(everyone(redirect("/")), everyone(redirect("/"))),
     "login": Expect(everyone(OK), everyone(OK)),
@@ -211,6 +213,7 @@ EXPECTATIONS: dict[str, Expect] = {
         staff_page(MANAGES, redirect("/manage/{survey}/sample/")),
     ),
     "respondents:credentials": Expect(staff_page(MANAGES), staff_page(MANAGES)),
+    "respondents:letters_pdf": Expect(staff_page(MANAGES)),
     # --- fieldwork --------------------------------------------------------------------------
     "respondents:fieldwork": Expect(staff_page(MANAGES)),
     "respondents:chase": Expect(staff_page(MANAGES)),
@@ -226,6 +229,9 @@ EXPECTATIONS: dict[str, Expect] = {
     "respondents:message_template": Expect(staff_page(MANAGES), staff_page(MANAGES)),
     "respondents:case": Expect(staff_page(MANAGES), staff_page(MANAGES)),
     "respondents:fieldwork_import": Expect(staff_page(MANAGES), staff_page(MANAGES)),
+    "respondents:import_template": Expect(
+        staff_page(MANAGES), args=lambda w: {"kind": "responses", "fmt": "xlsx"}
+    ),
     # --- weighting, downloads, results, API tokens ------------------------------------------
     # Managers see the spec; only administrators (edit_weighting_spec) may post it.
     "analytics:weighting": Expect(staff_page(MANAGES), staff_page(ADMINISTERS)),

@@ -42,6 +42,11 @@ class Command(BaseCommand):
             "respondents.view_contact_details.",
         )
         parser.add_argument("--weighted", action="store_true", help="Response rates weighted.")
+        parser.add_argument(
+            "--labels",
+            action="store_true",
+            help="Microdata CSV/XLSX: answers and classifications as labels in --language.",
+        )
         parser.add_argument("--user", help="The staff account the export is made for.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -60,6 +65,7 @@ class Command(BaseCommand):
                 identified=options["identified"],
                 contact=options["contact_details"],
                 weighted=options["weighted"],
+                labelled=options["labels"],
             )
         except exports.ExportError as exc:
             raise CommandError(str(exc)) from exc
