@@ -525,8 +525,8 @@ def rake_columns(
     """
     sizes = [levels for _codes, levels in margins]
     for m, ((codes, levels), target) in enumerate(zip(margins, targets, strict=True)):
-        counts = np.bincount(codes, minlength=levels)
-        empty = (np.asarray(target) > 0).reshape(levels, -1).any(axis=1) & (counts == 0)
+        weighted = group_sum(codes, d, levels)
+        empty = ((np.asarray(target).reshape(levels, -1) > 0) & (weighted <= 0)).any(axis=1)
         if empty.any():
             raise WeightingError(
                 f"margin {m}: cell {int(np.argmax(empty))} has a control total but no sample"
@@ -814,6 +814,7 @@ def trim_columns(
     w: FloatArray, lower: float, upper: float, strict: bool = True, max_passes: int = 100
 ) -> FloatArray:
     """trim() on every column of w (n x R); strict repeats the pass until the caps hold."""
+    check_caps(w, lower, upper)
     for _pass in range(max_passes):
         outside = (w < lower) | (w > upper)
         if not outside.any():
@@ -827,6 +828,17 @@ def trim_columns(
         if not strict:
             return w
     raise WeightingError(f"trim: strict trimming did not settle in {max_passes} passes")
+
+
+def check_caps(w: FloatArray, lower: float, upper: float) -> None:
+    """Caps that the mean weight lies outside can never hold together with the total."""
+    mean = w.mean(axis=0) if w.shape[0] else np.zeros(0)
+    bad = (mean > upper * (1 + CAP_RTOL)) | (mean < lower * (1 - CAP_RTOL))
+    if bad.any():
+        raise WeightingError(
+            f"trim: the caps [{max(lower, 0):g}, {upper:g}] cannot hold, the mean weight is"
+            f" {mean[bad][0]:.6g}; widen the caps"
+        )
 
 
 @dataclass(frozen=True)
@@ -992,16 +1004,35 @@ class WeightingPlan:
         controls: list[FloatArray],
         projection: CalibrationProjection | None,
     ) -> tuple[FloatArray, CalibrationProjection | None, int]:
-        """Clip to the caps (spreading the excess), calibrate again, repeat until both the
-        caps and the controls hold, at most trim_rounds times (D5)."""
+        """Clip to the caps and calibrate the other weights again, until both the caps and
+        the controls hold, at most trim_rounds times (D5). A weight once clipped stays at
+        its cap and the others are calibrated to what the controls leave them, so each
+        round can only add capped units. Without calibration the clipped excess is spread
+        equally over the other weights (R trimWeights), keeping the sum of weights."""
         lower = -math.inf if self.trim_lower is None else self.trim_lower
         upper = math.inf if self.trim_upper is None else self.trim_upper
+        if self.calibration == "none":
+            return trim_columns(w, lower, upper), projection, 1
+        check_caps(w, lower, upper)
+        fixed = np.zeros(w.shape, dtype=bool)
         for rounds in range(1, self.trim_rounds + 1):
-            w = trim_columns(w, lower, upper)
-            if self.calibration == "none" or self._controls_hold(w, controls).all():
+            fixed |= (w > upper) | (w < lower)
+            w = np.clip(w, lower, upper)
+            if self._controls_hold(w, controls).all():
                 return w, projection, rounds
-            w, projection = self._calibrate(w, controls)
-            if self._caps_hold(w, lower, upper).all():
+            held = np.where(fixed, w, 0.0)
+            left = [
+                target - group_sum(code, held, margin.levels.size)
+                for code, margin, target in zip(self._codes(), self.margins, controls, strict=True)
+            ]
+            if any((rest < 0).any() for rest in left):
+                break
+            try:
+                free, projection = self._calibrate(np.where(fixed, 0.0, w), left)
+            except WeightingError:
+                break
+            w = held + free
+            if (self._caps_hold(w, lower, upper) & self._controls_hold(w, controls)).all():
                 return w, projection, rounds
         raise WeightingError(self._trim_failure(w, lower, upper))
 
@@ -1021,6 +1052,6 @@ class WeightingPlan:
         return (
             f"trimming and calibration did not settle in {self.trim_rounds} rounds"
             f"{_replicate(column)}: the weights range from {w[:, column].min():.6g} to"
-            f" {w[:, column].max():.6g} against the caps [{lower:g}, {upper:g}] when the"
+            f" {w[:, column].max():.6g} against the caps [{max(lower, 0):g}, {upper:g}] when the"
             " controls hold; widen the caps or calibrate to fewer margins"
         )

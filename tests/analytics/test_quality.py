@@ -22,7 +22,6 @@ from analytics.quality import (
     REVIEW,
     RSE_CAUTION,
     RSE_HIGH,
-    SUPPRESS,
     Thresholds,
     assess,
     grade,
