@@ -55,7 +55,7 @@ def r_call(stored: StoredReplicates, file: str = "microdata.csv") -> str:
     )
     return (
         "library(survey)\n"
-        f'd <- subset(read.csv("{file}"), final_weight > 0)\n'
+        f'd <- subset(read.csv("{file}", na.strings = ""), final_weight > 0)\n'
         'design <- svrepdesign(data = d, weights = ~final_weight, repweights = "^rw_[0-9]+$", '
         f'type = "{stored.type}", scale = {_scale_text(stored)}, rscales = {rscales}, '
         f"mse = {'TRUE' if stored.mse else 'FALSE'}, combined.weights = TRUE)"

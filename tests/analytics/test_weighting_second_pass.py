@@ -234,3 +234,30 @@ def test_the_defaults_collapse_small_classes_and_log_it(
     moves = {step["from"]: step["reason"] for step in run.diagnostics["collapsed"]}
     assert moves["stratum=midsize_top"] == "r_min"
     assert "stratum=midsize_top collapsed into" in caplog.text
+
+
+def test_confidentiality_suppression_complements_without_hiding_the_table(
+    survey: Survey,
+) -> None:
+    # given: mid-sized firms include fewer than 5 non-adopters (confidentiality)
+    load_synthetic_case(survey)
+    run = pipeline.recompute(survey, trigger="test")
+    assert run is not None
+    by_size = {
+        (e.domain_value, e.option): e
+        for e in Estimate.objects.filter(run=run, item="sf_adopted", domain="size_class")
+    }
+
+    # then: that cell and its complements are hidden; micro firms (62 % of the population)
+    # and every reliability warning stay published
+    assert by_size[("midsize", "no")].suppressed and "MIN_CELL" in by_size[("midsize", "no")].flag
+    assert by_size[("midsize", "yes")].suppressed  # the other option gives it away
+    assert "COMPLEMENTARY" in by_size[("midsize", "yes")].flag
+    assert not by_size[("micro", "yes")].suppressed and not by_size[("micro", "no")].suppressed
+    unreliable = Estimate.objects.filter(run=run, flag__contains="NCHS", suppressed=True)
+    assert not unreliable.exclude(flag__contains="CONFIDENTIALITY").exclude(
+        flag__contains="COMPLEMENTARY"
+    ).exclude(flag__contains="NO_DATA").exists()
+    graded = Estimate.objects.filter(run=run, suppressed=False).exclude(grade="")
+    assert set(graded.values_list("grade", flat=True)) <= set("ABCDE")
+    assert graded.filter(grade="E").exists() and graded.filter(grade="A").exists()
