@@ -13,9 +13,10 @@ from django.utils.translation import gettext as _
 from surveys.models import Survey
 
 from ..forms import WeightingSpecForm
-from ..models import WeightingSpec
-from ..pipeline import current_spec
+from ..models import EstimateRun, WeightingSpec
+from ..pipeline import check_margin_totals, current_spec, sample_levels
 from ..recompute import request_recompute
+from ..weighting import WeightingError
 
 
 @login_required
@@ -23,11 +24,16 @@ from ..recompute import request_recompute
 def weighting(request: HttpRequest, survey: str) -> HttpResponse:
     target = get_object_or_404(Survey, slug=survey)
     spec, version = current_spec(target)
-    form = WeightingSpecForm(request.POST or None, initial=WeightingSpecForm.initial_from(spec))
+    form = WeightingSpecForm(
+        request.POST or None,
+        request.FILES or None,
+        initial=WeightingSpecForm.initial_from(spec),
+        current=spec,
+    )
     if request.method == "POST":
         if not request.user.has_perm("analytics.edit_weighting_spec"):
             raise PermissionDenied
-        if form.is_valid():
+        if form.is_valid() and _margins_fit(target, form):
             with transaction.atomic():
                 WeightingSpec.objects.create(
                     survey=target,
@@ -43,5 +49,32 @@ def weighting(request: HttpRequest, survey: str) -> HttpResponse:
             )
             return redirect("analytics:weighting", survey=target.slug)
     history = WeightingSpec.objects.filter(survey=target).select_related("created_by")[:20]
-    context = {"survey": target, "form": form, "spec": spec, "version": version, "history": history}
+    latest = (
+        EstimateRun.objects.published()
+        .filter(survey=target)
+        .defer("weights", "timings")
+        .order_by("-number")
+        .first()
+    )
+    context = {
+        "survey": target,
+        "form": form,
+        "spec": spec,
+        "version": version,
+        "history": history,
+        "run": latest,
+        "controls": (latest.diagnostics or {}).get("controls", {}) if latest else {},
+    }
     return render(request, "analytics/weighting.html", context)
+
+
+def _margins_fit(survey: Survey, form: WeightingSpecForm) -> bool:
+    """External totals may only name levels that the survey's sample has."""
+    if not form.spec.margin_totals:
+        return True
+    try:
+        check_margin_totals(form.spec, sample_levels(survey, form.spec))
+    except WeightingError as exc:
+        form.add_error("margins_file", str(exc))
+        return False
+    return True
