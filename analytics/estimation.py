@@ -14,7 +14,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy import stats
+
+# scipy.special, not scipy.stats: the same quantile functions (stats.t.ppf and stats.beta.ppf
+# call them) without the second that importing scipy.stats costs every recompute process.
+from scipy import special
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -99,7 +102,8 @@ def _rows(domain: npt.ArrayLike | None, n: int) -> IntArray | None:
 
 def _t_quantile(level: float, df: npt.ArrayLike) -> FloatArray:
     dfa = np.asarray(df, dtype=np.float64)
-    q = np.asarray(stats.t.ppf(0.5 + level / 2.0, np.where(dfa > 0, dfa, 1.0)), dtype=np.float64)
+    q = special.stdtrit(np.where(dfa > 0, dfa, 1.0), 0.5 + level / 2.0)
+    q = np.asarray(q, dtype=np.float64)
     return np.where(dfa > 0, q, np.nan)
 
 
@@ -555,11 +559,18 @@ def ci_korn_graubard(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = _t_quantile(level, n_arr - 1.0) / _t_quantile(level, df)
         n_star = np.where((var > 0) & ~extreme, p * (1.0 - p) / var * ratio * ratio, n_arr)
-        lower = stats.beta.ppf(alpha / 2.0, n_star * p, n_star * (1.0 - p) + 1.0)
-        upper = stats.beta.ppf(1.0 - alpha / 2.0, n_star * p + 1.0, n_star * (1.0 - p))
+        lower = _beta_quantile(alpha / 2.0, n_star * p, n_star * (1.0 - p) + 1.0)
+        upper = _beta_quantile(1.0 - alpha / 2.0, n_star * p + 1.0, n_star * (1.0 - p))
     lower = np.where(p <= 0, 0.0, lower)
     upper = np.where(p >= 1, 1.0, upper)
     return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+
+
+def _beta_quantile(q: float, a: FloatArray, b: FloatArray) -> FloatArray:
+    """stats.beta.ppf: NaN where a shape parameter is not positive."""
+    ok = (a > 0) & (b > 0)
+    out = special.betaincinv(np.where(ok, a, 1.0), np.where(ok, b, 1.0), q)
+    return np.asarray(np.where(ok, out, np.nan), dtype=np.float64)
 
 
 def _expit(x: FloatArray) -> FloatArray:

@@ -614,14 +614,17 @@ def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estim
     numeric_items = [item for item, n in zip(items, numeric, strict=True) if n]
     rows: list[Estimate] = []
     for domain, value, mask in _domains(snapshot, spec, respondent):
-        cells = np.flatnonzero(mask) if mask is not None else None
-        means = _with_replicates(estimation.estimate_mean(design, y, mask), replicated, y, cells)
+        means = estimation.estimate_mean(design, y, mask)
+        if replicated is not None:
+            _mean, mean_var, _total, total_var = replicated.estimate(y, mask)
+            means = _with_replicates(means, mean_var, replicated.df)
         shares = quality.top_share(y, final, mask)
         rows.extend(_rows(items, means, spec, domain, value, proportion, "mean", shares))
         if numeric_items:
             ys = y[:, numeric]
             totals = estimation.estimate_total(design, ys, mask)
-            totals = _with_replicates(totals, replicated, ys, cells, statistic="total")
+            if replicated is not None:
+                totals = _with_replicates(totals, total_var[numeric], replicated.df)
             no_props = np.zeros(len(numeric_items), bool)
             top = shares[numeric]
             rows.extend(_rows(numeric_items, totals, spec, domain, value, no_props, "total", top))
@@ -630,18 +633,10 @@ def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estim
 
 
 def _with_replicates(
-    est: estimation.Estimates,
-    replicated: replication.ReplicateDesign | None,
-    y: FloatArray,
-    rows: npt.NDArray[np.intp] | None,
-    statistic: str = "mean",
+    est: estimation.Estimates, variance: FloatArray, replicate_df: int
 ) -> estimation.Estimates:
     """The Taylor estimates with the replicate variance and df instead (methodology E7)."""
-    if replicated is None:
-        return est
-    compute = replicated.total if statistic == "total" else replicated.mean
-    _estimate, variance = compute(y, rows)
-    df = np.full(est.df.shape, replicated.df, dtype=np.intp)
+    df = np.full(est.df.shape, replicate_df, dtype=np.intp)
     return dataclasses.replace(
         est, variance=np.where(est.n > 0, variance, np.nan), df=np.where(est.n > 0, df, est.df)
     )
@@ -786,8 +781,7 @@ def recompute(
             finished_at=timezone.now(),
         )
         raise
-    run.refresh_from_db()
-    return run
+    return EstimateRun.objects.get(pk=run.pk)
 
 
 def _current(survey: Survey) -> set[int]:

@@ -146,43 +146,77 @@ def variance(
     return np.asarray(scale * (dev * dev) @ rscales, dtype=np.float64)
 
 
-@dataclass(frozen=True)
 class ReplicateDesign:
     """Full-sample weights (m,), replicate weights (m x R) and R's combination rule."""
 
-    weights: FloatArray
-    replicates: FloatArray
-    scale: float
-    rscales: FloatArray
-    mse: bool
+    def __init__(
+        self,
+        weights: FloatArray,
+        replicates: FloatArray,
+        scale: float,
+        rscales: FloatArray,
+        mse: bool,
+    ) -> None:
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.replicates = replicates
+        self.scale, self.rscales, self.mse = scale, rscales, mse
+        # R x m, C-ordered: one BLAS product per domain without gathering rows.
+        self._by_replicate = np.ascontiguousarray(replicates.T)
 
     @property
     def df(self) -> int:
         """R degf() of a replicate design of full rank: replicates - 1."""
         return int(min(self.replicates.shape[1], self.replicates.shape[0])) - 1
 
+    def estimate(
+        self, y: FloatArray, domain: npt.NDArray[np.bool_] | None = None
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Domain means and totals (na.rm) of every column of y (m x k) with their replicate
+        variances: (mean, mean variance, total, total variance)."""
+        active = ~np.isnan(y) & (self.weights > 0)[:, None]
+        if domain is not None:
+            active &= domain[:, None]
+        values = np.where(active, y, 0.0)
+        patterns, inverse = _patterns(active)
+        stacked = np.hstack([values, patterns])
+        k = y.shape[1]
+        full = self.weights @ stacked
+        reps = (self._by_replicate @ stacked).T
+        num, den = full[:k], full[k:][inverse]
+        rnum, rden = reps[:k], reps[k:][inverse]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean, thetas = num / den, rnum / rden
+        return mean, self._variance(mean, thetas), num, self._variance(num, rnum)
+
     def mean(self, y: FloatArray, rows: IntArray | None = None) -> tuple[FloatArray, FloatArray]:
         """Domain means (na.rm) and their replicate variance, per column of y (m x k)."""
-        num, den, rnum, rden = self._sums(y, rows)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            est, thetas = num / den, rnum / rden
-        return est, self._variance(est, thetas)
+        mean, variance, _total, _tv = self.estimate(y, _mask(rows, y.shape[0]))
+        return mean, variance
 
     def total(self, y: FloatArray, rows: IntArray | None = None) -> tuple[FloatArray, FloatArray]:
-        num, _den, rnum, _rden = self._sums(y, rows)
-        return num, self._variance(num, rnum)
-
-    def _sums(
-        self, y: FloatArray, rows: IntArray | None
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        ys = y if rows is None else y[rows]
-        w = self.weights if rows is None else self.weights[rows]
-        reps = self.replicates if rows is None else self.replicates[rows]
-        active = ~np.isnan(ys) & (w > 0)[:, None]
-        values = np.where(active, ys, 0.0)
-        answered = active.astype(np.float64)
-        return values.T @ w, answered.T @ w, values.T @ reps, answered.T @ reps
+        _mean, _mv, total, variance = self.estimate(y, _mask(rows, y.shape[0]))
+        return total, variance
 
     def _variance(self, est: FloatArray, thetas: FloatArray) -> FloatArray:
         var = variance(est, thetas, self.scale, self.rscales, self.mse)
         return np.where(np.isfinite(est), var, math.nan)
+
+
+def _patterns(active: npt.NDArray[np.bool_]) -> tuple[FloatArray, IntArray]:
+    """Items share few answered patterns: the distinct columns (as 0/1) and each column's."""
+    packed = np.packbits(active, axis=0)
+    seen: dict[bytes, int] = {}
+    inverse = np.array(
+        [seen.setdefault(packed[:, j].tobytes(), len(seen)) for j in range(active.shape[1])],
+        dtype=np.intp,
+    )
+    first = np.unique(inverse, return_index=True)[1]
+    return active[:, first].astype(np.float64), inverse
+
+
+def _mask(rows: IntArray | None, m: int) -> npt.NDArray[np.bool_] | None:
+    if rows is None:
+        return None
+    mask = np.zeros(m, dtype=bool)
+    mask[rows] = True
+    return mask

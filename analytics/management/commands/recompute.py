@@ -18,6 +18,9 @@ from config.commands import get_survey
 
 
 class Command(BaseCommand):
+    # The system checks take seconds (every URL, template and API schema) and check nothing
+    # the recompute needs; the worker runs the same code without them.
+    requires_system_checks: list[str] = []
     help = (
         "Recompute and publish a survey's estimates now, with the code the worker runs. "
         "--calibration, --margins, --margins-file, --variance and --replicates override the "
