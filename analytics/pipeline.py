@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -186,13 +188,14 @@ def _answers(
     """The answers of these cases, in their order (one query, not one per batch of ids)."""
     by_case: dict[int, Mapping[str, Any]] = {}
     versions: set[int] = set()
+    # The JSON as text, parsed by orjson: Django's json.loads was most of a census's load.
     query = Response.objects.filter(case__survey=survey).values_list(
-        "case_id", "answers", "questionnaire_id"
+        "case_id", Cast("answers", TextField()), "questionnaire_id"
     )
     wanted = set(case_ids.tolist())
-    for case_id, values, version in query.iterator(chunk_size=10000):
+    for case_id, text, version in query.iterator(chunk_size=10000):
         if case_id in wanted:
-            by_case[case_id] = values
+            by_case[case_id] = orjson.loads(text)
             versions.add(version)
     return [by_case.get(int(i), {}) for i in case_ids], versions
 
@@ -556,16 +559,22 @@ def item_matrix(
         raw[:] = [a.get(name) for a in answers]
         if question.type == "select_one":
             choices[name] = raw
-            answered = raw != None  # noqa: E711 (element-wise on an object array)
-            for option in question.choice_names:
+            options = question.choice_names
+            code = {option: k for k, option in enumerate(options)}
+            # -1: not answered; len(options): an answer that is no longer an option
+            codes = np.fromiter(
+                (-1 if v is None else code.get(v, len(options)) for v in raw), np.intp, len(raw)
+            )
+            for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",), exclusive=True))
-                columns.append(np.where(answered, (raw == option).astype(np.float64), np.nan))
+                columns.append(np.where(codes >= 0, (codes == k).astype(np.float64), np.nan))
         elif question.type == "select_multiple":
+            options = question.choice_names
+            chosen = _chosen(raw, options)
             answered = np.fromiter((bool(v) for v in raw), bool, len(raw))
-            for option in question.choice_names:
-                chosen = np.fromiter((bool(v) and option in v for v in raw), bool, len(raw))
+            for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",)))
-                columns.append(np.where(answered, chosen.astype(np.float64), np.nan))
+                columns.append(np.where(answered, chosen[:, k], np.nan))
         else:
             numbers = np.fromiter((_float(v) for v in raw), np.float64, len(raw))
             if question.type == "calculate" and any(isinstance(v, str) for v in raw):
@@ -576,6 +585,19 @@ def item_matrix(
             columns.append(numbers)
     y = np.column_stack(columns) if columns else np.empty((len(answers), 0))
     return items, y, choices
+
+
+def _chosen(raw: npt.NDArray[np.object_], options: Sequence[str]) -> FloatArray:
+    """0/1 per option of a multiple-choice answer (one pass over the chosen options)."""
+    index = {option: k for k, option in enumerate(options)}
+    out = np.zeros((len(raw), len(options)))
+    for row, value in enumerate(raw.tolist()):
+        if value and isinstance(value, list):
+            for option in value:
+                k = index.get(option)
+                if k is not None:
+                    out[row, k] = 1.0
+    return out
 
 
 def _float(value: Any) -> float:
@@ -618,7 +640,7 @@ def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estim
         if replicated is not None:
             _mean, mean_var, _total, total_var = replicated.estimate(y, mask)
             means = _with_replicates(means, mean_var, replicated.df)
-        shares = quality.top_share(y, final, mask)
+        shares = quality.top_share(y, final, mask, columns=numeric)
         rows.extend(_rows(items, means, spec, domain, value, proportion, "mean", shares))
         if numeric_items:
             ys = y[:, numeric]

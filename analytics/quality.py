@@ -238,17 +238,24 @@ def assess(
 
 
 def top_share(
-    y: npt.ArrayLike, weights: npt.ArrayLike, domain: npt.ArrayLike | None = None
+    y: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    domain: npt.ArrayLike | None = None,
+    columns: npt.ArrayLike | None = None,
 ) -> FloatArray:
-    """Largest single unit's share of the weighted cell total, per column (dominance, F1)."""
+    """Largest single unit's share of the weighted cell total, per column (dominance, F1);
+    only the given columns (the amounts), NaN for the others."""
     ym = np.asarray(y, dtype=np.float64)
     ym = ym[:, None] if ym.ndim == 1 else ym
-    contrib = np.abs(np.nan_to_num(ym)) * np.asarray(weights, dtype=np.float64)[:, None]
-    if domain is not None:
-        contrib = contrib[np.asarray(domain, dtype=bool)]
+    chosen = np.arange(ym.shape[1]) if columns is None else np.flatnonzero(columns)
+    w = np.asarray(weights, dtype=np.float64)
+    rows = slice(None) if domain is None else np.flatnonzero(np.asarray(domain, dtype=bool))
+    contrib = np.abs(np.nan_to_num(ym[rows][:, chosen])) * w[rows][:, None]
     total = contrib.sum(axis=0)
+    out = np.full(ym.shape[1], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(total > 0, contrib.max(axis=0, initial=0.0) / total, np.nan)
+        out[chosen] = np.where(total > 0, contrib.max(axis=0, initial=0.0) / total, np.nan)
+    return out
 
 
 COMPLEMENTARY = "COMPLEMENTARY"
