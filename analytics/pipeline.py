@@ -39,6 +39,7 @@ from surveys.questionnaire import Form, Question, get_form
 from . import estimation, quality, replication, weighting
 from .locks import survey_lock
 from .models import Estimate, EstimateRun, RecomputeRequest, WeightingSpec
+from .recompute import request_recompute
 from .spec import WeightingSpec as Spec
 from .spec import calibration_key, collapse_levels, parse_spec
 
@@ -72,6 +73,20 @@ def current_spec(survey: Survey) -> tuple[Spec, int]:
     if stored is None:
         return Spec(), 0
     return parse_spec(stored.spec), stored.version
+
+
+def save_spec(survey: Survey, spec: Spec, *, user: Any = None) -> int:
+    """Store the spec as the survey's next version and mark the estimates stale."""
+    with transaction.atomic():
+        _current, version = current_spec(survey)
+        WeightingSpec.objects.create(
+            survey=survey,
+            version=version + 1,
+            spec=spec.to_json(),
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        request_recompute(survey.pk, reason="weighting spec changed")
+    return version + 1
 
 
 # --- the snapshot ------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -14,8 +13,7 @@ from surveys.models import Survey
 
 from ..forms import WeightingSpecForm
 from ..models import EstimateRun, WeightingSpec
-from ..pipeline import check_margin_totals, current_spec, sample_levels
-from ..recompute import request_recompute
+from ..pipeline import check_margin_totals, current_spec, sample_levels, save_spec
 from ..weighting import WeightingError
 
 
@@ -34,18 +32,10 @@ def weighting(request: HttpRequest, survey: str) -> HttpResponse:
         if not request.user.has_perm("analytics.edit_weighting_spec"):
             raise PermissionDenied
         if form.is_valid() and _margins_fit(target, form):
-            with transaction.atomic():
-                WeightingSpec.objects.create(
-                    survey=target,
-                    version=version + 1,
-                    spec=form.spec.to_json(),
-                    created_by=request.user,  # type: ignore[misc]
-                )
-                request_recompute(target.pk, reason="weighting spec changed")
+            saved = save_spec(target, form.spec, user=request.user)
             messages.success(
                 request,
-                _("Saved as version %(v)s; the estimates are being recomputed.")
-                % {"v": version + 1},
+                _("Saved as version %(v)s; the estimates are being recomputed.") % {"v": saved},
             )
             return redirect("analytics:weighting", survey=target.slug)
     history = WeightingSpec.objects.filter(survey=target).select_related("created_by")[:20]

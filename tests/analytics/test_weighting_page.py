@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import pytest
-from django.test import Client
-
 from dataclasses import replace
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
 from analytics import pipeline
 from analytics.models import RecomputeRequest, WeightingSpec

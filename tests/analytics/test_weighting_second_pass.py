@@ -255,9 +255,12 @@ def test_confidentiality_suppression_complements_without_hiding_the_table(
     assert "COMPLEMENTARY" in by_size[("midsize", "yes")].flag
     assert not by_size[("micro", "yes")].suppressed and not by_size[("micro", "no")].suppressed
     unreliable = Estimate.objects.filter(run=run, flag__contains="NCHS", suppressed=True)
-    assert not unreliable.exclude(flag__contains="CONFIDENTIALITY").exclude(
-        flag__contains="COMPLEMENTARY"
-    ).exclude(flag__contains="NO_DATA").exists()
+    assert (
+        not unreliable.exclude(flag__contains="CONFIDENTIALITY")
+        .exclude(flag__contains="COMPLEMENTARY")
+        .exclude(flag__contains="NO_DATA")
+        .exists()
+    )
     graded = Estimate.objects.filter(run=run, suppressed=False).exclude(grade="")
     assert set(graded.values_list("grade", flat=True)) <= set("ABCDE")
     assert graded.filter(grade="E").exists() and graded.filter(grade="A").exists()
