@@ -127,7 +127,7 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     if design is None:
         raise weighting.WeightingError("the survey has no drawn sample yet")
     read_at = timezone.now()
-    rows = list(
+    query = (
         Case.objects.in_sample()
         .filter(survey=survey)
         .order_by("pk")
@@ -140,9 +140,9 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
             "frame_unit__ksic",
         )
     )
-    if not rows:
+    ids, stratum_ids, codes, sizes, regions, ksics = _columns(query, 6)
+    if not ids:
         raise weighting.WeightingError("the sample has no cases")
-    ids, stratum_ids, codes, sizes, regions, ksics = zip(*rows, strict=True)
     strata = {
         pk: (key, population, values)
         for pk, key, population, values in design.strata.values_list(
@@ -157,9 +157,11 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     categories = np.array([lookup[code] for code in codes])
     case_ids = np.asarray(ids, dtype=np.int64)
     respondent_ids = case_ids[np.isin(categories, ["I", "P"])]
-    answered, versions = _answers(survey, respondent_ids) if answers else ([], set())
+    versions = _versions(survey, respondent_ids) if answers else set()
     forms = [get_form(v) for v in sorted(versions | _current(survey))] if answers else []
-    items, y, choices = item_matrix(forms, answered)
+    questions = estimated_questions(forms)
+    raw = _answer_columns(survey, respondent_ids, list(questions)) if answers else {}
+    items, y, choices = item_columns(questions, raw, int(respondent_ids.size))
     return Snapshot(
         case_ids=case_ids,
         strata=np.asarray(keys),
@@ -173,6 +175,17 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
         versions=versions,
         read_at=read_at,
     )
+
+
+def _columns(query: Any, width: int) -> list[list[Any]]:
+    """The rows of a values_list as columns, each repeated text one shared object (a
+    census's codes and classifications would otherwise be 163,273 strings each)."""
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    shared: dict[str, str] = {}
+    for row in query.iterator(chunk_size=20000):
+        for column, value in zip(columns, row, strict=True):
+            column.append(shared.setdefault(value, value) if type(value) is str else value)
+    return columns
 
 
 def _frame_variables(
@@ -197,22 +210,34 @@ def _frame_variables(
     return {name: np.asarray(column) for name, column in derived.items()}
 
 
-def _answers(
-    survey: Survey, case_ids: npt.NDArray[np.int64]
-) -> tuple[list[Mapping[str, Any]], set[int]]:
-    """The answers of these cases, in their order (one query, not one per batch of ids)."""
-    by_case: dict[int, Mapping[str, Any]] = {}
-    versions: set[int] = set()
-    # The JSON as text, parsed by orjson: Django's json.loads was most of a census's load.
-    query = Response.objects.filter(case__survey=survey).values_list(
-        "case_id", Cast("answers", TextField()), "questionnaire_id"
-    )
+def _versions(survey: Survey, case_ids: npt.NDArray[np.int64]) -> set[int]:
+    """Questionnaire versions the respondents answered."""
+    found = Response.objects.filter(case__survey=survey).values_list("case_id", "questionnaire_id")
     wanted = set(case_ids.tolist())
-    for case_id, text, version in query.iterator(chunk_size=10000):
-        if case_id in wanted:
-            by_case[case_id] = orjson.loads(text)
-            versions.add(version)
-    return [by_case.get(int(i), {}) for i in case_ids], versions
+    return {version for case, version in found.iterator(chunk_size=20000) if case in wanted}
+
+
+def _answer_columns(
+    survey: Survey, case_ids: npt.NDArray[np.int64], names: Sequence[str]
+) -> dict[str, npt.NDArray[np.object_]]:
+    """Each question's answers in the order of case_ids (None where absent), read in one
+    pass: the JSON as text parsed by orjson, each answer dict dropped once its values are
+    taken (a census's dicts would hold hundreds of megabytes)."""
+    position = {int(case): k for k, case in enumerate(case_ids.tolist())}
+    columns = {name: np.full(len(position), None, dtype=object) for name in names}
+    query = Response.objects.filter(case__survey=survey).values_list(
+        "case_id", Cast("answers", TextField())
+    )
+    shared: dict[str, str] = {}  # one object per distinct text answer (choice names)
+    for case_id, text in query.iterator(chunk_size=10000):
+        k = position.get(case_id)
+        if k is None:
+            continue
+        values = orjson.loads(text)
+        for name in values.keys() & columns.keys():
+            value = values[name]
+            columns[name][k] = shared.setdefault(value, value) if type(value) is str else value
+    return columns
 
 
 # --- weights -------------------------------------------------------------------------------
@@ -551,8 +576,30 @@ class Item:
     exclusive: bool = False  # an option of a single-choice question: the options add to 1
 
 
+def estimated_questions(forms: Sequence[Form]) -> dict[str, Question]:
+    """Every estimated question of these questionnaire versions (no personal data or text)."""
+    questions: dict[str, Question] = {}
+    for form in forms:
+        for name, question in form.questions.items():
+            if question.type in ESTIMATED_TYPES and not question.pii:
+                questions.setdefault(name, question)
+    return questions
+
+
 def item_matrix(
     forms: Sequence[Form], answers: Sequence[Mapping[str, Any]]
+) -> tuple[list[Item], FloatArray, dict[str, npt.NDArray[np.object_]]]:
+    """item_columns() of answer dicts."""
+    questions = estimated_questions(forms)
+    raw = {}
+    for name in questions:
+        raw[name] = np.empty(len(answers), dtype=object)
+        raw[name][:] = [a.get(name) for a in answers]
+    return item_columns(questions, raw, len(answers))
+
+
+def item_columns(
+    questions: Mapping[str, Question], raw: Mapping[str, npt.NDArray[np.object_]], n: int
 ) -> tuple[list[Item], FloatArray, dict[str, npt.NDArray[np.object_]]]:
     """The estimated columns of every questionnaire version, built column by column.
 
@@ -561,44 +608,43 @@ def item_matrix(
     over those who answered the question; numbers give a mean and a total; personal data
     and free text are never estimated.
     """
-    questions: dict[str, Question] = {}
-    for form in forms:
-        for name, question in form.questions.items():
-            if question.type in ESTIMATED_TYPES and not question.pii:
-                questions.setdefault(name, question)
     items: list[Item] = []
     columns: list[FloatArray] = []
     choices: dict[str, npt.NDArray[np.object_]] = {}
     for name, question in questions.items():
-        raw = np.empty(len(answers), dtype=object)
-        raw[:] = [a.get(name) for a in answers]
+        values = raw.get(name)
+        if values is None:
+            values = np.full(n, None, dtype=object)
         if question.type == "select_one":
-            choices[name] = raw
+            choices[name] = values
             options = question.choice_names
             code = {option: k for k, option in enumerate(options)}
             # -1: not answered; len(options): an answer that is no longer an option
             codes = np.fromiter(
-                (-1 if v is None else code.get(v, len(options)) for v in raw), np.intp, len(raw)
+                (-1 if v is None else code.get(v, len(options)) for v in values.tolist()),
+                np.intp,
+                n,
             )
             for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",), exclusive=True))
                 columns.append(np.where(codes >= 0, (codes == k).astype(np.float64), np.nan))
         elif question.type == "select_multiple":
             options = question.choice_names
-            chosen = _chosen(raw, options)
-            answered = np.fromiter((bool(v) for v in raw), bool, len(raw))
+            chosen = _chosen(values, options)
+            answered = np.fromiter((bool(v) for v in values.tolist()), bool, n)
             for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",)))
                 columns.append(np.where(answered, chosen[:, k], np.nan))
         else:
-            numbers = np.fromiter((_float(v) for v in raw), np.float64, len(raw))
-            if question.type == "calculate" and any(isinstance(v, str) for v in raw):
+            listed = values.tolist()
+            numbers = np.fromiter((_float(v) for v in listed), np.float64, n)
+            if question.type == "calculate" and any(isinstance(v, str) for v in listed):
                 continue
             seen = numbers[~np.isnan(numbers)]
             binary = question.type == "calculate" and bool(np.isin(seen, (0.0, 1.0)).all())
             items.append(Item(name, "", ("proportion",) if binary else ("mean", "total")))
             columns.append(numbers)
-    y = np.column_stack(columns) if columns else np.empty((len(answers), 0))
+    y = np.column_stack(columns) if columns else np.empty((n, 0))
     return items, y, choices
 
 
