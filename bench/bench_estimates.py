@@ -59,7 +59,7 @@ def build(slug: str, respondents: int) -> object:
     return survey
 
 
-RUNS = (
+RUNS: tuple[tuple[int, str, list[str]], ...] = (
     # (respondents, label, recompute arguments)
     (5_000, "taylor", []),
     (5_000, "raking", ["--calibration", "raking", "--margins", "size_class,region_area"]),

@@ -297,6 +297,7 @@ def test_unreliable_cells_are_published_with_a_warning(survey: Survey, run: Esti
         run=run, item="sf_adopted", option="yes", domain="size_class", domain_value="micro"
     )
     assert not micro.suppressed and micro.grade == "E" and micro.n == 80
+    assert micro.estimate is not None
     row = table_row(response.content, "size_class", "micro enterprise")
     assert f"{micro.estimate * 100:.1f}" in row
     assert "CI too wide for a small share" in row
