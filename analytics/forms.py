@@ -100,13 +100,19 @@ class WeightingSpecForm(forms.Form):
         required=False,
         help_text=_("Single-choice questions, comma-separated (e.g. sf_adopted)."),
     )
-    min_n = forms.IntegerField(label=_("Suppress below this many respondents"), min_value=1)
-    nchs_min_n = forms.IntegerField(label=_("NCHS: minimum n and effective n"), min_value=1)
+    min_n = forms.IntegerField(
+        label=_("Suppress below this many respondents (confidentiality)"), min_value=1
+    )
+    nchs_min_n = forms.IntegerField(label=_("NCHS: warn below this n or effective n"), min_value=1)
     nchs_max_width = forms.FloatField(
-        label=_("NCHS: suppress CI widths of at least"), min_value=0.01, max_value=1
+        label=_("NCHS: warn at CI widths of at least"), min_value=0.01, max_value=1
     )
     rse_caution = forms.FloatField(label=_("Means and totals: caution above RSE"), min_value=0)
-    rse_suppress = forms.FloatField(label=_("Means and totals: suppress above RSE"), min_value=0)
+    rse_suppress = forms.FloatField(
+        label=_("Means and totals: stronger warning above RSE"),
+        min_value=0,
+        help_text=_("Unreliable cells are published with their grade and a warning."),
+    )
     min_df = forms.IntegerField(label=_("Review below these degrees of freedom"), min_value=1)
 
     @staticmethod

@@ -78,6 +78,8 @@ def current_spec(survey: Survey) -> tuple[Spec, int]:
 def save_spec(survey: Survey, spec: Spec, *, user: Any = None) -> int:
     """Store the spec as the survey's next version and mark the estimates stale."""
     with transaction.atomic():
+        # Two administrators saving at once: the second waits and takes the next number.
+        Survey.objects.select_for_update().filter(pk=survey.pk).first()
         _current, version = current_spec(survey)
         WeightingSpec.objects.create(
             survey=survey,

@@ -263,7 +263,8 @@ def test_the_detail_shows_every_domain_with_its_precision(survey: Survey, run: E
     # then: small firms .3241546885 (SE .06253463879), sec. H
     assert response.status_code == 200
     row = table_row(response.content, "size_class", "small enterprise")
-    assert row.startswith("small enterprise 32.4 % 6.3 21.3–46.0 19.3 0.97 55 12,989 53")
+    # estimate, SE, CI, CV 19.3 % (grade D), deff, n, estimated firms, df
+    assert row.startswith("small enterprise 32.4 % 6.3 21.3–46.0 19.3 D 0.97 55 12,989 53")
     assert table_row(response.content, "region_area", "Capital area").startswith(
         "Capital area 24.6 %"
     )
@@ -287,7 +288,8 @@ def test_the_detail_blanks_suppressed_cells_with_their_reason(
     assert row.startswith(
         "midsize_top — suppressed: Fewer than 5 respondents in the base (confidentiality) b ,"
     )
-    assert " k — — — — 4 " in row and "Suppressed: Fewer than 5 respondents in the base" in row
+    # estimate, SE, CI, CV, grade and deff blank; n = 4
+    assert " k — — — — — 4 " in row and "Suppressed: Fewer than 5 respondents in the base" in row
 
 
 def test_unreliable_cells_are_published_with_a_warning(survey: Survey, run: EstimateRun) -> None:

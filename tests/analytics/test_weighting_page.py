@@ -144,3 +144,11 @@ def test_the_page_shows_the_controls_of_the_latest_run(
     page = manager_client.get(f"/manage/{survey.slug}/weighting/").content.decode()
 
     assert 'id="controls"' in page and "93,695.6429" in page and "Gyeonggi" in page
+
+
+def test_two_saves_get_consecutive_versions(survey: Survey) -> None:
+    first = pipeline.save_spec(survey, pipeline.current_spec(survey)[0])
+    second = pipeline.save_spec(survey, replace(pipeline.current_spec(survey)[0], ci_method="wald"))
+
+    assert (first, second) == (1, 2)
+    assert current_spec(survey)[0].ci_method == "wald"
