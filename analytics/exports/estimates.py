@@ -124,6 +124,7 @@ def write_estimates_xlsx(options: ExportOptions, out: IO[bytes], progress: Progr
     for domain in _domains(run):
         _domain_sheet(book, styles, run, domain, labels)
     _legend_sheet(book, styles)
+    _controls_sheet(book, styles, run)
     written = write_table_sheet(book, styles, estimates_table(options), progress)
     book.close()
     return written
@@ -230,6 +231,29 @@ def _publication_row(sheet: Any, r: int, row: Estimate, labels: Labeller, styles
         sheet.write_string(r, 15, safe_cell(row.flag))
     if row.grade and not row.suppressed:
         sheet.write_string(r, 16, row.grade)
+
+
+def _controls_sheet(book: Any, styles: Styles, run: EstimateRun) -> None:
+    """The calibration controls of the run, to rake to the same numbers elsewhere."""
+    controls = (run.diagnostics or {}).get("controls") or {}
+    if not controls.get("margins"):
+        return
+    sheet = book.add_worksheet(_("Controls")[:31])
+    sheet.set_column(0, 1, 20)
+    sheet.set_column(2, 3, 22)
+    header = [_("variable"), _("level"), _("control"), _("sum of final weights")]
+    sheet.write_row(0, 0, header, styles.header)
+    for r, margin in enumerate(controls["margins"], start=1):
+        sheet.write_string(r, 0, safe_cell(str(margin["variable"])))
+        sheet.write_string(r, 1, safe_cell(str(margin["level"])))
+        sheet.write_number(r, 2, margin["control"])
+        sheet.write_number(r, 3, margin["weighted"])
+    source = _("uploaded file") if controls.get("source") == "file" else _("whole sample")
+    note = _("Eligible-population controls (%(source)s), method %(method)s.") % {
+        "source": source,
+        "method": controls.get("method", ""),
+    }
+    sheet.write_string(len(controls["margins"]) + 2, 0, note)
 
 
 def _legend_sheet(book: Any, styles: Styles) -> None:

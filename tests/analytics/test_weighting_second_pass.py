@@ -264,3 +264,18 @@ def test_confidentiality_suppression_complements_without_hiding_the_table(
     graded = Estimate.objects.filter(run=run, suppressed=False).exclude(grade="")
     assert set(graded.values_list("grade", flat=True)) <= set("ABCDE")
     assert graded.filter(grade="E").exists() and graded.filter(grade="A").exists()
+
+
+def test_the_estimates_workbook_gives_the_controls(raked: EstimateRun) -> None:
+    import openpyxl
+
+    from analytics import exports
+
+    options = exports.make_options(raked.survey, "estimates", "xlsx", language="en")
+    out = io.BytesIO()
+    exports.export(options, out)
+
+    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+    rows = list(book["Controls"].iter_rows(min_row=2, max_row=7, values_only=True))
+    found = {(variable, level): control for variable, level, control, _w in rows}
+    assert found == {key: pytest.approx(value, rel=1e-12) for key, value in R_CONTROLS.items()}
