@@ -256,7 +256,22 @@ def test_a_suppressed_cell_carries_its_reasons(
     [row] = response.json()["results"]
     assert row["suppressed"] is True
     assert row["reasons"] == ["CONFIDENTIALITY_MIN_CELL", "NCHS_REL_WIDTH_GT_130"]
-    assert row["n"] == 75
+    assert row["n"] == 75 and row["grade"] == ""
+
+
+def test_published_cells_carry_their_quality_grade(
+    survey: Survey, run: EstimateRun, token: str
+) -> None:
+    path = f"/surveys/{survey.slug}/runs/{run.number}/estimates/"
+
+    [overall] = get(token, path, item="sf_adopted", option="yes", domain="all").json()["results"]
+    [micro] = get(
+        token, path, item="sf_adopted", option="yes", domain="size_class", domain_value="micro"
+    ).json()["results"]
+
+    # CV 13.6 % (C, good) and 37.0 % (E, use with caution: published, with its warning)
+    assert (overall["grade"], overall["quality"]) == ("C", "ok")
+    assert (micro["grade"], micro["quality"], micro["suppressed"]) == ("E", "caution", False)
 
 
 # --- fieldwork --------------------------------------------------------------------------------
