@@ -221,6 +221,7 @@ class EstimateSerializer(serializers.ModelSerializer):
             "suppressed",
             "quality",
             "reasons",
+            "grade",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
@@ -238,7 +239,7 @@ class EstimateSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         if instance.suppressed:
             # Never publish a suppressed value, nor one it can be derived from (N̂·p, CV).
-            data.update(dict.fromkeys(VALUE_FIELDS))
+            data.update(dict.fromkeys(VALUE_FIELDS), grade="")
         return data
 
 

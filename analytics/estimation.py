@@ -14,7 +14,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy import stats
+
+# scipy.special, not scipy.stats: the same quantile functions (stats.t.ppf and stats.beta.ppf
+# call them) without the second that importing scipy.stats costs every recompute process.
+from scipy import special
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -34,6 +37,18 @@ RANK_TOLERANCE = 1e-7
 CANCELLATION_GUARD = 1e-6
 # R svyrecvar() sweeps the raking margins a fixed 10 times.
 R_RAKING_SWEEPS = 10
+# A proportion this close to 0 or 1 is 0 or 1 up to rounding (sums of weights in different
+# orders differ by ~1e-15; a real proportion is at least min(w)/sum(w), ~1e-6 in a census).
+PROPORTION_TOLERANCE = 1e-9
+
+
+def is_extreme(p: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Proportions equal to 0 or 1 up to rounding (no SE-based interval, flag P_0_OR_1)."""
+    pa = np.asarray(p, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(
+            np.isfinite(pa) & ((pa <= PROPORTION_TOLERANCE) | (pa >= 1.0 - PROPORTION_TOLERANCE))
+        )
 
 
 class EstimationError(ValueError):
@@ -53,6 +68,8 @@ def group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
     """Sum the rows of ``values`` (m or m x k) by group code, as R rowsum()."""
     if values.ndim == 1:
         return np.bincount(codes, weights=values, minlength=n_groups).astype(np.float64, copy=False)
+    if values.shape[1] == 1:
+        return group_sum(codes, values[:, 0], n_groups)[:, None]
     m = codes.shape[0]
     agg = sp.csr_array((np.ones(m), (codes, np.arange(m))), shape=(n_groups, m))
     return np.asarray(agg @ values)
@@ -85,7 +102,8 @@ def _rows(domain: npt.ArrayLike | None, n: int) -> IntArray | None:
 
 def _t_quantile(level: float, df: npt.ArrayLike) -> FloatArray:
     dfa = np.asarray(df, dtype=np.float64)
-    q = np.asarray(stats.t.ppf(0.5 + level / 2.0, np.where(dfa > 0, dfa, 1.0)), dtype=np.float64)
+    q = special.stdtrit(np.where(dfa > 0, dfa, 1.0), 0.5 + level / 2.0)
+    q = np.asarray(q, dtype=np.float64)
     return np.where(dfa > 0, q, np.nan)
 
 
@@ -385,13 +403,11 @@ class Design:
     def _lonely(self, var: FloatArray, s_h: FloatArray, present: BoolArray) -> FloatArray:
         lonely = self.lonely[:, None] & present
         if self.lonely_psu == "adjust":
-            # Centre the lonely PSU at the grand mean of PSU totals (R >= 4.2; identical to
-            # 4.1.1 for means, ratios and domain means, whose z sum to zero).
-            n_present = (self.n_psu[:, None] * present).sum(axis=0)
-            centre = np.divide(
-                s_h.sum(axis=0), n_present, out=np.zeros(s_h.shape[1]), where=n_present > 0
-            )
-            dev = np.where(lonely, s_h - centre, 0.0)
+            # survey 4.1.1 (Debian's r-cran-survey, the version the fixtures and CI run):
+            # onestrat() leaves a lonely PSU's total uncentred, i.e. centred at 0. Later
+            # versions centre it at the grand mean of PSU totals, which differs for totals
+            # and for calibrated designs, whose residualised z need not sum to 0.
+            dev = np.where(lonely, s_h, 0.0)
             return var + (self.scale[:, None] * dev * dev).sum(axis=0)
         if self.lonely_psu == "average":
             n_present = present.sum(axis=0)
@@ -460,6 +476,9 @@ class Estimates:
     population: FloatArray  # sum of weights in the domain among units answering the item
     df: IntArray
     srs_variance: FloatArray  # with-replacement SRS variance (R deff="replace" denominator)
+    # Rows of the (sub)design, R nrow(design) in svyciprop(method="beta"): the domain's
+    # answering units, but every unit of a calibrated design (R keeps them with weight 0).
+    design_rows: IntArray
 
     @property
     def se(self) -> FloatArray:
@@ -498,7 +517,7 @@ class Estimates:
         if method == "logit":
             return ci_logit(self.estimate, self.se, self.df, level)
         if method == "beta":
-            return ci_korn_graubard(self.estimate, self.se, self.n, self.df, level)
+            return ci_korn_graubard(self.estimate, self.se, self.design_rows, self.df, level)
         raise EstimationError(f"unknown CI method {method!r}")
 
 
@@ -513,12 +532,13 @@ def ci_wald(
 def ci_logit(
     p: FloatArray, se: FloatArray, df: npt.ArrayLike, level: float = 0.95
 ) -> tuple[FloatArray, FloatArray]:
-    """expit(logit p +/- t_df se/(p(1-p))): R svyciprop(method="logit"). NaN for p in {0,1}."""
+    """expit(logit p +/- t_df se/(p(1-p))): R svyciprop(method="logit"). NaN for p in {0,1}
+    up to rounding (is_extreme): use the Korn-Graubard interval there."""
     with np.errstate(divide="ignore", invalid="ignore"):
         centre = np.log(p / (1.0 - p))
         half = _t_quantile(level, df) * se / (p * (1.0 - p))
         lo, hi = centre - half, centre + half
-    inner = (p > 0) & (p < 1)
+    inner = ~is_extreme(p)
     return np.where(inner, _expit(lo), np.nan), np.where(inner, _expit(hi), np.nan)
 
 
@@ -527,20 +547,30 @@ def ci_korn_graubard(
 ) -> tuple[FloatArray, FloatArray]:
     """Korn-Graubard interval, R svyciprop(method="beta").
 
-    n* = p(1-p)/v (t_{n-1}/t_df)^2. Where v = 0 (p in {0,1}) R returns NaN; here n* = n
-    (Clopper-Pearson on the unweighted n, the NCHS convention) so the suppression rules apply.
+    n* = p(1-p)/v (t_{n-1}/t_df)^2 with n = R's nrow(design) (Estimates.design_rows). Where
+    p is 0 or 1 up to rounding R returns NaN; here p is taken as exactly 0 or 1 and n* = n
+    (Clopper-Pearson on the unweighted n, the NCHS convention) so the flags apply.
     """
     alpha = 1.0 - level
     n_arr = np.asarray(n, dtype=np.float64)
+    extreme = is_extreme(p)
+    p = np.where(extreme, np.round(p), p)
     var = se * se
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = _t_quantile(level, n_arr - 1.0) / _t_quantile(level, df)
-        n_star = np.where(var > 0, p * (1.0 - p) / var * ratio * ratio, n_arr)
-        lower = stats.beta.ppf(alpha / 2.0, n_star * p, n_star * (1.0 - p) + 1.0)
-        upper = stats.beta.ppf(1.0 - alpha / 2.0, n_star * p + 1.0, n_star * (1.0 - p))
+        n_star = np.where((var > 0) & ~extreme, p * (1.0 - p) / var * ratio * ratio, n_arr)
+        lower = _beta_quantile(alpha / 2.0, n_star * p, n_star * (1.0 - p) + 1.0)
+        upper = _beta_quantile(1.0 - alpha / 2.0, n_star * p + 1.0, n_star * (1.0 - p))
     lower = np.where(p <= 0, 0.0, lower)
     upper = np.where(p >= 1, 1.0, upper)
     return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+
+
+def _beta_quantile(q: float, a: FloatArray, b: FloatArray) -> FloatArray:
+    """stats.beta.ppf: NaN where a shape parameter is not positive."""
+    ok = (a > 0) & (b > 0)
+    out = special.betaincinv(np.where(ok, a, 1.0), np.where(ok, b, 1.0), q)
+    return np.asarray(np.where(ok, out, np.nan), dtype=np.float64)
 
 
 def _expit(x: FloatArray) -> FloatArray:
@@ -599,6 +629,9 @@ def _finish(
         population=pop,
         df=design.domain_degf(s.rows, s.active),
         srs_variance=srs,
+        design_rows=np.full(n.shape, design.n, dtype=np.intp)
+        if design.projection is not None
+        else n.astype(np.intp),
     )
 
 
@@ -649,7 +682,9 @@ def _in_blocks(
     )
 
 
-_ARRAYS = ("estimate", "variance", "n", "n_nonzero", "population", "df", "srs_variance")
+_ARRAYS = (
+    "estimate", "variance", "n", "n_nonzero", "population", "df", "srs_variance", "design_rows"
+)  # fmt: skip
 
 
 def _mean(design: Design, y: FloatArray, rows: IntArray | None) -> Estimates:
@@ -723,6 +758,7 @@ def estimate_by(
             population=stack("population", np.float64),
             df=stack("df", np.intp),
             srs_variance=stack("srs_variance", np.float64),
+            design_rows=stack("design_rows", np.intp),
         ),
     )
 

@@ -14,13 +14,17 @@ from .spec import (
     CLASS_VARIABLES,
     LONELY_PSU,
     LONELY_PSU_LABELS,
+    MAX_REPLICATES,
     VARIABLE_LABELS,
+    VARIANCE_LABELS,
     SpecError,
     WeightingSpec,
+    parse_margins_csv,
     parse_spec,
 )
 
 VARIABLES = [(v, VARIABLE_LABELS[v]) for v in CLASS_VARIABLES]
+MAX_MARGINS_FILE = 1_000_000
 
 
 class WeightingSpecForm(forms.Form):
@@ -51,6 +55,35 @@ class WeightingSpecForm(forms.Form):
     bound_upper = forms.FloatField(label=_("Upper bound of g"), min_value=1.01)
     trim_lower = forms.FloatField(label=_("Trim weights below"), min_value=0, required=False)
     trim_upper = forms.FloatField(label=_("Trim weights above"), min_value=0, required=False)
+    margins_file = forms.FileField(
+        label=_("Eligible-population control totals (CSV file)"),
+        required=False,
+        help_text=_(
+            "Columns variable, level, N; every calibration variable's levels must add up to "
+            "the same total. Without a file the controls are the eligible population "
+            "estimated from the whole sample."
+        ),
+    )
+    forget_margins = forms.BooleanField(
+        label=_("Estimate the controls from the sample again (forget the uploaded totals)"),
+        required=False,
+    )
+    trim_rounds = forms.IntegerField(
+        label=_("Trimming: at most this many rounds of trimming and recalibration"),
+        min_value=1,
+        max_value=100,
+    )
+    variance = forms.ChoiceField(
+        label=_("Variance estimation"), choices=list(VARIANCE_LABELS.items())
+    )
+    replicates = forms.IntegerField(
+        label=_("Replicates"),
+        min_value=2,
+        max_value=MAX_REPLICATES,
+        required=False,
+        help_text=_("Empty: 100 jackknife groups or 500 bootstrap replicates."),
+    )
+    replicate_seed = forms.IntegerField(label=_("Random seed of the replicates"), min_value=0)
     lonely_psu = forms.ChoiceField(
         label=_("Stratum with one respondent"),
         choices=[(r, LONELY_PSU_LABELS[r]) for r in LONELY_PSU],
@@ -73,13 +106,19 @@ class WeightingSpecForm(forms.Form):
         required=False,
         help_text=_("Single-choice questions, comma-separated (e.g. sf_adopted)."),
     )
-    min_n = forms.IntegerField(label=_("Suppress below this many respondents"), min_value=1)
-    nchs_min_n = forms.IntegerField(label=_("NCHS: minimum n and effective n"), min_value=1)
+    min_n = forms.IntegerField(
+        label=_("Suppress below this many respondents (confidentiality)"), min_value=1
+    )
+    nchs_min_n = forms.IntegerField(label=_("NCHS: warn below this n or effective n"), min_value=1)
     nchs_max_width = forms.FloatField(
-        label=_("NCHS: suppress CI widths of at least"), min_value=0.01, max_value=1
+        label=_("NCHS: warn at CI widths of at least"), min_value=0.01, max_value=1
     )
     rse_caution = forms.FloatField(label=_("Means and totals: caution above RSE"), min_value=0)
-    rse_suppress = forms.FloatField(label=_("Means and totals: suppress above RSE"), min_value=0)
+    rse_suppress = forms.FloatField(
+        label=_("Means and totals: stronger warning above RSE"),
+        min_value=0,
+        help_text=_("Unreliable cells are published with their grade and a warning."),
+    )
     min_df = forms.IntegerField(label=_("Review below these degrees of freedom"), min_value=1)
 
     @staticmethod
@@ -96,6 +135,10 @@ class WeightingSpecForm(forms.Form):
             "bound_upper": spec.calibration_bounds[1],
             "trim_lower": spec.trim_lower,
             "trim_upper": spec.trim_upper,
+            "trim_rounds": spec.trim_rounds,
+            "variance": spec.variance,
+            "replicates": spec.replicates,
+            "replicate_seed": spec.replicate_seed,
             "lonely_psu": spec.lonely_psu,
             "ci_method": spec.ci_method,
             "domain_variables": list(spec.domain_variables),
@@ -108,6 +151,21 @@ class WeightingSpecForm(forms.Form):
             "min_df": t.min_df,
         }
 
+    def __init__(self, *args: Any, current: WeightingSpec | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.current = current or WeightingSpec()
+
+    def clean_margins_file(self) -> dict[str, dict[str, float]] | None:
+        upload = self.cleaned_data.get("margins_file")
+        if upload is None:
+            return None
+        if upload.size > MAX_MARGINS_FILE:
+            raise forms.ValidationError(_("The margins file is larger than 1 MB."))
+        try:
+            return parse_margins_csv(upload.read())
+        except SpecError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if self.errors:
@@ -118,8 +176,16 @@ class WeightingSpecForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
         return data
 
+    def _margin_totals(self, data: dict[str, Any]) -> dict[str, dict[str, float]]:
+        if data.get("margins_file"):
+            return dict(data["margins_file"])
+        if data.get("forget_margins") or data["calibration"] == "none":
+            return {}
+        return dict(self.current.margin_totals)
+
     def _spec(self, data: dict[str, Any]) -> WeightingSpec:
-        base = WeightingSpec()
+        # Settings the form does not show (raking epsilon, seeds...) keep their values.
+        base = self.current
         thresholds = replace(
             base.suppression,
             min_n=data["min_n"],
@@ -142,6 +208,11 @@ class WeightingSpecForm(forms.Form):
             calibration_bounds=(data["bound_lower"], data["bound_upper"]),
             trim_lower=data["trim_lower"],
             trim_upper=data["trim_upper"],
+            trim_rounds=data["trim_rounds"],
+            margin_totals=self._margin_totals(data),
+            variance=data["variance"],
+            replicates=data["replicates"],
+            replicate_seed=data["replicate_seed"],
             lonely_psu=data["lonely_psu"],
             ci_method=data["ci_method"],
             domain_variables=tuple(data["domain_variables"]),

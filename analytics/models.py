@@ -50,6 +50,12 @@ class EstimateRunQuerySet(models.QuerySet["EstimateRun"]):
         return self.published().filter(survey=survey).order_by("-number").first()
 
 
+class EstimateRunManager(models.Manager["EstimateRun"]):
+    def get_queryset(self) -> EstimateRunQuerySet:
+        # Replicate weights run to tens of megabytes: read only where asked for.
+        return EstimateRunQuerySet(self.model, using=self._db).defer("replicate_weights")
+
+
 class EstimateRun(models.Model):
     """One estimate version: a data snapshot weighted and estimated, published atomically."""
 
@@ -72,6 +78,9 @@ class EstimateRun(models.Model):
     weights = models.BinaryField(
         blank=True, help_text="Per-case base and final weights of the run (numpy .npz)."
     )
+    replicate_weights = models.BinaryField(
+        blank=True, help_text="Respondents' replicate weights and R's svrepdesign rule (.npz)."
+    )
     wave = models.ForeignKey(
         "respondents.Wave", models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -80,7 +89,7 @@ class EstimateRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 
-    objects = EstimateRunQuerySet.as_manager()
+    objects = EstimateRunManager.from_queryset(EstimateRunQuerySet)()
 
     class Meta:
         constraints = [
@@ -120,6 +129,9 @@ class Estimate(models.Model):
     df = models.IntegerField(null=True)
     flag = models.CharField(max_length=200, blank=True, help_text="Quality reasons, joined by +.")
     suppressed = models.BooleanField(default=False)
+    grade = models.CharField(
+        max_length=1, blank=True, help_text="Quality grade A-E by coefficient of variation."
+    )
 
     class Meta:
         indexes = [models.Index(fields=["run", "item", "domain"])]

@@ -14,34 +14,45 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config.celery import send_task
 from respondents import aapor
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
-from respondents.models import Case, FrameUnit, SampleDesign, Wave
+from respondents.models import Case, SampleDesign, Wave
 from surveys.models import Response, Survey
 from surveys.questionnaire import Form, Question, get_form
 
-from . import estimation, quality, weighting
+from . import estimation, quality, replication, weighting
 from .locks import survey_lock
 from .models import Estimate, EstimateRun, RecomputeRequest, WeightingSpec
+from .recompute import request_recompute
 from .spec import WeightingSpec as Spec
-from .spec import collapse_levels, parse_spec
+from .spec import calibration_key, collapse_levels, parse_spec
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
-ENGINE_FILES = ("weighting.py", "estimation.py", "quality.py", "pipeline.py", "spec.py")
+ENGINE_FILES = (
+    "weighting.py",
+    "estimation.py",
+    "quality.py",
+    "pipeline.py",
+    "spec.py",
+    "replication.py",
+)
 ESTIMATED_TYPES = ("select_one", "select_multiple", "integer", "decimal", "calculate")
 OVERALL = ("all", "all")
 
@@ -62,6 +73,22 @@ def current_spec(survey: Survey) -> tuple[Spec, int]:
     if stored is None:
         return Spec(), 0
     return parse_spec(stored.spec), stored.version
+
+
+def save_spec(survey: Survey, spec: Spec, *, user: Any = None) -> int:
+    """Store the spec as the survey's next version and mark the estimates stale."""
+    with transaction.atomic():
+        # Two administrators saving at once: the second waits and takes the next number.
+        Survey.objects.select_for_update().filter(pk=survey.pk).first()
+        _current, version = current_spec(survey)
+        WeightingSpec.objects.create(
+            survey=survey,
+            version=version + 1,
+            spec=spec.to_json(),
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        request_recompute(survey.pk, reason="weighting spec changed")
+    return version + 1
 
 
 # --- the snapshot ------------------------------------------------------------------------
@@ -97,12 +124,12 @@ class Snapshot:
         return digest.hexdigest()
 
 
-def load_snapshot(survey: Survey) -> Snapshot:
+def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     design = SampleDesign.objects.filter(survey=survey, drawn_at__isnull=False).first()
     if design is None:
         raise weighting.WeightingError("the survey has no drawn sample yet")
     read_at = timezone.now()
-    rows = list(
+    query = (
         Case.objects.in_sample()
         .filter(survey=survey)
         .order_by("pk")
@@ -115,9 +142,9 @@ def load_snapshot(survey: Survey) -> Snapshot:
             "frame_unit__ksic",
         )
     )
-    if not rows:
+    ids, stratum_ids, codes, sizes, regions, ksics = _columns(query, 6)
+    if not ids:
         raise weighting.WeightingError("the sample has no cases")
-    ids, stratum_ids, codes, sizes, regions, ksics = zip(*rows, strict=True)
     strata = {
         pk: (key, population, values)
         for pk, key, population, values in design.strata.values_list(
@@ -132,9 +159,11 @@ def load_snapshot(survey: Survey) -> Snapshot:
     categories = np.array([lookup[code] for code in codes])
     case_ids = np.asarray(ids, dtype=np.int64)
     respondent_ids = case_ids[np.isin(categories, ["I", "P"])]
-    answers, versions = _answers(survey, respondent_ids)
-    forms = [get_form(v) for v in sorted(versions | _current(survey))]
-    items, y, choices = item_matrix(forms, answers)
+    versions = _versions(survey, respondent_ids) if answers else set()
+    forms = [get_form(v) for v in sorted(versions | _current(survey))] if answers else []
+    questions = estimated_questions(forms)
+    raw = _answer_columns(survey, respondent_ids, list(questions)) if answers else {}
+    items, y, choices = item_columns(questions, raw, int(respondent_ids.size))
     return Snapshot(
         case_ids=case_ids,
         strata=np.asarray(keys),
@@ -148,6 +177,17 @@ def load_snapshot(survey: Survey) -> Snapshot:
         versions=versions,
         read_at=read_at,
     )
+
+
+def _columns(query: Any, width: int) -> list[list[Any]]:
+    """The rows of a values_list as columns, each repeated text one shared object (a
+    census's codes and classifications would otherwise be 163,273 strings each)."""
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    shared: dict[str, str] = {}
+    for row in query.iterator(chunk_size=20000):
+        for column, value in zip(columns, row, strict=True):
+            column.append(shared.setdefault(value, value) if type(value) is str else value)
+    return columns
 
 
 def _frame_variables(
@@ -172,21 +212,34 @@ def _frame_variables(
     return {name: np.asarray(column) for name, column in derived.items()}
 
 
-def _answers(
-    survey: Survey, case_ids: npt.NDArray[np.int64]
-) -> tuple[list[Mapping[str, Any]], set[int]]:
-    """The answers of these cases, in their order (one query, not one per batch of ids)."""
-    by_case: dict[int, Mapping[str, Any]] = {}
-    versions: set[int] = set()
-    query = Response.objects.filter(case__survey=survey).values_list(
-        "case_id", "answers", "questionnaire_id"
-    )
+def _versions(survey: Survey, case_ids: npt.NDArray[np.int64]) -> set[int]:
+    """Questionnaire versions the respondents answered."""
+    found = Response.objects.filter(case__survey=survey).values_list("case_id", "questionnaire_id")
     wanted = set(case_ids.tolist())
-    for case_id, values, version in query.iterator(chunk_size=10000):
-        if case_id in wanted:
-            by_case[case_id] = values
-            versions.add(version)
-    return [by_case.get(int(i), {}) for i in case_ids], versions
+    return {version for case, version in found.iterator(chunk_size=20000) if case in wanted}
+
+
+def _answer_columns(
+    survey: Survey, case_ids: npt.NDArray[np.int64], names: Sequence[str]
+) -> dict[str, npt.NDArray[np.object_]]:
+    """Each question's answers in the order of case_ids (None where absent), read in one
+    pass: the JSON as text parsed by orjson, each answer dict dropped once its values are
+    taken (a census's dicts would hold hundreds of megabytes)."""
+    position = {int(case): k for k, case in enumerate(case_ids.tolist())}
+    columns = {name: np.full(len(position), None, dtype=object) for name in names}
+    query = Response.objects.filter(case__survey=survey).values_list(
+        "case_id", Cast("answers", TextField())
+    )
+    shared: dict[str, str] = {}  # one object per distinct text answer (choice names)
+    for case_id, text in query.iterator(chunk_size=10000):
+        k = position.get(case_id)
+        if k is None:
+            continue
+        values = orjson.loads(text)
+        for name in values.keys() & columns.keys():
+            value = values[name]
+            columns[name][k] = shared.setdefault(value, value) if type(value) is str else value
+    return columns
 
 
 # --- weights -------------------------------------------------------------------------------
@@ -198,15 +251,32 @@ class Weights:
     respondent: npt.NDArray[np.bool_]
     projection: Any
     diagnostics: dict[str, Any]
+    replicates: Replicates | None = None
 
 
-def compute_weights(
-    snapshot: Snapshot,
-    spec: Spec,
-    frame_totals: Callable[[str | tuple[str, ...]], Mapping[str, float]] | None = None,
-) -> Weights:
+@dataclass(frozen=True)
+class Replicates:
+    """Respondents' replicate weights (respondents x R) and how R combines them."""
+
+    weights: FloatArray
+    method: str
+    type: str
+    scale: float
+    rscales: FloatArray
+    mse: bool
+    seed: int
+
+    def design(self, final: FloatArray) -> replication.ReplicateDesign:
+        return replication.ReplicateDesign(final, self.weights, self.scale, self.rscales, self.mse)
+
+
+# Replicate weights are held in memory and stored with the run: refuse what would not fit.
+MAX_REPLICATE_CELLS = 30_000_000
+
+
+def compute_weights(snapshot: Snapshot, spec: Spec) -> Weights:
     """Sec. D: base weights, unknown eligibility, nonresponse (with collapsing), calibration,
-    trimming."""
+    trimming; with replicate variance, the same steps again on every replicate."""
     base = weighting.design_weights(snapshot.strata, snapshot.population)
     categories = snapshot.categories
     if not spec.partials_are_respondents:
@@ -229,29 +299,184 @@ def compute_weights(
         a_max=spec.max_adjustment,
         names=names,
     )
-    adjusted = weighting.adjust_nonresponse(d1, masks.eligible, masks.respondent, collapsed.classes)
-    final = np.where(masks.respondent, adjusted.weights, 0.0)
-    projection = None
-    steps: list[str] = []
-    if spec.calibration != "none":
-        if frame_totals is None:
-            raise weighting.WeightingError("calibration needs the frame's totals")
-        final, projection = _calibrate(snapshot, spec, final, masks, d1, frame_totals)
-        steps.append(spec.calibration)
-    if spec.trim_lower is not None or spec.trim_upper is not None:
-        respondent = masks.respondent
-        trimmed = weighting.trim(
-            final[respondent], spec.trim_lower or 0.0, spec.trim_upper or float("inf")
+    for step in collapsed.log:
+        log.info(
+            "weighting class %s collapsed into %s (%s: %s respondents, factor %.3g)",
+            step.source,
+            step.target,
+            step.reason,
+            step.respondents,
+            step.factor,
         )
-        final = final.copy()
-        final[respondent] = trimmed.weights
+    adjusted = weighting.adjust_nonresponse(d1, masks.eligible, masks.respondent, collapsed.classes)
+    plan = _plan(snapshot, spec, masks, known_classes.classes, collapsed.classes)
+    result = plan.apply(base[:, None])
+    final = result.weights[:, 0]
+    steps = [spec.calibration] if spec.calibration != "none" else []
+    if result.trim_rounds:
         steps.append("trim")
     diagnostics = _diagnostics(snapshot, base, final, masks, collapsed, adjusted, steps)
     diagnostics["collapsed_for_eligibility"] = [
         {"from": step.source, "into": step.target, "reason": step.reason}
         for step in known_classes.log
     ]
-    return Weights(final, masks.respondent, projection, diagnostics)
+    diagnostics["controls"] = _controls_record(spec, plan, result, final)
+    if result.trim_rounds:
+        diagnostics["trim_rounds"] = result.trim_rounds
+    replicates = _replicates(snapshot, spec, plan, base, masks.respondent)
+    if replicates is not None:
+        diagnostics["variance"] = {
+            "method": replicates.method,
+            "replicates": int(replicates.weights.shape[1]),
+            "seed": replicates.seed,
+        }
+    return Weights(final, masks.respondent, result.projection, diagnostics, replicates)
+
+
+def _plan(
+    snapshot: Snapshot,
+    spec: Spec,
+    masks: weighting.StatusMasks,
+    unknown_classes: npt.NDArray[np.str_],
+    classes: npt.NDArray[np.str_],
+) -> weighting.WeightingPlan:
+    return weighting.WeightingPlan(
+        known=masks.known,
+        eligible=masks.eligible,
+        respondent=masks.respondent,
+        unknown_classes=estimation.factorize(unknown_classes),
+        classes=estimation.factorize(classes),
+        calibration=spec.calibration,
+        margins=tuple(_margins(snapshot, spec, masks)),
+        bounds=spec.calibration_bounds,
+        epsilon=spec.raking_epsilon,
+        maxit=spec.raking_maxit,
+        trim_lower=spec.trim_lower,
+        trim_upper=spec.trim_upper,
+        trim_rounds=spec.trim_rounds,
+    )
+
+
+def _margins(
+    snapshot: Snapshot, spec: Spec, masks: weighting.StatusMasks
+) -> list[weighting.Margin]:
+    """Calibration variables with their controls' source (D4): the whole sample's eligible
+    population of each level, or the external totals of the spec, scaled to one total."""
+    if spec.calibration == "none":
+        return []
+    if spec.calibration == "poststratify":
+        variables = {calibration_key(spec): _joined(snapshot, spec.margins)}
+    else:
+        variables = {v: snapshot.variables[v].astype(str) for v in spec.margins}
+    check_margin_totals(spec, {name: set(values.tolist()) for name, values in variables.items()})
+    out = []
+    common = _common_total(spec.margin_totals)
+    for name, values in variables.items():
+        given = spec.margin_totals.get(name)
+        if given is None:
+            levels = np.unique(values[masks.eligible])
+            fixed = None
+        else:
+            levels = np.array(sorted(given))
+            raw = np.array([given[level] for level in levels])
+            fixed = raw * (common / raw.sum())
+        lookup = {level: k for k, level in enumerate(levels.tolist())}
+        codes = np.fromiter((lookup.get(v, -1) for v in values.tolist()), np.intp, values.size)
+        out.append(weighting.Margin(name, levels, codes, fixed))
+    return out
+
+
+def _common_total(totals: Mapping[str, Mapping[str, float]]) -> float:
+    sums = [sum(levels.values()) for levels in totals.values()]
+    return float(np.mean(sums)) if sums else 0.0
+
+
+def check_margin_totals(spec: Spec, sample_levels: Mapping[str, set[str]]) -> None:
+    """External totals may name only levels the sample has (else the file is wrong)."""
+    for variable, levels in spec.margin_totals.items():
+        missing = sorted(set(levels) - sample_levels.get(variable, set()))
+        if missing:
+            raise weighting.WeightingError(
+                _("The control totals name %(variable)s = %(levels)s, which no sampled firm has.")
+                % {"variable": variable, "levels": ", ".join(missing[:5])}
+            )
+
+
+def sample_levels(survey: Survey, spec: Spec) -> dict[str, set[str]]:
+    """The levels of the calibration variables among the survey's sampled firms."""
+    snapshot = load_snapshot(survey, answers=False)
+    if spec.calibration == "poststratify":
+        return {calibration_key(spec): set(_joined(snapshot, spec.margins).tolist())}
+    return {v: set(snapshot.variables[v].astype(str).tolist()) for v in spec.margins}
+
+
+def _controls_record(
+    spec: Spec, plan: weighting.WeightingPlan, result: weighting.PlanResult, final: FloatArray
+) -> dict[str, Any]:
+    """The controls the run calibrated to, and what the final weights reach."""
+    rows = []
+    for margin, control in zip(plan.margins, result.controls, strict=True):
+        achieved = np.bincount(
+            margin.codes[plan.respondent],
+            weights=final[plan.respondent],
+            minlength=margin.levels.size,
+        )
+        for k, level in enumerate(margin.levels.tolist()):
+            rows.append(
+                {
+                    "variable": margin.name,
+                    "level": level,
+                    "control": float(control[k, 0]),
+                    "weighted": float(achieved[k]),
+                }
+            )
+    source = "none" if spec.calibration == "none" else ("file" if spec.margin_totals else "sample")
+    return {"source": source, "method": spec.calibration, "margins": rows}
+
+
+def _replicates(
+    snapshot: Snapshot,
+    spec: Spec,
+    plan: weighting.WeightingPlan,
+    base: FloatArray,
+    respondent: npt.NDArray[np.bool_],
+) -> Replicates | None:
+    if spec.variance == "taylor":
+        return None
+    count = spec.replicate_count
+    if int(respondent.sum()) * count > MAX_REPLICATE_CELLS:
+        raise weighting.WeightingError(
+            _(
+                "%(r)s replicates for %(n)s respondents are too many to keep; use Taylor "
+                "linearisation or fewer replicates."
+            )
+            % {"r": count, "n": int(respondent.sum())}
+        )
+    make = replication.delete_a_group if spec.variance == "jackknife" else replication.rao_wu
+    factors = make(snapshot.strata, snapshot.population, count, spec.replicate_seed)
+    # Each replicate runs the whole weighting again (D2-D5), in blocks to bound memory.
+    blocks = []
+    for start in range(0, count, REPLICATE_BLOCK):
+        block = factors.factors[:, start : start + REPLICATE_BLOCK]
+        try:
+            weights = plan.apply(base[:, None] * block).weights
+        except weighting.WeightingError as exc:
+            raise weighting.WeightingError(
+                _("Replicate weighting failed: %(error)s") % {"error": exc}
+            ) from None
+        blocks.append(weights[respondent])
+    return Replicates(
+        weights=np.ascontiguousarray(np.hstack(blocks)),
+        method=spec.variance,
+        type=factors.type,
+        scale=factors.scale,
+        rscales=factors.rscales,
+        mse=factors.mse,
+        seed=spec.replicate_seed,
+    )
+
+
+REPLICATE_BLOCK = 100
 
 
 def _class_hierarchy(
@@ -279,74 +504,6 @@ def _joined(snapshot: Snapshot, variables: Sequence[str]) -> npt.NDArray[np.str_
     for column in columns[1:]:
         out = out + "/" + column.astype(object)
     return out.astype(str)
-
-
-def _calibrate(
-    snapshot: Snapshot,
-    spec: Spec,
-    final: FloatArray,
-    masks: Any,
-    d1: FloatArray,
-    frame_totals: Callable[[str | tuple[str, ...]], Mapping[str, float]],
-) -> tuple[FloatArray, Any]:
-    """Calibrate respondents' weights to the eligible population of each margin category:
-    frame counts times the category's estimated eligibility rate (never the raw frame when
-    some of it is out of scope, sec. D4)."""
-    respondent = masks.respondent
-    w = final[respondent]
-    if spec.calibration == "poststratify":
-        cells = _joined(snapshot, spec.margins)
-        totals = _eligible_totals(cells, masks, d1, frame_totals(tuple(spec.margins)))
-        result = weighting.poststratify(w, cells[respondent], totals)
-    else:
-        columns = [snapshot.variables[v] for v in spec.margins]
-        margins = [column[respondent] for column in columns]
-        controls = [
-            _eligible_totals(column, masks, d1, frame_totals(variable))
-            for column, variable in zip(columns, spec.margins, strict=True)
-        ]
-        if spec.calibration == "raking":
-            result = weighting.rake(
-                w, margins, controls, epsilon=spec.raking_epsilon, maxit=spec.raking_maxit
-            )
-        else:
-            x, population = _dummies(margins, controls)
-            bounds = spec.calibration_bounds if spec.calibration == "logit" else (-np.inf, np.inf)
-            result = weighting.calibrate(
-                w,
-                x,
-                population,
-                calfun=spec.calibration,  # type: ignore[arg-type]
-                bounds=bounds,
-            )
-    out = final.copy()
-    out[respondent] = result.weights
-    return out, result.projection
-
-
-def _eligible_totals(
-    values: npt.NDArray[np.str_], masks: Any, d1: FloatArray, counts: Mapping[str, float]
-) -> dict[str, float]:
-    totals = {}
-    for value, count in counts.items():
-        cell = values == value
-        known = d1[cell & masks.known].sum()
-        eligible = d1[cell & masks.eligible].sum()
-        totals[value] = count * (eligible / known) if known > 0 else float(count)
-    return totals
-
-
-def _dummies(
-    margins: list[npt.NDArray[np.str_]], totals: list[dict[str, float]]
-) -> tuple[FloatArray, FloatArray]:
-    """Intercept plus all but the first category of each margin (a full-rank GREG model)."""
-    population = sum(totals[0].values())
-    columns, targets = [np.ones(margins[0].shape[0])], [population]
-    for values, total in zip(margins, totals, strict=True):
-        for category in sorted(total)[1:]:
-            columns.append((values == category).astype(np.float64))
-            targets.append(total[category])
-    return np.column_stack(columns), np.asarray(targets)
 
 
 def _diagnostics(
@@ -421,8 +578,30 @@ class Item:
     exclusive: bool = False  # an option of a single-choice question: the options add to 1
 
 
+def estimated_questions(forms: Sequence[Form]) -> dict[str, Question]:
+    """Every estimated question of these questionnaire versions (no personal data or text)."""
+    questions: dict[str, Question] = {}
+    for form in forms:
+        for name, question in form.questions.items():
+            if question.type in ESTIMATED_TYPES and not question.pii:
+                questions.setdefault(name, question)
+    return questions
+
+
 def item_matrix(
     forms: Sequence[Form], answers: Sequence[Mapping[str, Any]]
+) -> tuple[list[Item], FloatArray, dict[str, npt.NDArray[np.object_]]]:
+    """item_columns() of answer dicts."""
+    questions = estimated_questions(forms)
+    raw = {}
+    for name in questions:
+        raw[name] = np.empty(len(answers), dtype=object)
+        raw[name][:] = [a.get(name) for a in answers]
+    return item_columns(questions, raw, len(answers))
+
+
+def item_columns(
+    questions: Mapping[str, Question], raw: Mapping[str, npt.NDArray[np.object_]], n: int
 ) -> tuple[list[Item], FloatArray, dict[str, npt.NDArray[np.object_]]]:
     """The estimated columns of every questionnaire version, built column by column.
 
@@ -431,39 +610,57 @@ def item_matrix(
     over those who answered the question; numbers give a mean and a total; personal data
     and free text are never estimated.
     """
-    questions: dict[str, Question] = {}
-    for form in forms:
-        for name, question in form.questions.items():
-            if question.type in ESTIMATED_TYPES and not question.pii:
-                questions.setdefault(name, question)
     items: list[Item] = []
     columns: list[FloatArray] = []
     choices: dict[str, npt.NDArray[np.object_]] = {}
     for name, question in questions.items():
-        raw = np.empty(len(answers), dtype=object)
-        raw[:] = [a.get(name) for a in answers]
+        values = raw.get(name)
+        if values is None:
+            values = np.full(n, None, dtype=object)
         if question.type == "select_one":
-            choices[name] = raw
-            answered = raw != None  # noqa: E711 (element-wise on an object array)
-            for option in question.choice_names:
+            choices[name] = values
+            options = question.choice_names
+            code = {option: k for k, option in enumerate(options)}
+            # -1: not answered; len(options): an answer that is no longer an option
+            codes = np.fromiter(
+                (-1 if v is None else code.get(v, len(options)) for v in values.tolist()),
+                np.intp,
+                n,
+            )
+            for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",), exclusive=True))
-                columns.append(np.where(answered, (raw == option).astype(np.float64), np.nan))
+                columns.append(np.where(codes >= 0, (codes == k).astype(np.float64), np.nan))
         elif question.type == "select_multiple":
-            answered = np.fromiter((bool(v) for v in raw), bool, len(raw))
-            for option in question.choice_names:
-                chosen = np.fromiter((bool(v) and option in v for v in raw), bool, len(raw))
+            options = question.choice_names
+            chosen = _chosen(values, options)
+            answered = np.fromiter((bool(v) for v in values.tolist()), bool, n)
+            for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",)))
-                columns.append(np.where(answered, chosen.astype(np.float64), np.nan))
+                columns.append(np.where(answered, chosen[:, k], np.nan))
         else:
-            numbers = np.fromiter((_float(v) for v in raw), np.float64, len(raw))
-            if question.type == "calculate" and any(isinstance(v, str) for v in raw):
+            listed = values.tolist()
+            numbers = np.fromiter((_float(v) for v in listed), np.float64, n)
+            if question.type == "calculate" and any(isinstance(v, str) for v in listed):
                 continue
             seen = numbers[~np.isnan(numbers)]
             binary = question.type == "calculate" and bool(np.isin(seen, (0.0, 1.0)).all())
             items.append(Item(name, "", ("proportion",) if binary else ("mean", "total")))
             columns.append(numbers)
-    y = np.column_stack(columns) if columns else np.empty((len(answers), 0))
+    y = np.column_stack(columns) if columns else np.empty((n, 0))
     return items, y, choices
+
+
+def _chosen(raw: npt.NDArray[np.object_], options: Sequence[str]) -> FloatArray:
+    """0/1 per option of a multiple-choice answer (one pass over the chosen options)."""
+    index = {option: k for k, option in enumerate(options)}
+    out = np.zeros((len(raw), len(options)))
+    for row, value in enumerate(raw.tolist()):
+        if value and isinstance(value, list):
+            for option in value:
+                k = index.get(option)
+                if k is not None:
+                    out[row, k] = 1.0
+    return out
 
 
 def _float(value: Any) -> float:
@@ -488,35 +685,46 @@ def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estim
     items, y = snapshot.items, snapshot.y
     if not items or not respondent.any():
         return []
+    final = weights.final[respondent]
     design = estimation.Design(
-        weights.final[respondent],
+        final,
         strata=snapshot.strata[respondent],
         fpc=snapshot.population[respondent],
         lonely_psu=spec.lonely_psu,  # type: ignore[arg-type]
         calibration=weights.projection,
     )
+    replicated = weights.replicates.design(final) if weights.replicates is not None else None
     proportion = np.array(["proportion" in item.statistics for item in items])
     numeric = ~proportion
     numeric_items = [item for item, n in zip(items, numeric, strict=True) if n]
     rows: list[Estimate] = []
     for domain, value, mask in _domains(snapshot, spec, respondent):
         means = estimation.estimate_mean(design, y, mask)
-        rows.extend(_rows(items, means, spec, domain, value, proportion, "mean"))
+        if replicated is not None:
+            _mean, mean_var, _total, total_var = replicated.estimate(y, mask)
+            means = _with_replicates(means, mean_var, replicated.df)
+        shares = quality.top_share(y, final, mask, columns=numeric)
+        rows.extend(_rows(items, means, spec, domain, value, proportion, "mean", shares))
         if numeric_items:
-            totals = estimation.estimate_total(design, y[:, numeric], mask)
-            rows.extend(
-                _rows(
-                    numeric_items,
-                    totals,
-                    spec,
-                    domain,
-                    value,
-                    np.zeros(len(numeric_items), bool),
-                    "total",
-                )
-            )
+            ys = y[:, numeric]
+            totals = estimation.estimate_total(design, ys, mask)
+            if replicated is not None:
+                totals = _with_replicates(totals, total_var[numeric], replicated.df)
+            no_props = np.zeros(len(numeric_items), bool)
+            top = shares[numeric]
+            rows.extend(_rows(numeric_items, totals, spec, domain, value, no_props, "total", top))
     _suppress_complements(rows, {(i.question, i.option) for i in items if i.exclusive})
     return rows
+
+
+def _with_replicates(
+    est: estimation.Estimates, variance: FloatArray, replicate_df: int
+) -> estimation.Estimates:
+    """The Taylor estimates with the replicate variance and df instead (methodology E7)."""
+    df = np.full(est.df.shape, replicate_df, dtype=np.intp)
+    return dataclasses.replace(
+        est, variance=np.where(est.n > 0, variance, np.nan), df=np.where(est.n > 0, df, est.df)
+    )
 
 
 def _suppress_complements(rows: list[Estimate], exclusive: set[tuple[str, str]]) -> None:
@@ -573,17 +781,29 @@ def _rows(
     value: str,
     proportion: npt.NDArray[np.bool_],
     kind: str,
+    shares: FloatArray,
 ) -> list[Estimate]:
     thresholds = spec.suppression
     level = thresholds.level
+    # A proportion of 0 or 1 up to rounding is 0 or 1, with the Korn-Graubard interval (E5).
+    extreme = proportion & estimation.is_extreme(est.estimate)
+    est = dataclasses.replace(
+        est,
+        estimate=np.where(extreme, np.round(est.estimate), est.estimate),
+        variance=np.where(extreme, 0.0, est.variance),
+    )
     ci_prop = est.ci({"korn_graubard": "beta"}.get(spec.ci_method, spec.ci_method), level)  # type: ignore[arg-type]
+    ci_beta = est.ci("beta", level)
     ci_wald = est.ci("wald", level)
-    checked = quality.assess(est, proportion, thresholds=thresholds)
+    # Dominance applies to amounts (means and totals of numbers), not to shares.
+    top = None if proportion.all() else np.where(proportion, np.nan, shares)
+    checked = quality.assess(est, proportion, top_share=top, thresholds=thresholds)
     deff, cv = est.deff, est.cv
+    grades = np.where(extreme, "", quality.grade(cv))
     out = []
     for j, item in enumerate(items):
         statistic = "proportion" if proportion[j] else kind
-        low, high = ci_prop if proportion[j] else ci_wald
+        low, high = (ci_beta if extreme[j] else ci_prop) if proportion[j] else ci_wald
         estimate = est.estimate[j]
         population = est.population[j] * estimate if proportion[j] else est.population[j]
         out.append(
@@ -604,6 +824,7 @@ def _rows(
                 df=int(est.df[j]),
                 flag=str(checked.reasons[j])[:200] or str(checked.flag[j]),
                 suppressed=bool(checked.suppressed[j]),
+                grade=str(grades[j]),
             )
         )
     return out
@@ -645,8 +866,7 @@ def recompute(
             finished_at=timezone.now(),
         )
         raise
-    run.refresh_from_db()
-    return run
+    return EstimateRun.objects.get(pk=run.pk)
 
 
 def _current(survey: Survey) -> set[int]:
@@ -697,13 +917,14 @@ def _compute(
     snapshot: Snapshot, spec: Spec, survey: Survey, timings: dict[str, float]
 ) -> list[Estimate]:
     started = time.perf_counter()
-    weights = compute_weights(snapshot, spec, lambda v: frame_totals(survey, snapshot, v))
+    weights = compute_weights(snapshot, spec)
     timings["weighting"] = time.perf_counter() - started
     started = time.perf_counter()
     rows = estimate_all(snapshot, weights, spec)
     timings["estimation"] = time.perf_counter() - started
     timings["diagnostics"] = weights.diagnostics  # type: ignore[assignment]
     timings["weights"] = _weights_blob(snapshot, weights)  # type: ignore[assignment]
+    timings["replicates"] = _replicates_blob(snapshot, weights)  # type: ignore[assignment]
     return rows
 
 
@@ -712,6 +933,70 @@ def _weights_blob(snapshot: Snapshot, weights: Weights) -> bytes:
     base = weighting.design_weights(snapshot.strata, snapshot.population)
     np.savez_compressed(buffer, case_ids=snapshot.case_ids, base=base, final=weights.final)
     return buffer.getvalue()
+
+
+def _replicates_blob(snapshot: Snapshot, weights: Weights) -> bytes:
+    rep = weights.replicates
+    if rep is None:
+        return b""
+    buffer = io.BytesIO()
+    # Uncompressed: float64 weights barely compress and zlib would cost seconds.
+    np.savez(
+        buffer,
+        case_ids=snapshot.case_ids[weights.respondent],
+        weights=rep.weights,
+        rscales=rep.rscales,
+        rule=np.array([rep.method, rep.type]),
+        scale=np.array([rep.scale]),
+        mse=np.array([rep.mse]),
+        seed=np.array([rep.seed]),
+    )
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class StoredReplicates:
+    """A run's replicate weights by case id, and R's rule to combine them."""
+
+    case_ids: npt.NDArray[np.int64]  # sorted
+    weights: FloatArray  # len(case_ids) x R
+    method: str
+    type: str
+    scale: float
+    rscales: FloatArray
+    mse: bool
+    seed: int
+
+    @property
+    def count(self) -> int:
+        return int(self.weights.shape[1])
+
+    def of(self, case_id: int) -> FloatArray | None:
+        k = int(np.searchsorted(self.case_ids, case_id))
+        if k < self.case_ids.size and self.case_ids[k] == case_id:
+            return self.weights[k]
+        return None
+
+
+def run_replicates(run: EstimateRun) -> StoredReplicates | None:
+    """The replicate weights of a run with replicate variance (None for Taylor)."""
+    blob = EstimateRun.objects.filter(pk=run.pk).values_list("replicate_weights", flat=True)
+    data = bytes(blob.get() or b"")
+    if not data:
+        return None
+    stored = np.load(io.BytesIO(data))
+    order = np.argsort(stored["case_ids"])
+    method, kind = (str(v) for v in stored["rule"])
+    return StoredReplicates(
+        case_ids=stored["case_ids"][order],
+        weights=stored["weights"][order],
+        method=method,
+        type=kind,
+        scale=float(stored["scale"][0]),
+        rscales=stored["rscales"],
+        mse=bool(stored["mse"][0]),
+        seed=int(stored["seed"][0]),
+    )
 
 
 def run_weights(run: EstimateRun) -> dict[int, tuple[float, float]]:
@@ -728,6 +1013,7 @@ def run_weights(run: EstimateRun) -> dict[int, tuple[float, float]]:
 def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) -> None:
     diagnostics = timings.pop("diagnostics")
     weights = timings.pop("weights")
+    replicates = timings.pop("replicates")
     started = time.perf_counter()
     with transaction.atomic():
         for row in rows:
@@ -740,45 +1026,8 @@ def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) ->
             diagnostics=diagnostics,
             timings={k: round(v, 4) for k, v in timings.items()},
             weights=weights,
+            replicate_weights=replicates,
         )
-
-
-def frame_totals(
-    survey: Survey, snapshot: Snapshot, variable: str | tuple[str, ...]
-) -> dict[str, float]:
-    """Frame counts of a variable (or a cross of variables), for calibration controls."""
-    variables = (variable,) if isinstance(variable, str) else tuple(variable)
-    if all(v in snapshot.strata_variables for v in variables):
-        totals: dict[str, float] = {}
-        seen: set[str] = set()
-        for key, population, values in zip(
-            snapshot.strata, snapshot.population, _strata_values(snapshot, variables), strict=True
-        ):
-            if key not in seen:
-                seen.add(key)
-                totals[values] = totals.get(values, 0.0) + float(population)
-        return totals
-    return _counted_totals(survey, variables)
-
-
-def _strata_values(snapshot: Snapshot, variables: tuple[str, ...]) -> list[str]:
-    return _joined(snapshot, variables).tolist()
-
-
-def _counted_totals(survey: Survey, variables: tuple[str, ...]) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    rows = FrameUnit.objects.filter(survey=survey).values_list("size_class", "region", "ksic")
-    for size, region, ksic in rows.iterator(chunk_size=20000):
-        derived = {
-            "size_class": size,
-            "region": region,
-            "ksic_division": ksic[:2],
-            "industry_group": KSIC_DIVISIONS.get(ksic[:2], "other"),
-            "region_area": REGION_AREAS.get(region, "other"),
-        }
-        key = "/".join(derived[v] for v in variables)
-        totals[key] = totals.get(key, 0.0) + 1.0
-    return totals
 
 
 # --- scheduling ----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Reliability flags and suppression of published cells (methodology sec. F).
+"""Reliability flags, quality grades and suppression of published cells (methodology sec. F).
 
 Vectorised over arrays of estimates. Each cell gets a flag (OK, CAUTION, REVIEW, SUPPRESS),
-whether it is suppressed, the primary reason code and every reason that applied.
+whether it is suppressed, the primary reason code, every reason that applied and a grade.
+Only confidentiality suppresses (too few respondents, dominance; then complementary cells);
+unreliable cells are published with their grade and a warning.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from analytics.estimation import Estimates, ci_korn_graubard
+from analytics.estimation import Estimates, ci_korn_graubard, is_extreme
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -33,6 +35,25 @@ RSE_UNDEFINED = "RSE_UNDEFINED"
 DF_LOW = "DF_LT_8"
 P_EXTREME = "P_0_OR_1"
 RSE_CAUTION = "RSE_25_50"
+# Confidentiality: the only reasons that suppress (complementary suppression follows them).
+CONFIDENTIALITY = (NO_DATA, MIN_N, MIN_CELL, DOMINANCE)
+# Reliability: published with a warning and the grade.
+RELIABILITY = (NCHS_N, NCHS_NEFF, NCHS_WIDTH, NCHS_RELATIVE_WIDTH, RSE_HIGH, RSE_CAUTION)
+
+# Quality grade by CV, the letters of Statistics Canada's data-quality indicator: A excellent
+# (CV < 5 %), B very good (< 10 %), C good (< 15 %), D acceptable (< 25 %), E use with
+# caution (25 % and above; Statistics Canada withholds F, "too unreliable", from 50 %; here
+# such cells are published as E with the RSE_GT_50 warning, and only confidentiality hides).
+GRADES = ("A", "B", "C", "D", "E")
+GRADE_CV_CUTS = (0.05, 0.10, 0.15, 0.25)
+
+
+def grade(cv: npt.ArrayLike) -> StrArray:
+    """A-E by coefficient of variation; "" where the CV is undefined (estimate 0, no data)."""
+    c = np.asarray(cv, dtype=np.float64)
+    finite = np.isfinite(c)
+    letters = np.array(GRADES)[np.searchsorted(GRADE_CV_CUTS, np.where(finite, c, 0), "right")]
+    return np.where(finite, letters, "").astype(str)
 
 
 @dataclass(frozen=True)
@@ -106,34 +127,38 @@ def proportion_quality(
     df: npt.ArrayLike,
     n_cell: npt.ArrayLike | None = None,
     thresholds: Thresholds | None = None,
+    design_rows: npt.ArrayLike | None = None,
 ) -> Quality:
-    """NCHS presentation standards for proportions (Parker et al. 2017) with sec. F1 rules.
+    """NCHS presentation standards for proportions (Parker et al. 2017) as warnings, with the
+    sec. F1 confidentiality rules (which alone suppress).
 
-    Uses the Korn-Graubard CI and n_eff = p(1-p)/v capped at n; df < 8 and p in {0,1} are
-    flagged for review.
+    Uses the Korn-Graubard CI (n = design_rows as R svyciprop, default n) and n_eff =
+    p(1-p)/v capped at n; df < 8 and p in {0,1} (up to rounding) are flagged for review.
     """
     t = thresholds or Thresholds()
     pa, sa = np.asarray(p, dtype=np.float64), np.asarray(se, dtype=np.float64)
     na, dfa = np.asarray(n, dtype=np.float64), np.asarray(df, dtype=np.float64)
+    rows = na if design_rows is None else np.asarray(design_rows, dtype=np.float64)
     var = sa * sa
+    extreme = is_extreme(pa)
     with np.errstate(divide="ignore", invalid="ignore"):
-        n_eff = np.where(var > 0, np.minimum(pa * (1.0 - pa) / var, na), na)
-        lower, upper = ci_korn_graubard(pa, sa, na, dfa, t.level)
+        n_eff = np.where((var > 0) & ~extreme, np.minimum(pa * (1.0 - pa) / var, na), na)
+        lower, upper = ci_korn_graubard(pa, sa, rows, dfa, t.level)
         width = upper - lower
         relative = width / pa
     nodata = ~np.isfinite(pa)
     shape = np.broadcast_shapes(pa.shape, na.shape)
     rules = [
         *_confidentiality(na, nodata, n_cell, t),
-        (SUPPRESS, NCHS_N, na < t.nchs_min_n),
-        (SUPPRESS, NCHS_NEFF, n_eff < t.nchs_min_neff),
-        (SUPPRESS, NCHS_WIDTH, width >= t.nchs_max_width),
+        (CAUTION, NCHS_N, na < t.nchs_min_n),
+        (CAUTION, NCHS_NEFF, n_eff < t.nchs_min_neff),
+        (CAUTION, NCHS_WIDTH, width >= t.nchs_max_width),
         (
-            SUPPRESS,
+            CAUTION,
             NCHS_RELATIVE_WIDTH,
             (width > t.nchs_show_width) & (relative > t.nchs_max_relative_width),
         ),
-        (REVIEW, P_EXTREME, ~nodata & ((pa <= 0) | (pa >= 1))),
+        (REVIEW, P_EXTREME, ~nodata & extreme),
         (REVIEW, DF_LOW, dfa < t.min_df),
     ]
     return _combine(shape, rules)
@@ -148,7 +173,8 @@ def rse_quality(
     n_contributors: npt.ArrayLike | None = None,
     thresholds: Thresholds | None = None,
 ) -> Quality:
-    """Means and totals: RSE 25-50 % caution, > 50 % suppress (F3), minimum n (F1).
+    """Means and totals: RSE 25-50 % caution, > 50 % a stronger warning (F3, published with
+    the grade), minimum n and dominance suppress (F1).
 
     Amount tables: pass the largest unit's share of the cell total (`top_share`) and the
     number of non-zero contributors to apply the dominance rule.
@@ -169,7 +195,7 @@ def rse_quality(
             dominated = dominated | ((contributors > 0) & (contributors < t.dominance_min_n))
         rules.append((SUPPRESS, DOMINANCE, dominated))
     rules += [
-        (SUPPRESS, RSE_HIGH, rse > t.rse_suppress),
+        (CAUTION, RSE_HIGH, rse > t.rse_suppress),
         (REVIEW, RSE_UNDEFINED, ~nodata & ~np.isfinite(rse)),
         (REVIEW, DF_LOW, dfa < t.min_df),
         (CAUTION, RSE_CAUTION, (rse >= t.rse_caution) & (rse <= t.rse_suppress)),
@@ -192,6 +218,7 @@ def assess(
         estimates.df,
         estimates.n_nonzero,
         thresholds,
+        estimates.design_rows,
     )
     rse = rse_quality(
         estimates.estimate,
@@ -211,17 +238,24 @@ def assess(
 
 
 def top_share(
-    y: npt.ArrayLike, weights: npt.ArrayLike, domain: npt.ArrayLike | None = None
+    y: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    domain: npt.ArrayLike | None = None,
+    columns: npt.ArrayLike | None = None,
 ) -> FloatArray:
-    """Largest single unit's share of the weighted cell total, per column (dominance, F1)."""
+    """Largest single unit's share of the weighted cell total, per column (dominance, F1);
+    only the given columns (the amounts), NaN for the others."""
     ym = np.asarray(y, dtype=np.float64)
     ym = ym[:, None] if ym.ndim == 1 else ym
-    contrib = np.abs(np.nan_to_num(ym)) * np.asarray(weights, dtype=np.float64)[:, None]
-    if domain is not None:
-        contrib = contrib[np.asarray(domain, dtype=bool)]
+    chosen = np.arange(ym.shape[1]) if columns is None else np.flatnonzero(columns)
+    w = np.asarray(weights, dtype=np.float64)
+    rows = slice(None) if domain is None else np.flatnonzero(np.asarray(domain, dtype=bool))
+    contrib = np.abs(np.nan_to_num(ym[rows][:, chosen])) * w[rows][:, None]
     total = contrib.sum(axis=0)
+    out = np.full(ym.shape[1], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(total > 0, contrib.max(axis=0, initial=0.0) / total, np.nan)
+        out[chosen] = np.where(total > 0, contrib.max(axis=0, initial=0.0) / total, np.nan)
+    return out
 
 
 COMPLEMENTARY = "COMPLEMENTARY"

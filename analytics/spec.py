@@ -6,6 +6,9 @@ is refused when it is saved, not when the worker runs.
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -19,6 +22,17 @@ CALIBRATION_METHODS = ("none", "poststratify", "raking", "linear", "logit")
 CI_METHODS = ("logit", "korn_graubard", "wald")
 LONELY_PSU = ("adjust", "remove", "certainty", "average", "fail")
 CLASS_VARIABLES = ("size_class", "region", "region_area", "industry_group", "ksic_division")
+VARIANCE_METHODS = ("taylor", "jackknife", "bootstrap")
+# Methodology E7 and the issue's defaults: 100 random groups, 500 Rao-Wu replicates.
+DEFAULT_REPLICATES = {"jackknife": 100, "bootstrap": 500}
+MAX_REPLICATES = 2000
+# External control totals: margins may differ by rounding only.
+MARGIN_TOTALS_RTOL = 1e-6
+VARIANCE_LABELS = {
+    "taylor": gettext_lazy("Taylor linearisation"),
+    "jackknife": gettext_lazy("Delete-a-group jackknife"),
+    "bootstrap": gettext_lazy("Rao–Wu rescaled bootstrap"),
+}
 
 # What people read instead of the codes above.
 VARIABLE_LABELS = {
@@ -64,18 +78,27 @@ class WeightingSpec:
     # Parents to collapse a class into, finest first; empty means the design's strata
     # variables with the last one dropped at each level (a × b × c → a × b → a → all).
     collapse_hierarchy: tuple[tuple[str, ...], ...] = ()
-    min_respondents: int = 2
-    max_adjustment: float | None = None
+    # Methodology D3: collapse below 10 respondents or above a factor of 3.
+    min_respondents: int = 10
+    max_adjustment: float | None = 3.0
     partials_are_respondents: bool = True
     calibration: str = "none"
     margins: tuple[str, ...] = ()
     calibration_bounds: tuple[float, float] = (0.3, 3.0)
-    raking_epsilon: float = 1e-7
-    raking_maxit: int = 50
+    # Below 1 a fraction of the sum of weights (R rake()'s meaning).
+    raking_epsilon: float = 1e-10
+    raking_maxit: int = 100
+    # External eligible-population totals {variable: {level: N}}; empty = estimated from the
+    # whole sample (sum of d1 over known-eligible cases of each level, methodology D4).
+    margin_totals: dict[str, dict[str, float]] = field(default_factory=dict)
     trim_lower: float | None = None
     trim_upper: float | None = None
+    trim_rounds: int = 10
     lonely_psu: str = "adjust"
     ci_method: str = "logit"
+    variance: str = "taylor"
+    replicates: int | None = None  # None: DEFAULT_REPLICATES of the method
+    replicate_seed: int = 20250428
     domain_variables: tuple[str, ...] = ()
     domain_questions: tuple[str, ...] = ("sf_adopted",)
     suppression: Thresholds = field(default_factory=Thresholds)
@@ -101,10 +124,27 @@ class WeightingSpec:
                     "margins": variables_text(self.margins),
                 }
             )
+        if self.calibration != "none":
+            parts.append(
+                _("controls from an uploaded file")
+                if self.margin_totals
+                else _("controls estimated from the whole sample")
+            )
         if self.trim_upper or self.trim_lower:
             bounds = f"[{self.trim_lower or 0:g}, {self.trim_upper or '∞'}]"
             parts.append(_("weights trimmed to %(b)s") % {"b": bounds})
+        if self.variance != "taylor":
+            parts.append(
+                _("%(method)s variance, %(r)s replicates")
+                % {"method": VARIANCE_LABELS[self.variance], "r": self.replicate_count}
+            )
         return "; ".join(parts)
+
+    @property
+    def replicate_count(self) -> int:
+        if self.variance == "taylor":
+            return 0
+        return self.replicates or DEFAULT_REPLICATES[self.variance]
 
 
 def parse_spec(data: Mapping[str, Any] | None) -> WeightingSpec:
@@ -118,6 +158,10 @@ def parse_spec(data: Mapping[str, Any] | None) -> WeightingSpec:
     values: dict[str, Any] = {}
     for name, value in data.items():
         values[name] = _tupled(value) if isinstance(value, list) else value
+    if isinstance(values.get("calibration_bounds"), tuple):
+        values["calibration_bounds"] = tuple(float(b) for b in values["calibration_bounds"])
+    if "margin_totals" in values:
+        values["margin_totals"] = _checked_margin_totals(values["margin_totals"])
     if "collapse_hierarchy" in values:
         values["collapse_hierarchy"] = tuple(
             _tupled(level) for level in values["collapse_hierarchy"]
@@ -173,6 +217,105 @@ def _check(spec: WeightingSpec) -> None:
         raise SpecError(_("the lower trimming bound must be below the upper one"))
     if not 0.5 < spec.suppression.level < 1:
         raise SpecError(_("the confidence level must be between 0.5 and 1"))
+    if not 1 <= spec.trim_rounds <= 100:
+        raise SpecError(_("trim_rounds must be between 1 and 100"))
+    if spec.raking_epsilon <= 0 or spec.raking_maxit < 1:
+        raise SpecError(_("raking needs epsilon > 0 and at least one sweep"))
+    _check_variance(spec)
+    _check_margins_cover(spec)
+
+
+def _check_variance(spec: WeightingSpec) -> None:
+    if spec.variance not in VARIANCE_METHODS:
+        raise SpecError(
+            _("variance must be one of %(names)s") % {"names": ", ".join(VARIANCE_METHODS)}
+        )
+    if spec.replicates is not None and not 2 <= spec.replicates <= MAX_REPLICATES:
+        raise SpecError(_("replicates must be between 2 and %(n)s") % {"n": MAX_REPLICATES})
+    if isinstance(spec.replicate_seed, bool) or not isinstance(spec.replicate_seed, int):
+        raise SpecError(_("replicate_seed must be a whole number"))
+
+
+def _check_margins_cover(spec: WeightingSpec) -> None:
+    if not spec.margin_totals:
+        return
+    wanted = {calibration_key(spec)} if spec.calibration == "poststratify" else set(spec.margins)
+    if spec.calibration == "none" or set(spec.margin_totals) != wanted:
+        raise SpecError(
+            _("The control totals must give exactly the calibration variables (%(v)s), not %(f)s.")
+            % {"v": ", ".join(sorted(wanted)) or "—", "f": ", ".join(sorted(spec.margin_totals))}
+        )
+
+
+def calibration_key(spec: WeightingSpec) -> str:
+    """The variable name of the calibration cells: the margin, or margins joined by '/'."""
+    return "/".join(spec.margins)
+
+
+def _checked_margin_totals(data: Any) -> dict[str, dict[str, float]]:
+    """Positive finite totals per level; every variable's levels sum to the same total."""
+    if not isinstance(data, Mapping):
+        raise SpecError("margin_totals must map variables to {level: N}")
+    out: dict[str, dict[str, float]] = {}
+    for variable, levels in data.items():
+        if not isinstance(levels, Mapping) or not levels:
+            raise SpecError(f"margin_totals: {variable} needs at least one level")
+        out[str(variable)] = {}
+        for level, value in levels.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SpecError(f"margin_totals: {variable}={level} must be a number")
+            if not math.isfinite(value) or value <= 0:
+                raise SpecError(f"margin_totals: {variable}={level} must be positive")
+            out[str(variable)][str(level)] = float(value)
+    sums = {v: math.fsum(levels.values()) for v, levels in out.items()}
+    first = next(iter(sums.values()), 0.0)
+    if any(abs(total - first) > MARGIN_TOTALS_RTOL * first for total in sums.values()):
+        shown = ", ".join(f"{v} {total:,.6f}" for v, total in sums.items())
+        raise SpecError(
+            _(
+                "The margins disagree on the eligible population (%(sums)s): each variable's "
+                "levels must add up to the same total (to 1e-6)."
+            )
+            % {"sums": shown}
+        )
+    return out
+
+
+def parse_margins_csv(content: bytes | str) -> dict[str, dict[str, float]]:
+    """A margins file: columns variable, level, N (UTF-8 or CP949, comma-separated)."""
+    text = _decoded(content) if isinstance(content, bytes) else content
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip() for h in reader.fieldnames or []]
+    if header[:3] != ["variable", "level", "N"]:
+        raise SpecError(_("The margins file needs the columns variable, level, N (in this order)."))
+    totals: dict[str, dict[str, float]] = {}
+    for line, row in enumerate(reader, start=2):
+        variable = (row.get("variable") or "").strip()
+        level = (row.get("level") or "").strip()
+        try:
+            value = float((row.get("N") or "").replace(",", "").strip())
+        except ValueError:
+            raise SpecError(_("Line %(line)s: N must be a number.") % {"line": line}) from None
+        if not variable or not level:
+            raise SpecError(_("Line %(line)s: variable and level are required.") % {"line": line})
+        if level in totals.get(variable, {}):
+            raise SpecError(
+                _("Line %(line)s: %(v)s=%(l)s appears twice.")
+                % {"line": line, "v": variable, "l": level}
+            )
+        totals.setdefault(variable, {})[level] = value
+    if not totals:
+        raise SpecError(_("The margins file has no rows."))
+    return _checked_margin_totals(totals)
+
+
+def _decoded(content: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp949"):
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise SpecError(_("The margins file must be UTF-8 or CP949 text."))
 
 
 def collapse_levels(spec: WeightingSpec, strata_variables: list[str]) -> list[tuple[str, ...]]:

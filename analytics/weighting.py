@@ -104,16 +104,28 @@ def adjust_unknown(
     d = _weights(weights)
     kn = _mask(known, d.shape[0], "known")
     codes, levels = factorize(_labels(classes, d.shape[0], "classes"))
+    return adjust_unknown_columns(d[:, None], kn, codes, levels)[:, 0]
+
+
+def adjust_unknown_columns(
+    d: FloatArray, known: BoolArray, codes: IntArray, levels: npt.NDArray[np.generic]
+) -> FloatArray:
+    """D2 on every column of d (n x R: the full sample and its replicates) at once."""
     total = group_sum(codes, d, len(levels))
-    known_total = group_sum(codes, d * kn, len(levels))
+    known_total = group_sum(codes, d * known[:, None], len(levels))
     empty = (known_total == 0) & (total > 0)
     if empty.any():
+        row, column = np.argwhere(empty)[0]
         raise WeightingError(
-            f"class {levels[empty][0]!s} has no unit of known eligibility status;"
-            " collapse it before adjusting"
+            f"class {levels[row]!s} has no unit of known eligibility status"
+            f"{_replicate(column)}; collapse it before adjusting"
         )
     factor = np.divide(total, known_total, out=np.ones_like(total), where=known_total > 0)
-    return np.where(kn, d * factor[codes], 0.0)
+    return np.where(known[:, None], d * factor[codes], 0.0)
+
+
+def _replicate(column: int) -> str:
+    return f" in replicate {column}" if column > 0 else ""
 
 
 @dataclass(frozen=True)
@@ -147,15 +159,36 @@ def adjust_nonresponse(
             f"class {levels[orphan][0]!s} has eligible units but no respondents;"
             " collapse it into its parent class (collapse_classes)"
         )
-    w = np.where(resp, d1 * np.nan_to_num(stats.factors, nan=1.0)[codes], 0.0)
-    w = np.where(~elig, d1, w)  # NE units keep d1 (outside the analysis population)
     return NonresponseAdjustment(
-        weights=w,
+        weights=adjust_nonresponse_columns(d1[:, None], elig, resp, codes, levels)[:, 0],
         classes=levels,
         factors=stats.factors,
         respondents=stats.respondents,
         eligible_total=stats.eligible_total,
     )
+
+
+def adjust_nonresponse_columns(
+    d1: FloatArray,
+    eligible: BoolArray,
+    respondent: BoolArray,
+    codes: IntArray,
+    levels: npt.NDArray[np.generic],
+) -> FloatArray:
+    """D3 on every column of d1 (n x R) within fixed classes (the full sample's collapse map)."""
+    g = len(levels)
+    e_tot = group_sum(codes, d1 * eligible[:, None], g)
+    r_tot = group_sum(codes, d1 * respondent[:, None], g)
+    orphan = (r_tot == 0) & (e_tot > 0)
+    if orphan.any():
+        row, column = np.argwhere(orphan)[0]
+        raise WeightingError(
+            f"class {levels[row]!s} has eligible units but no respondents{_replicate(column)};"
+            " collapse it into its parent class (collapse_classes)"
+        )
+    factors = np.divide(e_tot, r_tot, out=np.ones_like(e_tot), where=r_tot > 0)
+    w = np.where(respondent[:, None], d1 * factors[codes], 0.0)
+    return np.where(~eligible[:, None], d1, w)  # NE units keep d1 (outside the population)
 
 
 @dataclass(frozen=True)
@@ -436,42 +469,98 @@ def rake(
         raise WeightingError(
             f"inconsistent margins: control totals sum to {', '.join(f'{s:.10g}' for s in sums)}"
         )
-    tol = epsilon * float(d.sum()) if epsilon < 1 else epsilon
-    # R compares the full cross-table of all margin variables between sweeps.
-    joint = factorize(np.ravel_multi_index([c for c, _ in coded], [len(lev) for _, lev in coded]))[
-        0
-    ]
-    n_cells = int(joint.max()) + 1
-    old = group_sum(joint, d, n_cells)
-    w, delta, sweeps, converged = d, math.inf, 0, False
-    steps: list[FloatArray] = []
-    while sweeps < maxit:
-        steps = []
-        for (codes, levels), target in zip(coded, targets, strict=True):
-            current = group_sum(codes, w, len(levels))
-            w = w * (target / current)[codes]
-            steps.append(w)
-        new = group_sum(joint, w, n_cells)
-        delta = float(np.max(np.abs(old - new)))
-        sweeps += 1
-        if delta < tol:
-            converged = True
-            break
-        old = new
-    if not converged:
+    raked = rake_columns(
+        d[:, None],
+        [(codes, len(levels)) for codes, levels in coded],
+        [t[:, None] for t in targets],
+        epsilon=epsilon,
+        maxit=maxit,
+    )
+    if not raked.converged.all():
         _fail(
             on_nonconvergence,
-            f"raking did not converge in {sweeps} sweeps: largest cell "
-            f"change {delta:.4g} >= epsilon {tol:.4g}; raise maxit or check the margins",
+            f"raking did not converge in {raked.sweeps} sweeps: largest cell "
+            f"change {raked.delta[0]:.4g} >= epsilon {raked.tolerance[0]:.4g};"
+            " raise maxit or check the margins",
         )
+    w = raked.weights[:, 0]
     return RakeResult(
         weights=w,
         g=_ratio(w, d),
-        projection=CalibrationProjection.raking([c for c, _ in coded], steps),
-        iterations=sweeps,
+        projection=CalibrationProjection.raking([c for c, _ in coded], raked.first_steps),
+        iterations=raked.sweeps,
+        converged=bool(raked.converged[0]),
+        max_misfit=float(raked.delta[0]),
+        margin_weights=tuple(raked.first_steps),
+    )
+
+
+@dataclass(frozen=True)
+class RakedColumns:
+    """rake_columns(): raked weights (n x R) and, for column 0, each margin's weights in the
+    last sweep (what the variance projection needs)."""
+
+    weights: FloatArray
+    sweeps: int
+    converged: BoolArray  # per column
+    delta: FloatArray  # last sweep's largest cell change, per column
+    tolerance: FloatArray
+    first_steps: list[FloatArray]
+
+
+def rake_columns(
+    d: FloatArray,
+    margins: Sequence[tuple[IntArray, int]],
+    targets: Sequence[FloatArray],
+    epsilon: float = 1.0,
+    maxit: int = 10,
+) -> RakedColumns:
+    """R rake() on every column of d (n x R) at once; margins are (codes, levels) and targets
+    (levels x R) control totals (one column per weight column, or one for all).
+
+    A column stops counting as unconverged once its largest change of a joint-table cell
+    between sweeps is below epsilon (epsilon < 1: a fraction of that column's sum); sweeps
+    go on until every column has converged or maxit is reached. Extra sweeps of an already
+    converged column change it by less than its tolerance.
+    """
+    sizes = [levels for _codes, levels in margins]
+    for m, ((codes, levels), target) in enumerate(zip(margins, targets, strict=True)):
+        weighted = group_sum(codes, d, levels)
+        empty = ((np.asarray(target).reshape(levels, -1) > 0) & (weighted <= 0)).any(axis=1)
+        if empty.any():
+            raise WeightingError(
+                f"margin {m}: cell {int(np.argmax(empty))} has a control total but no sample"
+                " units (empty cell)"
+            )
+    tol = epsilon * d.sum(axis=0) if epsilon < 1 else np.full(d.shape[1], float(epsilon))
+    # R compares the full cross-table of all margin variables between sweeps.
+    joint = factorize(np.ravel_multi_index([c for c, _ in margins], sizes))[0]
+    n_cells = int(joint.max()) + 1
+    old = group_sum(joint, d, n_cells)
+    w = d
+    delta = np.full(d.shape[1], np.inf)
+    converged = np.zeros(d.shape[1], dtype=bool)
+    steps: list[FloatArray] = []
+    sweeps = 0
+    while sweeps < maxit and not converged.all():
+        steps = []
+        for (codes, levels), target in zip(margins, targets, strict=True):
+            current = group_sum(codes, w, levels)
+            ratio = np.divide(target, current, out=np.ones_like(current), where=current > 0)
+            w = w * ratio[codes]
+            steps.append(w[:, 0].copy())
+        new = group_sum(joint, w, n_cells)
+        delta = np.max(np.abs(old - new), axis=0)
+        converged |= delta < tol
+        sweeps += 1
+        old = new
+    return RakedColumns(
+        weights=w,
+        sweeps=sweeps,
         converged=converged,
-        max_misfit=delta,
-        margin_weights=tuple(steps),
+        delta=delta,
+        tolerance=tol,
+        first_steps=steps,
     )
 
 
@@ -712,3 +801,257 @@ def weight_diagnostics(
         class_totals=by_class,
         class_targets={str(k): float(v) for k, v in (targets or {}).items()},
     )
+
+
+# --- D2-D5 for the full sample and its replicates -------------------------------------------
+
+# Trimming with recalibration (D5): caps and controls count as holding within these.
+CAP_RTOL = 1e-6
+CONTROL_RTOL = 1e-6
+
+
+def trim_columns(
+    w: FloatArray, lower: float, upper: float, strict: bool = True, max_passes: int = 100
+) -> FloatArray:
+    """trim() on every column of w (n x R); strict repeats the pass until the caps hold."""
+    check_caps(w, lower, upper)
+    for _pass in range(max_passes):
+        outside = (w < lower) | (w > upper)
+        if not outside.any():
+            return w
+        if (outside.all(axis=0) & (w.shape[0] > 0)).any():
+            raise WeightingError("trim: every weight is outside the bounds; nothing to spread to")
+        clipped = np.clip(w, lower, upper)
+        excess = (w - clipped).sum(axis=0)
+        inside = (~outside).sum(axis=0)
+        w = np.where(outside, clipped, clipped + excess / np.maximum(inside, 1))
+        if not strict:
+            return w
+    raise WeightingError(f"trim: strict trimming did not settle in {max_passes} passes")
+
+
+def check_caps(w: FloatArray, lower: float, upper: float) -> None:
+    """Caps that the mean weight lies outside can never hold together with the total."""
+    mean = w.mean(axis=0) if w.shape[0] else np.zeros(0)
+    bad = (mean > upper * (1 + CAP_RTOL)) | (mean < lower * (1 - CAP_RTOL))
+    if bad.any():
+        raise WeightingError(
+            f"trim: the caps [{max(lower, 0):g}, {upper:g}] cannot hold, the mean weight is"
+            f" {mean[bad][0]:.6g}; widen the caps"
+        )
+
+
+@dataclass(frozen=True)
+class Margin:
+    """A calibration variable: its levels, every sampled case's level code (-1 = none) and
+    external control totals (None: estimated from the whole sample, D4)."""
+
+    name: str
+    levels: npt.NDArray[np.str_]
+    codes: IntArray
+    fixed: FloatArray | None = None
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    weights: FloatArray  # n x R: respondents' final weights, 0 for everyone else
+    controls: list[FloatArray]  # per margin, levels x R
+    projection: CalibrationProjection | None  # Taylor residualisation of column 0
+    trim_rounds: int
+
+
+@dataclass(frozen=True)
+class WeightingPlan:
+    """Steps D2-D5 with every data-dependent choice frozen on the full sample (collapsed
+    classes, margins, control source, caps), so that the full sample and each replicate
+    are weighted alike: `apply` takes base weights n x R (column 0 the full sample)."""
+
+    known: BoolArray
+    eligible: BoolArray
+    respondent: BoolArray
+    unknown_classes: tuple[IntArray, npt.NDArray[np.generic]]
+    classes: tuple[IntArray, npt.NDArray[np.generic]]
+    calibration: str = "none"  # none, poststratify, raking, linear, logit
+    margins: tuple[Margin, ...] = ()
+    bounds: tuple[float, float] = (-math.inf, math.inf)
+    epsilon: float = 1e-10
+    maxit: int = 100
+    trim_lower: float | None = None
+    trim_upper: float | None = None
+    trim_rounds: int = 10
+
+    def apply(self, base: FloatArray) -> PlanResult:
+        d1 = adjust_unknown_columns(base, self.known, *self.unknown_classes)
+        adjusted = adjust_nonresponse_columns(d1, self.eligible, self.respondent, *self.classes)
+        w = adjusted[self.respondent]
+        controls = self.controls(d1)
+        projection = None
+        if self.calibration != "none":
+            w, projection = self._calibrate(w, controls)
+        rounds = 0
+        if self.trim_lower is not None or self.trim_upper is not None:
+            w, projection, rounds = self._trim(w, controls, projection)
+        out = np.zeros_like(base)
+        out[self.respondent] = w
+        return PlanResult(out, controls, projection, rounds)
+
+    def controls(self, d1: FloatArray) -> list[FloatArray]:
+        """Each margin's controls: the file's, or the sum of d1 over known-eligible cases."""
+        out = []
+        for margin in self.margins:
+            if margin.fixed is not None:
+                shape = (margin.levels.size, d1.shape[1])
+                out.append(np.broadcast_to(margin.fixed[:, None], shape))
+                continue
+            inside = self.eligible & (margin.codes >= 0)
+            out.append(group_sum(margin.codes[inside], d1[inside], margin.levels.size))
+        return out
+
+    def _codes(self) -> list[IntArray]:
+        codes = []
+        for margin in self.margins:
+            here = margin.codes[self.respondent]
+            if (here < 0).any():
+                raise WeightingError(
+                    f"calibration: {margin.name} has respondents in a level without a control total"
+                )
+            codes.append(here)
+        return codes
+
+    def _calibrate(
+        self, w: FloatArray, controls: list[FloatArray]
+    ) -> tuple[FloatArray, CalibrationProjection]:
+        codes = self._codes()
+        for margin, code, target in zip(self.margins, codes, controls, strict=True):
+            counts = np.bincount(code, minlength=margin.levels.size)
+            empty = (target > 0).any(axis=1) & (counts == 0)
+            if empty.any():
+                raise WeightingError(
+                    f"calibration: {margin.name}={margin.levels[np.argmax(empty)]} has eligible"
+                    " firms but no respondents; calibrate to a coarser variable"
+                )
+        if self.calibration == "poststratify":
+            current = group_sum(codes[0], w, self.margins[0].levels.size)
+            new = (
+                w
+                * np.divide(controls[0], current, out=np.ones_like(current), where=current > 0)[
+                    codes[0]
+                ]
+            )
+            return new, CalibrationProjection.poststrat(codes[0], w[:, 0], new[:, 0])
+        if self.calibration == "raking":
+            return self._rake(w, codes, controls)
+        return self._greg(w, codes, controls)
+
+    def _rake(
+        self, w: FloatArray, codes: list[IntArray], controls: list[FloatArray]
+    ) -> tuple[FloatArray, CalibrationProjection]:
+        sums = np.stack([c.sum(axis=0) for c in controls])
+        if np.any(np.abs(sums - sums[0]) > MARGIN_RTOL * np.abs(sums[0])):
+            raise WeightingError(
+                "inconsistent margins: control totals sum to "
+                + ", ".join(f"{s:.10g}" for s in sums[:, 0])
+            )
+        raked = rake_columns(
+            w,
+            [(c, m.levels.size) for c, m in zip(codes, self.margins, strict=True)],
+            controls,
+            epsilon=self.epsilon,
+            maxit=self.maxit,
+        )
+        if not raked.converged.all():
+            column = int(np.argmin(raked.converged))
+            raise WeightingError(
+                f"raking did not converge in {raked.sweeps} sweeps{_replicate(column)}: largest"
+                f" cell change {raked.delta[column]:.4g} >= epsilon"
+                f" {raked.tolerance[column]:.4g}; raise the sweeps or check the margins"
+            )
+        return raked.weights, CalibrationProjection.raking(codes, raked.first_steps)
+
+    def _greg(
+        self, w: FloatArray, codes: list[IntArray], controls: list[FloatArray]
+    ) -> tuple[FloatArray, CalibrationProjection]:
+        # Intercept plus all but the first level of each margin: a full-rank model.
+        columns = [np.ones(w.shape[0])]
+        rows = [controls[0].sum(axis=0)]
+        for margin, code, target in zip(self.margins, codes, controls, strict=True):
+            for level in range(1, margin.levels.size):
+                columns.append((code == level).astype(np.float64))
+                rows.append(target[level])
+        x, population = np.column_stack(columns), np.stack(rows)
+        bounds = self.bounds if self.calibration == "logit" else (-math.inf, math.inf)
+        out = np.empty_like(w)
+        projection = None
+        for column in range(w.shape[1]):
+            try:
+                result = calibrate(
+                    w[:, column],
+                    x,
+                    population[:, column],
+                    self.calibration,  # type: ignore[arg-type]
+                    bounds,
+                )
+            except WeightingError as exc:
+                raise WeightingError(f"{exc}{_replicate(column)}") from None
+            out[:, column] = result.weights
+            projection = result.projection if projection is None else projection
+        assert projection is not None
+        return out, projection
+
+    def _trim(
+        self,
+        w: FloatArray,
+        controls: list[FloatArray],
+        projection: CalibrationProjection | None,
+    ) -> tuple[FloatArray, CalibrationProjection | None, int]:
+        """Clip to the caps and calibrate the other weights again, until both the caps and
+        the controls hold, at most trim_rounds times (D5). A weight once clipped stays at
+        its cap and the others are calibrated to what the controls leave them, so each
+        round can only add capped units. Without calibration the clipped excess is spread
+        equally over the other weights (R trimWeights), keeping the sum of weights."""
+        lower = -math.inf if self.trim_lower is None else self.trim_lower
+        upper = math.inf if self.trim_upper is None else self.trim_upper
+        if self.calibration == "none":
+            return trim_columns(w, lower, upper), projection, 1
+        check_caps(w, lower, upper)
+        fixed = np.zeros(w.shape, dtype=bool)
+        for rounds in range(1, self.trim_rounds + 1):
+            fixed |= (w > upper) | (w < lower)
+            w = np.clip(w, lower, upper)
+            if self._controls_hold(w, controls).all():
+                return w, projection, rounds
+            held = np.where(fixed, w, 0.0)
+            left = [
+                target - group_sum(code, held, margin.levels.size)
+                for code, margin, target in zip(self._codes(), self.margins, controls, strict=True)
+            ]
+            if any((rest < 0).any() for rest in left):
+                break
+            try:
+                free, projection = self._calibrate(np.where(fixed, 0.0, w), left)
+            except WeightingError:
+                break
+            w = held + free
+            if (self._caps_hold(w, lower, upper) & self._controls_hold(w, controls)).all():
+                return w, projection, rounds
+        raise WeightingError(self._trim_failure(w, lower, upper))
+
+    def _caps_hold(self, w: FloatArray, lower: float, upper: float) -> BoolArray:
+        low = lower - CAP_RTOL * abs(lower) if math.isfinite(lower) else -math.inf
+        return np.asarray(((w >= low) & (w <= upper * (1 + CAP_RTOL))).all(axis=0))
+
+    def _controls_hold(self, w: FloatArray, controls: list[FloatArray]) -> BoolArray:
+        ok = np.ones(w.shape[1], dtype=bool)
+        for code, margin, target in zip(self._codes(), self.margins, controls, strict=True):
+            achieved = group_sum(code, w, margin.levels.size)
+            ok &= (np.abs(achieved - target) <= CONTROL_RTOL * np.abs(target)).all(axis=0)
+        return ok
+
+    def _trim_failure(self, w: FloatArray, lower: float, upper: float) -> str:
+        column = int(np.argmin(self._caps_hold(w, lower, upper)))
+        return (
+            f"trimming and calibration did not settle in {self.trim_rounds} rounds"
+            f"{_replicate(column)}: the weights range from {w[:, column].min():.6g} to"
+            f" {w[:, column].max():.6g} against the caps [{max(lower, 0):g}, {upper:g}] when the"
+            " controls hold; widen the caps or calibrate to fewer margins"
+        )

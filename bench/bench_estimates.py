@@ -1,20 +1,27 @@
-"""A whole estimate run (read from PostgreSQL, weight, estimate, write) at 5,000 respondents
-and at 163,273 (a census), without and with raking; then the estimation engine beside R.
+"""A whole recompute, process start to published run (`manage.py recompute --force` in a
+fresh process: read from PostgreSQL, weight, estimate every question and domain, write), at
+5,000 sampled firms and at 163,273 (a census), with Taylor and with 500 Rao-Wu bootstrap
+replicates; R survey timed on the same respondent file beside each; then the estimation
+engine alone beside R.
 
     make bench-estimates
 
-Targets: 5,000 respondents under 1 s (raking under 2 s), 163,273 under 10 s (raking under
-20 s), memory growing linearly with the respondents.
+Targets (issue 11): 5,000 under 1.5 s with Taylor and under 5 s with 500 bootstrap
+replicates; the census under 5 s with Taylor and a peak RSS under 400 MB.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import resource
+import csv
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,50 +59,127 @@ def build(slug: str, respondents: int) -> object:
     return survey
 
 
-def timed_run(slug: str) -> None:
-    """In a fresh process: a run without and with raking; RSS then shows this size's peak."""
+RUNS: tuple[tuple[int, str, list[str]], ...] = (
+    # (respondents, label, recompute arguments)
+    (5_000, "taylor", []),
+    (5_000, "raking", ["--calibration", "raking", "--margins", "size_class,region_area"]),
+    (5_000, "bootstrap", ["--variance", "bootstrap", "--replicates", "500"]),
+    (163_273, "taylor", []),
+    (163_273, "raking", ["--calibration", "raking", "--margins", "size_class,region_area"]),
+)
+R_SCRIPT = r"""
+suppressMessages(library(survey))
+args <- commandArgs(TRUE)
+d <- read.csv(args[1])
+items <- grep("^y", names(d), value = TRUE)
+started <- proc.time()[["elapsed"]]
+if (args[2] == "taylor") {
+  des <- svydesign(ids = ~1, strata = ~stratum, fpc = ~N_h, weights = ~w, data = d)
+} else {
+  des <- svrepdesign(data = d, weights = ~w, repweights = "^rw_", type = "bootstrap",
+                     scale = 1 / (sum(startsWith(names(d), "rw_")) - 1), mse = FALSE)
+}
+# One item at a time, as the platform: each item's own respondents (na.rm per item).
+for (item in items) {
+  f <- reformulate(item)
+  # try(): an item nobody answered has no estimate (the platform flags it NO_DATA)
+  try(svymean(f, des, na.rm = TRUE), silent = TRUE)
+  for (v in c("size_class", "industry_group", "region_area", "region"))
+    try(svyby(f, as.formula(paste0("~", v)), des, svymean, na.rm = TRUE), silent = TRUE)
+}
+cat("ELAPSED", proc.time()[["elapsed"]] - started, "\n")
+"""
+
+
+def timed_recompute(slug: str, arguments: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of `manage.py recompute` in a fresh process."""
+    command = [sys.executable, str(ROOT / "manage.py"), "recompute", slug, "--force", *arguments]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=common.production_env())
+    _pid, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"recompute failed: {' '.join(command)}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def in_process_seconds(slug: str) -> float:
+    """Load, weighting, estimation and write of the latest run (without process start)."""
+    from analytics.models import EstimateRun
+
+    run = EstimateRun.objects.filter(survey__slug=slug).order_by("-number").first()
+    assert run is not None
+    return float(sum(v for v in run.timings.values() if isinstance(v, int | float)))
+
+
+def r_seconds(slug: str, label: str) -> str:
+    """R survey on the run's respondent file: svymean and svyby over the same items."""
+    # The census in R takes many minutes: bench_engine times R there on the same design.
+    if shutil.which("Rscript") is None or label == "raking" or slug.endswith("163273"):
+        return ""
     from analytics import pipeline
-    from analytics.spec import WeightingSpec
+    from analytics.models import EstimateRun
     from surveys.models import Survey
 
     survey = Survey.objects.get(slug=slug)
-    plain = WeightingSpec()
-    raked = dataclasses.replace(plain, calibration="raking", margins=("size_class", "region_area"))
-    for label, spec in (("none", plain), ("raking", raked)):
-        started = time.perf_counter()
-        run = pipeline.recompute(survey, trigger="bench", spec=spec, force=True)
-        elapsed = time.perf_counter() - started
-        assert run is not None
-        t = run.timings
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"{run.snapshot['respondents']:>12,} {label:<8} {elapsed:>8.2f} {t['load']:>6.2f} "
-            f"{t['weighting']:>7.2f} {t['estimation']:>7.2f} {t['write']:>6.2f} "
-            f"{run.estimates.count():>9,} {rss:>9.0f}",
-            flush=True,
+    run = EstimateRun.objects.latest_published(survey)
+    assert run is not None
+    snapshot = pipeline.load_snapshot(survey)
+    respondent = snapshot.respondent
+    weights = pipeline.run_weights(run)
+    columns = {
+        "stratum": snapshot.strata[respondent],
+        "N_h": snapshot.population[respondent],
+        "w": np.array([weights[int(c)][1] for c in snapshot.case_ids[respondent]]),
+        **{v: snapshot.variables[v][respondent] for v in
+           ("size_class", "industry_group", "region_area", "region")},
+        **{f"y{j}": snapshot.y[:, j] for j in range(snapshot.y.shape[1])},
+    }  # fmt: skip
+    stored = pipeline.run_replicates(run)
+    if stored is not None:
+        order = np.searchsorted(stored.case_ids, snapshot.case_ids[respondent])
+        columns.update({f"rw_{k + 1}": stored.weights[order, k] for k in range(stored.count)})
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "respondents.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows(zip(*(c.tolist() for c in columns.values()), strict=True))
+        kind = "bootstrap" if stored is not None else "taylor"
+        out = subprocess.run(
+            ["Rscript", "-e", R_SCRIPT, str(path), kind], capture_output=True, text=True
         )
+    for line in out.stdout.splitlines():
+        if line.startswith("ELAPSED"):
+            return f"{float(line.split()[1]):.2f}"
+    return "failed"
 
 
 def main() -> None:
     common.setup_django()
-    if len(sys.argv) > 2 and sys.argv[1] == "--run":
-        timed_run(sys.argv[2])
-        return
     from surveys.models import Response
 
-    slugs = []
-    for size in SIZES:
+    slugs = {}
+    for size in sorted({size for size, _label, _args in RUNS}):
         slug = f"bench_estimates_{size}"
         if Response.objects.filter(case__survey__slug=slug).count() != size:
             build(slug, size)
-        slugs.append(slug)
-    print("whole run: read from PostgreSQL, weight, estimate (every question and domain), write")
+        slugs[size] = slug
+    print("whole recompute, process start to published run (manage.py recompute --force)")
     print(
-        f"{'respondents':>12} {'weights':<8} {'total s':>8} {'load':>6} {'weight':>7} "
-        f"{'estim.':>7} {'write':>6} {'estimates':>9} {'RSS MiB':>9}"
+        f"{'respondents':>12} {'run':<10} {'wall s':>8} {'in-process s':>13} "
+        f"{'peak RSS MiB':>13} {'R survey s':>11}"
     )
-    for slug in slugs:
-        subprocess.run([sys.executable, __file__, "--run", slug], check=True)
+    for size, label, arguments in RUNS:
+        elapsed, rss = timed_recompute(slugs[size], arguments)
+        inside = in_process_seconds(slugs[size])
+        r = r_seconds(slugs[size], label)
+        print(f"{size:>12,} {label:<10} {elapsed:>8.2f} {inside:>13.2f} {rss:>13.0f} {r:>11}")
+    print("(R: svymean and svyby over the same items, one at a time, and 4 domain variables")
+    print(" on the run's respondent file, estimation only; bootstrap: svrepdesign on the run's")
+    print(" replicate weights; the census in R: see the engine benchmark below)")
+    if "--no-engine" in sys.argv:
+        return
     print("\nestimation engine alone, beside R's survey package (if Rscript is installed):")
     subprocess.run([sys.executable, str(ROOT / "bench" / "bench_engine.py")], check=True)
 

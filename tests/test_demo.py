@@ -26,6 +26,9 @@ def test_the_demo_builds_a_survey_in_the_field_and_prints_working_links() -> Non
     waves = list(Wave.objects.order_by("starts_at"))
     assert len(waves) == 4 and all(w.official_run for w in waves[:3])
     assert EstimateRun.objects.filter(status="published").count() >= 4
+    latest = EstimateRun.objects.filter(status="published").order_by("-number").first()
+    assert latest is not None and latest.spec["variance"] == "bootstrap"
+    assert latest.diagnostics["controls"]["source"] == "sample"
     link = next(line.split()[-1] for line in text.splitlines() if "/r/" in line)
     assert Client().get(link.replace("http://127.0.0.1:8000", ""), follow=True).status_code == 200
     manager = Client()

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from surveys import expressions
 from surveys.questionnaire import Question
 
+from . import replicates
 from .microdata import DUMMY_TEXTS, Missing, Variable, microdata_layout
 from .options import LANGUAGES, ExportOptions
 from .tables import Table
@@ -24,6 +25,11 @@ CODEBOOK_COLUMNS = (
 
 
 def codebook_entries(options: ExportOptions) -> Iterator[dict[str, Any]]:
+    yield from _layout_entries(options)
+    yield from replicates.codebook_rows(options.run)
+
+
+def _layout_entries(options: ExportOptions) -> Iterator[dict[str, Any]]:
     layout = microdata_layout(options.survey, identified=True)
     questions = union_questions(options.survey)
     for variable in layout.variables:
@@ -109,6 +115,7 @@ def write_codebook_json(options: ExportOptions, out: IO[bytes]) -> int:
         "title": options.survey.title_in(options.language),
         "language": options.language,
         "generated_at": timezone.now().isoformat(),
+        "weighting": replicates.weighting_section(options.run),
         "variables": entries,
     }
     out.write(json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8"))

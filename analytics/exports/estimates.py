@@ -26,8 +26,12 @@ from .xlsx import Styles, new_workbook, write_row, write_table_sheet
 
 ESTIMATE_COLUMNS = (
     "item", "option", "statistic", "domain", "domain_value", "estimate", "se", "ci_low",
-    "ci_high", "cv", "deff", "n", "population", "df", "flag", "suppressed",
+    "ci_high", "cv", "deff", "n", "population", "df", "flag", "suppressed", "grade",
 )  # fmt: skip
+# Blank in every download of a suppressed cell: each gives the value away (N̂·p, CV, CI).
+SUPPRESSED_BLANK = ("estimate", "se", "ci_low", "ci_high", "cv", "deff", "population", "grade")
+_BLANK = [ESTIMATE_COLUMNS.index(name) for name in SUPPRESSED_BLANK]
+_SUPPRESSED = ESTIMATE_COLUMNS.index("suppressed")
 
 
 def estimates_table(options: ExportOptions) -> Table:
@@ -37,14 +41,21 @@ def estimates_table(options: ExportOptions) -> Table:
         .values_list(*ESTIMATE_COLUMNS)
         .iterator(chunk_size=5000)
     )
-    return Table(ESTIMATE_COLUMNS, rows, row_count(options), sheet=_("all estimates"))
+    published = (_blanked(row) for row in rows)
+    return Table(ESTIMATE_COLUMNS, published, row_count(options), sheet=_("all estimates"))
+
+
+def _blanked(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not row[_SUPPRESSED]:
+        return row
+    values = list(row)
+    for index in _BLANK:
+        values[index] = None
+    return tuple(values)
 
 
 STATISTIC_LABELS = dict(Estimate.Statistic.choices)
-SUPPRESS_CODES = (
-    quality.NO_DATA, quality.MIN_N, quality.MIN_CELL, quality.DOMINANCE, quality.NCHS_N,
-    quality.NCHS_NEFF, quality.NCHS_WIDTH, quality.NCHS_RELATIVE_WIDTH, quality.RSE_HIGH,
-)  # fmt: skip
+SUPPRESS_CODES = quality.CONFIDENTIALITY
 REVIEW_CODES = (quality.RSE_UNDEFINED, quality.DF_LOW, quality.P_EXTREME)
 FLAG_TEXTS = {
     quality.OK: gettext_lazy("Meets the reliability standards."),
@@ -58,7 +69,7 @@ FLAG_TEXTS = {
     quality.NCHS_RELATIVE_WIDTH: gettext_lazy(
         "Confidence interval too wide for a small share (NCHS)."
     ),
-    quality.RSE_HIGH: gettext_lazy("Relative standard error above 50 %: too unreliable."),
+    quality.RSE_HIGH: gettext_lazy("Relative standard error above 50 %: use with great caution."),
     quality.RSE_UNDEFINED: gettext_lazy("Relative standard error undefined (estimate 0)."),
     quality.DF_LOW: gettext_lazy("Fewer than 8 degrees of freedom: review."),
     quality.P_EXTREME: gettext_lazy("Estimate of exactly 0 or 100 %: review."),
@@ -77,7 +88,7 @@ def _flag_level(code: str) -> str:
         return quality.SUPPRESS
     if code in REVIEW_CODES:
         return quality.REVIEW
-    return quality.CAUTION if code == quality.RSE_CAUTION else quality.OK
+    return quality.CAUTION if code in quality.RELIABILITY else quality.OK
 
 
 @dataclass
@@ -113,6 +124,7 @@ def write_estimates_xlsx(options: ExportOptions, out: IO[bytes], progress: Progr
     for domain in _domains(run):
         _domain_sheet(book, styles, run, domain, labels)
     _legend_sheet(book, styles)
+    _controls_sheet(book, styles, run)
     written = write_table_sheet(book, styles, estimates_table(options), progress)
     book.close()
     return written
@@ -177,7 +189,7 @@ PUBLICATION_COLUMNS = (
     (gettext_lazy("estimate"), 11), (gettext_lazy("standard error"), 11),
     (gettext_lazy("CI lower"), 11), (gettext_lazy("CI upper"), 11), (gettext_lazy("CV"), 9),
     (gettext_lazy("design effect"), 9), (gettext_lazy("respondents (n)"), 10),
-    (gettext_lazy("population"), 12), (gettext_lazy("flag"), 30),
+    (gettext_lazy("population"), 12), (gettext_lazy("flag"), 30), (gettext_lazy("grade"), 7),
 )  # fmt: skip
 
 
@@ -217,6 +229,31 @@ def _publication_row(sheet: Any, r: int, row: Estimate, labels: Labeller, styles
             sheet.write_number(r, 7 + offset, shown, fmt)
     if row.flag:
         sheet.write_string(r, 15, safe_cell(row.flag))
+    if row.grade and not row.suppressed:
+        sheet.write_string(r, 16, row.grade)
+
+
+def _controls_sheet(book: Any, styles: Styles, run: EstimateRun) -> None:
+    """The calibration controls of the run, to rake to the same numbers elsewhere."""
+    controls = (run.diagnostics or {}).get("controls") or {}
+    if not controls.get("margins"):
+        return
+    sheet = book.add_worksheet(_("Controls")[:31])
+    sheet.set_column(0, 1, 20)
+    sheet.set_column(2, 3, 22)
+    header = [_("variable"), _("level"), _("control"), _("sum of final weights")]
+    sheet.write_row(0, 0, header, styles.header)
+    for r, margin in enumerate(controls["margins"], start=1):
+        sheet.write_string(r, 0, safe_cell(str(margin["variable"])))
+        sheet.write_string(r, 1, safe_cell(str(margin["level"])))
+        sheet.write_number(r, 2, margin["control"])
+        sheet.write_number(r, 3, margin["weighted"])
+    source = _("uploaded file") if controls.get("source") == "file" else _("whole sample")
+    note = _("Eligible-population controls (%(source)s), method %(method)s.") % {
+        "source": source,
+        "method": controls.get("method", ""),
+    }
+    sheet.write_string(len(controls["margins"]) + 2, 0, note)
 
 
 def _legend_sheet(book: Any, styles: Styles) -> None:
@@ -229,6 +266,8 @@ def _legend_sheet(book: Any, styles: Styles) -> None:
         sheet.write_row(r, 0, [code, str(LEVEL_TEXTS[_flag_level(code)]), str(text)])
     note = _(
         "A cell may carry several flags joined by “+” (cut at 32 characters). Suppressed "
-        "cells are blank in the publication sheets and keep their values in “%(sheet)s”."
-    ) % {"sheet": _("all estimates")}
+        "cells (confidentiality only) are blank in every sheet and every download. The grade "
+        "A–E rates the coefficient of variation as Statistics Canada does: A under 5 per cent, "
+        "B under 10, C under 15, D under 25, E 25 and above (use with caution)."
+    )
     sheet.write_string(len(FLAG_TEXTS) + 2, 0, note)

@@ -28,6 +28,8 @@ from surveys.models import Response, Survey
 from surveys.questionnaire import Form, Question, pick
 
 from ..models import EstimateRun
+from ..pipeline import StoredReplicates, run_replicates
+from . import replicates
 from .options import ExportOptions
 from .tables import PROGRESS_EVERY, Progress, Table
 from .versions import Version, survey_versions, union_questions
@@ -370,11 +372,14 @@ class Records:
         self.relevance = {v.pk: _Relevance(v) for v in self.layout.versions}
         self.total = Case.objects.in_sample().filter(survey=options.survey).count()
         self.survey = options.survey
+        self.replicates = run_replicates(options.run)
+        self.layout.variables += replicate_variables(self.replicates)
 
     def __iter__(self) -> Iterator[list[Any]]:
         answers = self.layout.answers
         for row in _case_rows(self.survey):
-            yield self._design(row) + self._answers(row, answers)
+            values = self._design(row) + self._answers(row, answers)
+            yield values + replicates.replicate_values(self.replicates, row.pk)
 
     def _design(self, row: _CaseRow) -> list[Any]:
         stratum = self.strata[row.stratum_id]
@@ -663,3 +668,13 @@ def _note(options: ExportOptions) -> str:
     assert run is not None
     as_of = timezone.localtime(run.data_as_of).isoformat() if run.data_as_of else ""
     return f"{options.survey.slug}: estimate run {run.number}, data as of {as_of}"
+
+
+def replicate_variables(stored: StoredReplicates | None) -> list[Variable]:
+    """The replicate-weight columns rw_1 ... rw_R of a run with replicate variance."""
+    if stored is None:
+        return []
+    return [
+        Variable(name, "decimal", label, stat_name=name)
+        for name, label in replicates.replicate_labels(stored)
+    ]

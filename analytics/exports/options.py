@@ -21,6 +21,9 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "response-rates": ("csv",),
 }
 NEEDS_RUN = ("estimates", "microdata")
+# Uses the chosen (else the latest) published run when there is one: the codebook describes
+# that run's weights (controls, replicate weights and how R and Stata combine them).
+USES_RUN = ("codebook",)
 LANGUAGES = ("ko", "en")
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -99,12 +102,21 @@ def make_options(
         what=what,
         format=fmt,
         language=language,
-        run=find_run(survey, run_number) if what in NEEDS_RUN else None,
+        run=_run_for(survey, what, run_number),
         identified=identified,
         contact=contact and what in ("fieldwork", "contacts"),
         weighted=weighted and what == "response-rates",
         labelled=labelled and what == "microdata" and fmt in ("csv", "xlsx"),
     )
+
+
+def _run_for(survey: Survey, what: str, number: int | None) -> EstimateRun | None:
+    if what in NEEDS_RUN:
+        return find_run(survey, number)
+    published = EstimateRun.objects.published().filter(survey=survey)
+    if what in USES_RUN and (number or published.exists()):
+        return find_run(survey, number)
+    return None
 
 
 def find_run(survey: Survey, number: int | None) -> EstimateRun:

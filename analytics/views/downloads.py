@@ -120,7 +120,7 @@ class ExportForm(forms.Form):
         self.survey, self.what = survey, what
         _choices(self, "format", [(f, FORMAT_LABELS[f]) for f in exports.FORMATS[what]])
         _choices(self, "run", [(r.number, _run_label(r)) for r in runs])
-        if what not in exports.NEEDS_RUN or not runs:
+        if what not in (*exports.NEEDS_RUN, *exports.USES_RUN) or not runs:
             del self.fields["run"]
         if what != "microdata" or not user.has_perm(IDENTIFIED):
             del self.fields["identified"]

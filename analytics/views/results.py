@@ -60,10 +60,10 @@ REASON_ORDER = (
 )
 MARKERS = {code: "abcdefghijklmn"[k] for k, code in enumerate(REASON_ORDER)}
 REASON_LEVELS = {
-    **dict.fromkeys(REASON_ORDER[:9], quality.SUPPRESS),
+    **dict.fromkeys(quality.CONFIDENTIALITY, quality.SUPPRESS),
     quality.COMPLEMENTARY: quality.SUPPRESS,
+    **dict.fromkeys(quality.RELIABILITY, quality.CAUTION),
     **dict.fromkeys((quality.RSE_UNDEFINED, quality.DF_LOW, quality.P_EXTREME), quality.REVIEW),
-    quality.RSE_CAUTION: quality.CAUTION,
 }
 
 DOMAIN_TITLES = {

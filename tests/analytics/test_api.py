@@ -224,8 +224,13 @@ def test_suppressed_values_never_leave_the_server(
     # cell's: the two options of a yes/no question share it)
     suppressed = Estimate.objects.filter(run=run, suppressed=True)
     values = suppressed.values_list("estimate", flat=True)
-    hidden = [v for v in values if v is not None and len(repr(v)) > 12]
-    assert suppressed.count() > 100 and hidden
+    published = {
+        value
+        for row in Estimate.objects.filter(run=run, suppressed=False).values_list(*VALUE_FIELDS)
+        for value in row
+    }
+    hidden = [v for v in values if v is not None and len(repr(v)) > 12 and v not in published]
+    assert suppressed.count() > 30 and hidden
 
     # when
     response = get(token, f"/surveys/{survey.slug}/runs/{run.number}/estimates/", limit=10000)
@@ -251,7 +256,22 @@ def test_a_suppressed_cell_carries_its_reasons(
     [row] = response.json()["results"]
     assert row["suppressed"] is True
     assert row["reasons"] == ["CONFIDENTIALITY_MIN_CELL", "NCHS_REL_WIDTH_GT_130"]
-    assert row["n"] == 75
+    assert row["n"] == 75 and row["grade"] == ""
+
+
+def test_published_cells_carry_their_quality_grade(
+    survey: Survey, run: EstimateRun, token: str
+) -> None:
+    path = f"/surveys/{survey.slug}/runs/{run.number}/estimates/"
+
+    [overall] = get(token, path, item="sf_adopted", option="yes", domain="all").json()["results"]
+    [micro] = get(
+        token, path, item="sf_adopted", option="yes", domain="size_class", domain_value="micro"
+    ).json()["results"]
+
+    # CV 13.6 % (C, good) and 37.0 % (E, use with caution: published, with its warning)
+    assert (overall["grade"], overall["quality"]) == ("C", "ok")
+    assert (micro["grade"], micro["quality"], micro["suppressed"]) == ("E", "caution", False)
 
 
 # --- fieldwork --------------------------------------------------------------------------------

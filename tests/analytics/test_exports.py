@@ -99,24 +99,59 @@ def test_the_estimates_csv_holds_every_estimate_with_the_exact_columns(run: Esti
     assert numeric["option"] == "" and numeric["statistic"] in ("mean", "total")
 
 
-def test_suppressed_estimates_keep_their_values_in_the_csv(run: EstimateRun) -> None:
-    # given: a suppressed cell that has an estimate
-    hidden = Estimate.objects.filter(run=run, suppressed=True, estimate__isnull=False).first()
-    assert hidden is not None
+VALUE_COLUMNS = ("estimate", "se", "ci_low", "ci_high", "cv", "deff", "population")
+
+
+def hidden_values(run: EstimateRun) -> set[float]:
+    """Values of suppressed cells that no published cell shares and that are not whole
+    numbers (counts, df): they must appear nowhere."""
+    published = {
+        round(v, 9)
+        for row in Estimate.objects.filter(run=run, suppressed=False).values_list(*VALUE_COLUMNS)
+        for v in row
+        if v is not None
+    }
+    return {
+        round(v, 9)
+        for row in Estimate.objects.filter(run=run, suppressed=True).values_list(*VALUE_COLUMNS)
+        for v in row
+        if v is not None and v != round(v) and round(v, 9) not in published
+    }
+
+
+def test_suppressed_estimates_are_blank_in_the_csv(run: EstimateRun) -> None:
+    # given: suppressed cells whose values were computed
+    hidden = hidden_values(run)
+    assert len(hidden) > 20
 
     # when
     rows = csv_rows(export(run.survey, "estimates", "csv"))
 
-    # then
-    row = next(
-        r
-        for r in rows
-        if (r["item"], r["option"], r["statistic"], r["domain"], r["domain_value"])
-        == (hidden.item, hidden.option, hidden.statistic, hidden.domain, hidden.domain_value)
+    # then: their rows keep the reasons and n, never a value
+    suppressed = [r for r in rows if r["suppressed"] == "1"]
+    assert len(suppressed) == Estimate.objects.filter(run=run, suppressed=True).count()
+    for row in suppressed:
+        assert all(row[c] == "" for c in (*VALUE_COLUMNS, "grade")), row
+        assert row["flag"] and row["n"]
+    shown = {round(float(r[c]), 9) for r in rows for c in VALUE_COLUMNS if r[c] not in ("",)}
+    assert not shown & hidden
+
+
+def test_no_sheet_of_the_workbook_carries_a_suppressed_value(run: EstimateRun) -> None:
+    hidden = hidden_values(run)
+
+    book = openpyxl.load_workbook(
+        io.BytesIO(export(run.survey, "estimates", "xlsx", language="en"))
     )
-    assert row["suppressed"] == "1"
-    assert float(row["estimate"]) == pytest.approx(hidden.estimate)
-    assert row["flag"] == hidden.flag
+
+    numbers = {
+        round(float(value), 9)
+        for sheet in book.worksheets
+        for row in sheet.iter_rows(values_only=True)
+        for value in row
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    assert hidden and not numbers & hidden, sorted(numbers & hidden)[:10]
 
 
 def test_the_estimates_workbook_has_a_cover_domain_sheets_a_legend_and_every_value(
@@ -149,7 +184,7 @@ def test_the_estimates_workbook_has_a_cover_domain_sheets_a_legend_and_every_val
     assert len(full) - 1 == Estimate.objects.filter(run=run).count()
 
 
-def test_suppressed_cells_are_blank_in_the_publication_sheets_only(run: EstimateRun) -> None:
+def test_suppressed_cells_are_blank_in_the_publication_sheets(run: EstimateRun) -> None:
     # given
     hidden = Estimate.objects.filter(
         run=run, suppressed=True, estimate__isnull=False, domain="size_class"
@@ -175,7 +210,7 @@ def test_suppressed_cells_are_blank_in_the_publication_sheets_only(run: Estimate
     assert published[13] == hidden.n and published[15] == hidden.flag
     everything = book["all estimates"].iter_rows(min_row=2, values_only=True)
     full = next(r for r in everything if same(r, 0, 1, 4) and r[3] == "size_class")
-    assert full[5] == pytest.approx(hidden.estimate)
+    assert full[5] is None and full[15] in (True, 1)
 
 
 def test_estimates_can_be_exported_with_english_labels(run: EstimateRun) -> None:

@@ -11,7 +11,8 @@ import pytest
 from django.utils import timezone
 
 from analytics import pipeline
-from analytics.models import Estimate, EstimateRun
+from analytics.models import Estimate, EstimateRun, WeightingSpec
+from analytics.spec import WeightingSpec as Spec
 from respondents.models import Case, FrameUnit, SampleDesign, Stratum
 from surveys.models import Response, Survey
 from tests.factories import business_id
@@ -28,6 +29,8 @@ CODES = {
     "NE": "4.21",
 }
 REGION = {"capital": "Gyeonggi", "noncapital": "Busan"}
+# The R reference (smf_expected.R) adjusts within every stratum, however few respond there.
+R_REFERENCE_SPEC = Spec(min_respondents=2, max_adjustment=None)
 
 
 def answers_of(row: dict[str, str]) -> dict[str, Any]:
@@ -51,7 +54,9 @@ def answers_of(row: dict[str, str]) -> dict[str, Any]:
 
 
 def load_synthetic_case(survey: Survey) -> None:
+    """The R synthetic case as a survey, with the R reference's weighting spec (version 1)."""
     rows = list(csv.DictReader(FIXTURE.open()))
+    WeightingSpec.objects.create(survey=survey, version=1, spec=R_REFERENCE_SPEC.to_json())
     design = SampleDesign.objects.create(
         survey=survey,
         strata_variables=["stratum_code"],

@@ -155,18 +155,19 @@ def test_suppressed_cells_are_blank_and_explained(survey: Survey, run: EstimateR
     production = Estimate.objects.get(
         run=run, item="main_area", option="production_mgmt", domain="all"
     )
-    assert advanced.suppressed and production.suppressed
+    assert advanced.suppressed and not production.suppressed
 
     response = viewer().get(headline_url(survey))
 
-    # advanced level: 2.7 % from fewer than 5 firms; production management: 39.5 % with a
-    # Korn-Graubard interval wider than 30 points
+    # advanced level: 2.7 % from fewer than 5 firms (confidentiality: blank); production
+    # management: 39.5 % with a Korn-Graubard interval wider than 30 points (unreliable:
+    # published with its grade and a warning)
     advanced_row = element(response.content, "row-sf_level-advanced")
     assert 'class="cell-suppressed"' in advanced_row
     assert text(advanced_row).startswith("Advanced — suppressed: Fewer than 5 respondents")
     assert "2.7" not in advanced_row
     production_row = element(response.content, "row-main_area-production_mgmt")
-    assert "39.5" not in production_row and "—" in production_row
+    assert "39.5" in production_row and 'class="cell-flagged"' in production_row
     legend = text(element(response.content, "legend-list", "dl"))
     assert "c Fewer than 5 respondents in the cell (confidentiality)" in legend
     assert "g CI too wide (Korn–Graubard width ≥ 30 points)" in legend
@@ -176,10 +177,11 @@ def test_suppressed_cells_are_blank_and_explained(survey: Survey, run: EstimateR
 def test_flagged_cells_are_marked(survey: Survey, run: EstimateRun) -> None:
     response = viewer().get(headline_url(survey))
 
-    # nobody answered "somewhat important": p = 0 has no interval, so it is flagged for review
+    # nobody answered "somewhat important": p = 0 is flagged for review and gets the
+    # Korn-Graubard (Clopper-Pearson on n = 209) interval, 0 to 1 - 0.025^(1/209) = 1.75 %
     row = element(response.content, "row-importance-somewhat_important")
     assert 'class="cell-flagged"' in row
-    assert text(row) == "Somewhat important 0.0 % l — 209"
+    assert text(row) == "Somewhat important 0.0 % l 0.0–1.7 209"
     legend = text(element(response.content, "legend-list", "dl"))
     assert "l Estimate of exactly 0 or 100 per cent: no CI can be computed" in legend
 
@@ -261,7 +263,8 @@ def test_the_detail_shows_every_domain_with_its_precision(survey: Survey, run: E
     # then: small firms .3241546885 (SE .06253463879), sec. H
     assert response.status_code == 200
     row = table_row(response.content, "size_class", "small enterprise")
-    assert row.startswith("small enterprise 32.4 % 6.3 21.3–46.0 19.3 0.97 55 12,989 53")
+    # estimate, SE, CI, CV 19.3 % (grade D), deff, n, estimated firms, df
+    assert row.startswith("small enterprise 32.4 % 6.3 21.3–46.0 19.3 D 0.97 55 12,989 53")
     assert table_row(response.content, "region_area", "Capital area").startswith(
         "Capital area 24.6 %"
     )
@@ -276,16 +279,30 @@ def test_the_detail_blanks_suppressed_cells_with_their_reason(
 ) -> None:
     response = viewer().get(detail_url(survey, "sf_adopted", "?option=yes"))
 
+    top = Estimate.objects.get(
+        run=run, item="sf_adopted", option="yes", domain="stratum_code", domain_value="midsize_top"
+    )
+    assert top.suppressed and top.estimate is not None and top.n == 4
+    row = table_row(response.content, "stratum_code", "midsize_top")
+    assert f"{top.estimate * 100:.1f}" not in row
+    assert row.startswith(
+        "midsize_top — suppressed: Fewer than 5 respondents in the base (confidentiality) b ,"
+    )
+    # estimate, SE, CI, CV, grade and deff blank; n = 4
+    assert " k — — — — — 4 " in row and "Suppressed: Fewer than 5 respondents in the base" in row
+
+
+def test_unreliable_cells_are_published_with_a_warning(survey: Survey, run: EstimateRun) -> None:
+    response = viewer().get(detail_url(survey, "sf_adopted", "?option=yes"))
+
     micro = Estimate.objects.get(
         run=run, item="sf_adopted", option="yes", domain="size_class", domain_value="micro"
     )
-    assert micro.suppressed and micro.estimate is not None
+    assert not micro.suppressed and micro.grade == "E" and micro.n == 80
+    assert micro.estimate is not None
     row = table_row(response.content, "size_class", "micro enterprise")
-    assert f"{micro.estimate * 100:.1f}" not in row
-    assert row.endswith(
-        "h — — — — 80 — 78 "
-        "Suppressed: CI too wide for a small share (Korn–Graubard width > 130 % of the estimate)"
-    )
+    assert f"{micro.estimate * 100:.1f}" in row
+    assert "CI too wide for a small share" in row
 
 
 def test_the_detail_shows_totals_with_their_rse_caution(survey: Survey, run: EstimateRun) -> None:
@@ -307,8 +324,11 @@ def test_the_charts_never_carry_a_suppressed_value(survey: Survey, run: Estimate
         "medium enterprise",
         "mid-sized enterprise",
     ]
-    assert sizes["values"][0] is None and sizes["low"][0] is None and sizes["high"][0] is None
+    assert sizes["values"][0] == pytest.approx(8.627813898, abs=1e-7)
     assert sizes["values"][1] == pytest.approx(32.41546885, abs=1e-7)
+    strata = next(d for d in data["domains"] if d["key"] == "stratum_code")
+    top = strata["labels"].index("midsize_top")
+    assert strata["values"][top] is None and strata["low"][top] is None
     assert data["percent"] is True
     assert all(d["key"] != "sf_adopted" for d in data["domains"])
 

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from analytics import pipeline
 from analytics.models import RecomputeRequest, WeightingSpec
 from analytics.pipeline import current_spec
 from surveys.models import Survey
+from tests.analytics.test_recompute_synthetic import load_synthetic_case
+from tests.analytics.test_weighting_second_pass import RAKED
 from tests.conftest import login_as
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +37,10 @@ FORM = {
     "rse_caution": "0.25",
     "rse_suppress": "0.5",
     "min_df": "8",
+    "trim_rounds": "10",
+    "variance": "taylor",
+    "replicates": "",
+    "replicate_seed": "20250428",
 }
 
 
@@ -94,3 +104,78 @@ def test_the_description_names_variables_by_their_labels(
     # then
     assert "raking to size class, region area" in page
     assert "region_area" not in page.split('id="current-settings"')[0].split("<h1>")[1]
+
+
+def margins_upload(text: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile("margins.csv", text.encode(), content_type="text/csv")
+
+
+def test_replicate_variance_is_chosen_on_the_page(
+    survey: Survey, admin_user_client: Client
+) -> None:
+    form = {**FORM, "variance": "bootstrap", "replicates": "200", "replicate_seed": "7"}
+
+    response = admin_user_client.post(f"/manage/{survey.slug}/weighting/", form)
+
+    assert response.status_code == 302
+    spec, _version = current_spec(survey)
+    assert (spec.variance, spec.replicates, spec.replicate_seed) == ("bootstrap", 200, 7)
+    page = admin_user_client.get(f"/manage/{survey.slug}/weighting/").content.decode()
+    assert "Rao–Wu rescaled bootstrap variance, 200 replicates" in page
+
+
+def test_an_uploaded_margins_file_becomes_the_controls_and_stays_until_forgotten(
+    survey: Survey, admin_user_client: Client
+) -> None:
+    load_synthetic_case(survey)
+    url = f"/manage/{survey.slug}/weighting/"
+    totals = "variable,level,N\nregion,Busan,80000\nregion,Gyeonggi,70000\n"
+    form = {**FORM, "margins": ["region"], "min_respondents": "2"}
+
+    first = admin_user_client.post(url, {**form, "margins_file": margins_upload(totals)})
+    kept = admin_user_client.post(url, form)
+    kept_spec, _v = current_spec(survey)
+    forgotten = admin_user_client.post(url, {**form, "forget_margins": "on"})
+
+    assert first.status_code == kept.status_code == forgotten.status_code == 302
+    assert kept_spec.margin_totals == {"region": {"Busan": 80000.0, "Gyeonggi": 70000.0}}
+    assert current_spec(survey)[0].margin_totals == {}
+
+
+def test_a_bad_margins_file_is_refused_with_its_reason(
+    survey: Survey, admin_user_client: Client
+) -> None:
+    load_synthetic_case(survey)
+    url = f"/manage/{survey.slug}/weighting/"
+    form = {**FORM, "margins": ["region"]}
+    cases = {
+        "variable,level,N\nregion,Jeju,10\nregion,Busan,5\n": "which no sampled firm has",
+        "variable,level,N\nregion,Busan,x\n": "Line 2: N must be a number.",
+        "name,count\nBusan,3\n": "needs the columns variable, level, N",
+        "variable,level,N\nsize_class,micro,10\n": "exactly the calibration variables",
+    }
+
+    for text, message in cases.items():
+        response = admin_user_client.post(url, {**form, "margins_file": margins_upload(text)})
+
+        assert response.status_code == 200 and message in response.content.decode(), message
+    assert WeightingSpec.objects.filter(survey=survey).count() == 1  # the loader's version
+
+
+def test_the_page_shows_the_controls_of_the_latest_run(
+    survey: Survey, manager_client: Client
+) -> None:
+    load_synthetic_case(survey)
+    pipeline.recompute(survey, trigger="test", spec=replace(RAKED))
+
+    page = manager_client.get(f"/manage/{survey.slug}/weighting/").content.decode()
+
+    assert 'id="controls"' in page and "93,695.6429" in page and "Gyeonggi" in page
+
+
+def test_two_saves_get_consecutive_versions(survey: Survey) -> None:
+    first = pipeline.save_spec(survey, pipeline.current_spec(survey)[0])
+    second = pipeline.save_spec(survey, replace(pipeline.current_spec(survey)[0], ci_method="wald"))
+
+    assert (first, second) == (1, 2)
+    assert current_spec(survey)[0].ci_method == "wald"

@@ -197,7 +197,8 @@ def test_collapse_log_is_consistent_with_the_final_classes(
         respondents = int((here & status.respondent).sum())
         factor = d1[here & status.eligible].sum() / d1[here & status.respondent].sum()
         assert respondents >= r_min
-        assert a_max is None or factor <= a_max
+        # the engine sums in another order: a factor equal to a_max may differ by an ulp
+        assert a_max is None or factor <= a_max * (1 + 1e-12)
 
 
 def test_collapse_moves_a_class_without_respondents_and_its_siblings_to_the_parent() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics import pipeline
+from analytics.weighting import WeightingError
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS, ensure_roles
 from respondents import sampling, simulation
 from respondents.frame_import import import_frame
@@ -109,6 +111,25 @@ class Command(BaseCommand):
 
         simulation.simulate(survey, start=start, after_wave=estimate)
         self._step("Four waves of fieldwork simulated; an estimate version per wave", started)
+        # The second weighting: raked to the eligible population by size and region, the
+        # variance from 500 Rao-Wu bootstrap replicates that repeat the whole weighting.
+        spec = replace(
+            pipeline.current_spec(survey)[0],
+            calibration="raking",
+            margins=("size_class", "region_area"),
+            variance="bootstrap",
+        )
+        version = pipeline.save_spec(survey, spec, user=User.objects.get(username="admin"))
+        try:
+            pipeline.recompute(survey, trigger="demo: weighting v2")
+        except WeightingError as exc:  # the run is recorded as failed, with this reason
+            self._step(f"Weighting version {version} failed: {exc}", started)
+        else:
+            self._step(
+                f"Weighting version {version}: raked on size and region area to the eligible "
+                "population, bootstrap variance (500 replicates in the microdata)",
+                started,
+            )
         return survey
 
     def _step(self, text: str, started: float) -> None:
