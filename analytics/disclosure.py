@@ -87,7 +87,8 @@ def _matches(
 ) -> tuple[FloatArray, FloatArray]:
     """For each row of a: how many rows of b share its key, and their summed weight."""
     if keys.shape[1] == 0:
-        return np.full(rows_a.size, float(rows_b.size)), np.full(rows_a.size, weights[rows_b].sum())
+        count = np.full(rows_a.size, float(rows_b.size))
+        return count, np.full(rows_a.size, float(weights[rows_b].sum()))
     both = np.concatenate([keys[rows_a], keys[rows_b]])
     _unique, ids = np.unique(both, axis=0, return_inverse=True)
     ids = ids.reshape(-1)
@@ -95,7 +96,7 @@ def _matches(
     size = int(ids.max()) + 1 if ids.size else 0
     counts = np.bincount(ids_b, minlength=size).astype(np.float64)
     sums = np.bincount(ids_b, weights=weights[rows_b], minlength=size)
-    return counts[ids_a], sums[ids_a]
+    return counts[ids_a], np.asarray(sums[ids_a], dtype=np.float64)
 
 
 def individual_risk(fk: FloatArray, big_fk: FloatArray) -> FloatArray:
@@ -179,15 +180,19 @@ def microaggregate(
     """Values replaced by the weighted mean of their group; returns them and the group ids.
 
     Records with at least one value are grouped within the finest of `cells` (fine to
-    coarse; -1 is no cell) that still holds k such records; the last level should be one
-    cell for everything. Within a cell they are sorted by the sum of their ranks on each
-    column and cut into groups of k, the last taking the remainder (k to 2k-1). A group
-    mean weighted by the same weights as the estimates keeps every weighted total of the
-    file: Σ w·mean = Σ w·y within each group."""
+    coarse; -1 is no cell) that still holds k such records missing the same columns; the
+    last level should be one cell for everything. Within a cell they are sorted by the sum
+    of their ranks on each column and cut into groups of k, the last taking the remainder
+    (k to 2k-1). A group mean weighted by the same weights as the estimates keeps every
+    weighted total of the file: Σ w·mean = Σ w·y within each group."""
     values = np.array(values, dtype=np.float64, ndmin=2)
     weights = np.asarray(weights, dtype=np.float64)
     n = values.shape[0]
     valued = ~np.isnan(values).all(axis=1)
+    # Group mates must lack the same values, or the missing one would set a record apart.
+    pattern = np.isnan(values) @ (1 << np.arange(values.shape[1]))
+    cells = [np.where(np.asarray(c) >= 0, np.asarray(c) * (1 << values.shape[1]) + pattern, -1)
+             for c in cells]  # fmt: skip
     cell_of = np.full(n, MISSING, dtype=np.int64)
     level_of = np.full(n, MISSING, dtype=np.int64)
     for level, cell in enumerate(cells):
@@ -236,7 +241,9 @@ def _group_means(values: FloatArray, weights: FloatArray, groups: IntArray) -> F
         sum_wy = np.bincount(g, weights=w * y, minlength=size)
         count = np.bincount(g, minlength=size)
         plain = np.bincount(g, weights=y, minlength=size)
-        mean = np.where(sum_w > 0, sum_wy / np.where(sum_w > 0, sum_w, 1), plain / np.maximum(count, 1))
+        mean = np.where(
+            sum_w > 0, sum_wy / np.where(sum_w > 0, sum_w, 1), plain / np.maximum(count, 1)
+        )
         out[present, j] = mean[g]
     return out
 
@@ -294,7 +301,8 @@ def frame_matches(
 ) -> IntArray:
     """How many frame units agree with each released record: equal on every categorical key
     the record still shows (-1 matches anything), and with every numeric value inside the
-    record's [low, high] interval (NaN bounds match anything).
+    record's [low, high] interval (NaN bounds match anything, and so does a value the
+    frame lacks: it rules nothing out).
 
     `released` and `frame` are coded with the same codes; `low`, `high` are n × m, and
     `frame_values` N × m."""
@@ -311,8 +319,9 @@ def frame_matches(
         order = np.argsort(frame_ids, kind="stable")
         sorted_ids = frame_ids[order]
         for position, row in enumerate(rows):
-            start, stop = np.searchsorted(sorted_ids, record_ids[position], side="left"), (
-                np.searchsorted(sorted_ids, record_ids[position], side="right")
+            start, stop = (
+                np.searchsorted(sorted_ids, record_ids[position], side="left"),
+                (np.searchsorted(sorted_ids, record_ids[position], side="right")),
             )
             candidates = order[start:stop]
             inside = np.ones(candidates.size, bool)
@@ -320,6 +329,6 @@ def frame_matches(
                 if np.isnan(low[row, j]):
                     continue
                 v = frame_values[candidates, j]
-                inside &= (v >= low[row, j]) & (v <= high[row, j])
+                inside &= np.isnan(v) | ((v >= low[row, j]) & (v <= high[row, j]))
             out[row] = int(inside.sum())
     return out

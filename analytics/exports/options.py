@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -21,6 +22,9 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "response-rates": ("csv",),
 }
 NEEDS_RUN = ("estimates", "microdata")
+# Microdata release levels (release.py): identified is internal; the others pass through
+# disclosure control, public-use more strongly than scientific-use.
+LEVELS = ("scientific", "public", "identified")
 LANGUAGES = ("ko", "en")
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -45,11 +49,21 @@ class ExportOptions:
     identified: bool = False  # business_id and personal-data questions (microdata)
     contact: bool = False  # email and phone (fieldwork, contacts)
     weighted: bool = False  # response rates on base weights
+    level: str = "scientific"  # microdata release level (identified when `identified`)
+    panel: bool = False  # unit_id the same in every release of this level (microdata)
+    release: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    @property
+    def release_key(self) -> str:
+        """What unit_id is keyed by: this release's own random key, so that two releases
+        cannot be joined; the stable pseudonym (empty key) for a panel file and for the
+        internal identified file."""
+        return "" if self.identified or self.panel else self.release
 
     @property
     def filename(self) -> str:
         run = f"-run{self.run.number}" if self.run is not None and self.what in NEEDS_RUN else ""
-        tag = "-identified" if self.identified else ""
+        tag = f"-{self.level}" if self.what == "microdata" else ""
         return f"{self.survey.slug}-{self.what}{run}{tag}-{self.language}.{self.format}"
 
     @property
@@ -64,6 +78,8 @@ class ExportOptions:
             "identified": self.identified,
             "contact": self.contact,
             "weighted": self.weighted,
+            "level": self.level if self.what == "microdata" else "",
+            "panel": self.panel,
         }
 
 
@@ -77,6 +93,8 @@ def make_options(
     identified: bool = False,
     contact: bool = False,
     weighted: bool = False,
+    level: str = "",
+    panel: bool = False,
 ) -> ExportOptions:
     """Checked options; ExportError says what does not fit."""
     if what not in FORMATS:
@@ -90,15 +108,24 @@ def make_options(
         raise ExportError(_("Choose the language ko or en."))
     if identified and what != "microdata":
         raise ExportError(_("Only microdata can be exported identified."))
+    level = level or ("identified" if identified else "scientific")
+    if level not in LEVELS:
+        raise ExportError(_("Choose the release level scientific, public or identified."))
+    if identified and level != "identified":
+        raise ExportError(
+            _("An identified export cannot also be a %(level)s file.") % {"level": level}
+        )
     return ExportOptions(
         survey=survey,
         what=what,
         format=fmt,
         language=language,
         run=find_run(survey, run_number) if what in NEEDS_RUN else None,
-        identified=identified,
+        identified=level == "identified" and what == "microdata",
         contact=contact and what in ("fieldwork", "contacts"),
         weighted=weighted and what == "response-rates",
+        level=level,
+        panel=panel and what == "microdata" and level != "identified",
     )
 
 
