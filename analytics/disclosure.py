@@ -24,6 +24,7 @@ is rarer than k or whose risk is above the target.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -89,14 +90,25 @@ def _matches(
     if keys.shape[1] == 0:
         count = np.full(rows_a.size, float(rows_b.size))
         return count, np.full(rows_a.size, float(weights[rows_b].sum()))
-    both = np.concatenate([keys[rows_a], keys[rows_b]])
-    _unique, ids = np.unique(both, axis=0, return_inverse=True)
-    ids = ids.reshape(-1)
+    ids = row_ids(np.concatenate([keys[rows_a], keys[rows_b]]))
     ids_a, ids_b = ids[: rows_a.size], ids[rows_a.size :]
     size = int(ids.max()) + 1 if ids.size else 0
     counts = np.bincount(ids_b, minlength=size).astype(np.float64)
     sums = np.bincount(ids_b, weights=weights[rows_b], minlength=size)
     return counts[ids_a], np.asarray(sums[ids_a], dtype=np.float64)
+
+
+def row_ids(rows: IntArray) -> IntArray:
+    """The same id for equal rows of non-negative codes: one int64 per row when the codes fit
+    (a plain sort, many times faster than comparing whole rows), else by rows."""
+    rows = np.asarray(rows, dtype=np.int64)
+    radix = [int(column.max()) + 1 if column.size else 1 for column in rows.T]
+    if math.prod(radix) < 2**62:
+        combined = np.zeros(rows.shape[0], dtype=np.int64)
+        for column, base in zip(rows.T, radix, strict=True):
+            combined = combined * base + column
+        return np.asarray(np.unique(combined, return_inverse=True)[1].reshape(-1), np.int64)
+    return np.asarray(np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1), np.int64)
 
 
 def individual_risk(fk: FloatArray, big_fk: FloatArray) -> FloatArray:
@@ -175,7 +187,7 @@ def measure(keys: IntArray, weights: FloatArray, k: int) -> Risk:
 
 
 def microaggregate(
-    values: FloatArray, weights: FloatArray, cells: Sequence[IntArray], k: int
+    values: FloatArray, weights: FloatArray, cells: Sequence[IntArray], k: int | IntArray
 ) -> tuple[FloatArray, IntArray]:
     """Values replaced by the weighted mean of their group; returns them and the group ids.
 
@@ -184,10 +196,12 @@ def microaggregate(
     last level should be one cell for everything. Within a cell they are sorted by the sum
     of their ranks on each column and cut into groups of k, the last taking the remainder
     (k to 2k-1). A group mean weighted by the same weights as the estimates keeps every
-    weighted total of the file: Σ w·mean = Σ w·y within each group."""
+    weighted total of the file: Σ w·mean = Σ w·y within each group. `k` may differ by
+    record (larger where the whole population is sampled); a group takes its largest."""
     values = np.array(values, dtype=np.float64, ndmin=2)
     weights = np.asarray(weights, dtype=np.float64)
     n = values.shape[0]
+    wanted = np.broadcast_to(np.asarray(k, dtype=np.int64), (n,))
     valued = ~np.isnan(values).all(axis=1)
     # Group mates must lack the same values, or the missing one would set a record apart.
     pattern = np.isnan(values) @ (1 << np.arange(values.shape[1]))
@@ -201,7 +215,7 @@ def microaggregate(
             continue
         counts = np.bincount(np.asarray(cell)[free], minlength=int(np.max(cell)) + 1)
         last = level == len(cells) - 1
-        take = free & (last | (counts[np.maximum(cell, 0)] >= k))
+        take = free & (last | (counts[np.maximum(cell, 0)] >= wanted))
         cell_of[take], level_of[take] = np.asarray(cell)[take], level
     groups = np.full(n, MISSING, dtype=np.int64)
     rows = np.flatnonzero(cell_of >= 0)
@@ -210,8 +224,9 @@ def microaggregate(
     next_group = 0
     blocks = np.flatnonzero(np.diff(level_of[order] * (cell_of.max() + 1) + cell_of[order])) + 1
     for block in np.split(order, blocks):
-        size = max(block.size // k, 1)
-        position = np.minimum(np.arange(block.size) // k, size - 1)
+        m = int(wanted[block].max()) if block.size else 1
+        size = max(block.size // m, 1)
+        position = np.minimum(np.arange(block.size) // m, size - 1)
         groups[block] = next_group + position
         next_group += size
     return _group_means(values, weights, groups), groups
@@ -280,13 +295,21 @@ def suppress(
         if not able.any():
             return Suppression(keys, (keys < 0) & (original >= 0), rounds, int(bad.sum()))
         rarest = able & (fk == fk[able].min())
-        for row in np.flatnonzero(rarest):
-            step = next(s for s in steps if (keys[row, s] >= 0).any())
-            keys[row, step] = MISSING
+        blank_next_step(keys, rarest, steps)
         rounds += 1
     fk, big_fk = frequencies(keys, weights)
     bad = (fk > 0) & ((fk < k) | (individual_risk(fk, big_fk) > max_risk))
     return Suppression(keys, (keys < 0) & (original >= 0), rounds, int(bad.sum()))
+
+
+def blank_next_step(keys: IntArray, rows: BoolArray, steps: Sequence[Sequence[int]]) -> None:
+    """Blank, on these rows, the first step whose columns are not all blank yet."""
+    left = np.column_stack([(keys[:, list(step)] >= 0).any(axis=1) for step in steps])
+    first = np.argmax(left, axis=1)
+    for index, step in enumerate(steps):
+        chosen = rows & left.any(axis=1) & (first == index)
+        columns = np.asarray(step, dtype=np.int64)
+        keys[np.ix_(np.flatnonzero(chosen), columns)] = MISSING
 
 
 def _has_step(keys: IntArray, steps: Sequence[Sequence[int]]) -> BoolArray:
@@ -332,3 +355,72 @@ def frame_matches(
                 inside &= np.isnan(v) | ((v >= low[row, j]) & (v <= high[row, j]))
             out[row] = int(inside.sum())
     return out
+
+
+@dataclass
+class Protected:
+    before: Risk
+    after: Risk
+    released: FloatArray  # the numeric keys after microaggregation (NaN: missing or blanked)
+    groups: IntArray  # each record's microaggregation group (-1: none)
+    lonely: BoolArray  # records whose numbers were blanked: their group was too small
+    keys: IntArray  # categorical and numeric key codes after suppression
+    suppressed: BoolArray  # n × categorical columns: blanked by local suppression
+    unresolved: int
+
+
+def numeric_codes(values: FloatArray) -> IntArray:
+    """Numbers coded by value. A number missing because the firm did not answer is a
+    category of its own, not sdcMicro's wildcard: an intruder tells non-respondents
+    apart, so they do not hide respondents."""
+    columns = []
+    for j in range(values.shape[1]):
+        coded = encode_numbers(values[:, j])
+        coded[coded < 0] = coded.max() + 1
+        columns.append(coded)
+    return np.column_stack(columns) if columns else np.empty((values.shape[0], 0), np.int64)
+
+
+def protect(
+    categorical: IntArray,
+    values: FloatArray,
+    *,
+    sampling_weights: FloatArray,
+    estimation_weights: FloatArray,
+    cells: Sequence[IntArray],
+    steps: Sequence[Sequence[int]],
+    k: int,
+    max_risk: float,
+) -> Protected:
+    """Microaggregation of the numeric keys, then local suppression of the categorical ones,
+    with the risk before and after. Where the whole population is sampled (weights below 2)
+    a record's risk is about one over its group's size, so its groups are made large enough
+    for the risk target too. A group still smaller than k (too few records lack the same
+    values) cannot hide its members: their numbers are blanked."""
+    n = categorical.shape[0]
+    before = measure(np.column_stack([categorical, numeric_codes(values)]), sampling_weights, k)
+    census = max(k, math.ceil(1 / max_risk))
+    wanted = np.where((sampling_weights > 0) & (sampling_weights < 2), census, k)
+    if values.shape[1]:
+        released, groups = microaggregate(values, estimation_weights, cells, wanted)
+    else:
+        released, groups = values.copy(), np.full(n, MISSING, dtype=np.int64)
+    members = np.bincount(groups[groups >= 0], minlength=1)
+    lonely = (groups >= 0) & (members[np.maximum(groups, 0)] < wanted)
+    released[lonely] = np.nan
+    keys = np.column_stack([categorical, numeric_codes(released)])
+    # A blanked number is a wildcard (it is suppressed, not unanswered).
+    width = categorical.shape[1]
+    for j in range(values.shape[1]):
+        keys[lonely, width + j] = MISSING
+    done = suppress(keys, sampling_weights, k=k, max_risk=max_risk, steps=steps)
+    return Protected(
+        before=before,
+        after=measure(done.keys, sampling_weights, k),
+        released=released,
+        groups=groups,
+        lonely=lonely,
+        keys=done.keys,
+        suppressed=done.suppressed[:, :width],
+        unresolved=done.unresolved,
+    )

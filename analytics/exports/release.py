@@ -28,6 +28,7 @@ estimates computed from the file are from the published ones.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -166,27 +167,30 @@ class Release:
         base = np.nan_to_num(self._weights("base_weight"))
         final = np.nan_to_num(self._weights("final_weight"))
         values = self._numbers(numeric)
-        before = disclosure.measure(self._keys(codes, values), base, k)
-        released, groups = (
-            disclosure.microaggregate(values, final, self._cells(codes, categorical), k)
-            if numeric
-            else (values, np.full(self.total, -1))
-        )
-        # A group smaller than k (too few firms lack the same values) cannot hide its
-        # members: their numbers are blanked instead.
-        sizes = np.bincount(groups[groups >= 0], minlength=1)
-        lonely = (groups >= 0) & (sizes[np.maximum(groups, 0)] < k)
-        released[lonely] = np.nan
         steps = self._steps(categorical)
-        done = disclosure.suppress(
-            self._keys(codes, released), base, k=k, max_risk=policy.max_risk, steps=steps
+        done = disclosure.protect(
+            codes,
+            values,
+            sampling_weights=base,
+            estimation_weights=final,
+            cells=self._cells(codes, categorical),
+            steps=steps,
+            k=k,
+            max_risk=policy.max_risk,
         )
-        frame = self._frame(categorical, values, groups)
-        done = self._until_not_unique_in_frame(done, frame, base, steps)
-        after = disclosure.measure(done.keys, base, k)
-        self._apply(numeric, released, categorical, done.suppressed, lonely)
-        suppressed = {name: int(done.suppressed[:, j].sum()) for j, name in enumerate(categorical)}
-        design_blanked = self._blank_design(categorical, done.suppressed)
+        released, groups, lonely, before = done.released, done.groups, done.lonely, done.before
+        frame = self._frame(categorical, values, groups, released)
+        keys = self._until_not_unique_in_frame(done.keys, frame, steps)
+        blanked = done.suppressed | (
+            (keys[:, : len(categorical)] < 0) & (done.keys[:, : len(categorical)] >= 0)
+        )
+        width = len(categorical)
+        unique_numbers = ((keys[:, width:] < 0) & (done.keys[:, width:] >= 0)).any(axis=1)
+        lonely = lonely | unique_numbers
+        after = disclosure.measure(keys, base, k)
+        self._apply(numeric, released, categorical, blanked, lonely)
+        suppressed = {name: int(blanked[:, j].sum()) for j, name in enumerate(categorical)}
+        design_blanked = self._blank_design(categorical, blanked)
         report = {
             "survey": self.options.survey.slug,
             "level": self.options.level,
@@ -207,7 +211,7 @@ class Release:
             "suppressed_columns": [n for n, c in suppressed.items() if c]
             + (list(DESIGN_COLUMNS[1:]) if design_blanked else []),
         }
-        report["frame_check"] = frame.summary(done.keys) if frame else {}
+        report["frame_check"] = frame.summary(keys) if frame else {}
         report["estimates"] = compare_estimates(self)
         return report
 
@@ -215,17 +219,6 @@ class Release:
         return np.asarray(
             [v is None or isinstance(v, Missing) or v == "" for v in self._column(name)]
         )
-
-    def _keys(self, codes: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Categorical codes and numbers coded by value. A number missing because the firm
-        did not answer is a category of its own, not sdcMicro's wildcard: an intruder
-        tells non-respondents apart, so they do not hide respondents."""
-        numbers = []
-        for j in range(values.shape[1]):
-            coded = disclosure.encode_numbers(values[:, j])
-            coded[coded < 0] = coded.max() + 1
-            numbers.append(coded)
-        return np.column_stack([codes, *numbers]) if numbers else codes
 
     def _cells(self, codes: np.ndarray, categorical: list[str]) -> list[np.ndarray]:
         """Microaggregation cells, fine to coarse: the whole key, then the classifications
@@ -312,7 +305,7 @@ class Release:
         if lonely:
             steps.append(
                 {"step": "local suppression", "variables": numeric, "records": lonely,
-                 "why": f"fewer than {self.policy.k} firms lack the same values"}
+                 "why": f"in a group of fewer than {self.policy.k}, or unique in the frame"}
             )  # fmt: skip
         for name, count in suppressed.items():
             if count:
@@ -331,7 +324,11 @@ class Release:
     # --- the frame ----------------------------------------------------------------------
 
     def _frame(
-        self, categorical: list[str], values: np.ndarray, groups: np.ndarray
+        self,
+        categorical: list[str],
+        values: np.ndarray,
+        groups: np.ndarray,
+        aggregated: np.ndarray,
     ) -> FrameCheck | None:
         names = [n for n in CLASSIFICATIONS if n in self.columns]
         frame = list(
@@ -362,33 +359,30 @@ class Release:
             frame=np.column_stack(coded),
             low=low,
             high=high,
+            values=aggregated,
             frame_values=frame_values,
             answered=~np.isnan(values).all(axis=1) if numeric else np.ones(self.total, bool),
             k=self.policy.k,
         )
 
     def _until_not_unique_in_frame(
-        self,
-        done: disclosure.Suppression,
-        frame: FrameCheck | None,
-        base: np.ndarray,
-        steps: list[list[int]],
-    ) -> disclosure.Suppression:
+        self, keys: np.ndarray, frame: FrameCheck | None, steps: list[list[int]]
+    ) -> np.ndarray:
         """The frame is the population: a record that only one firm of it matches loses
-        its next classification, until none is unique in the frame."""
+        its next classification, until none is unique in the frame; last, its numbers."""
+        keys = keys.copy()
+        numbers = np.arange(len(self._categorical()), keys.shape[1])
         if frame is None:
-            return done
-        keys = done.keys.copy()
-        for _round in range(len(steps)):
+            return keys
+        for _round in range(len(steps) + 1):
             unique = frame.answered & (frame.matches(keys) == 1)
             if not unique.any():
                 break
-            for row in np.flatnonzero(unique).tolist():
-                step = next((s for s in steps if (keys[row, s] >= 0).any()), None)
-                if step is not None:
-                    keys[row, step] = disclosure.MISSING
-        suppressed = done.suppressed | ((keys < 0) & (done.keys >= 0))
-        return disclosure.Suppression(keys, suppressed, done.rounds, done.unresolved)
+            if _round == len(steps):
+                keys[np.ix_(np.flatnonzero(unique), numbers)] = disclosure.MISSING
+            else:
+                disclosure.blank_next_step(keys, unique, steps)
+        return keys
 
 
 @dataclass
@@ -405,14 +399,34 @@ class FrameCheck:
     frame: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    values: np.ndarray  # as released
     frame_values: np.ndarray
     answered: np.ndarray
     k: int
 
     def matches(self, keys: np.ndarray) -> np.ndarray:
+        """The fewest firms any intruder finds for each record (0 when none): matching on
+        the classifications and, for each number, nothing, the range of its group, or the
+        released value exactly (a group mean can equal the firm's own value). Every
+        combination is tried: a register value that disagrees with the answer would rule
+        out the firm itself on one number only."""
         codes = self.released.copy()
         codes[~self._shown(keys)] = disclosure.MISSING
-        return disclosure.frame_matches(codes, self.frame, self.low, self.high, self.frame_values)
+        width = len(self.categorical)
+        shown_numbers = keys[:, width:] >= 0 if keys.shape[1] > width else None
+        fewest = np.zeros(codes.shape[0], dtype=np.int64)
+        for choice in itertools.product(("none", "range", "value"), repeat=len(self.numeric)):
+            low, high = self.low.copy(), self.high.copy()
+            for j, how in enumerate(choice):
+                if how == "none":
+                    low[:, j] = high[:, j] = np.nan
+                elif how == "value":
+                    low[:, j] = high[:, j] = self.values[:, j]
+            if shown_numbers is not None:
+                low[~shown_numbers] = high[~shown_numbers] = np.nan
+            found = disclosure.frame_matches(codes, self.frame, low, high, self.frame_values)
+            fewest = np.where((fewest == 0) | ((found > 0) & (found < fewest)), found, fewest)
+        return fewest
 
     def _shown(self, keys: np.ndarray) -> np.ndarray:
         shown = np.ones(self.released.shape, bool)

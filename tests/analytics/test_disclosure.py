@@ -20,8 +20,11 @@ from analytics.disclosure import (
     individual_risk,
     measure,
     microaggregate,
+    protect,
+    row_ids,
     suppress,
 )
+from respondents.synthetic import frame_rows
 
 WEIGHTS = np.array([18.0, 45.5, 39.0, 17.0, 92.0, 8.0, 123.5, 51])
 B = [3, 3, 3, 3, 3, 3, 4, 3]
@@ -170,3 +173,39 @@ def test_frame_matches_count_units_equal_on_shown_keys_and_inside_the_intervals(
 
 def test_numbers_are_coded_by_value() -> None:
     assert encode_numbers(np.array([2.5, np.nan, 2.5, 1.0])).tolist() == [1, -1, 1, 0]
+
+
+def test_a_frame_sized_census_file_meets_the_targets_after_protection() -> None:
+    # given: every firm of a synthetic frame of 163,273 (weights 1: the whole population is
+    # in the file), keyed on its classifications and its employees and sales
+    rows = list(frame_rows(163_273))[1:]
+    region, area = encode([r[4] for r in rows]), encode([r[10] for r in rows])
+    group, size = encode([r[9] for r in rows]), encode([r[3] for r in rows])
+    categorical = np.column_stack([region, area, group, size])
+    values = np.column_stack(
+        [[float(r[5]) for r in rows], [float(r[6]) if r[6] else np.nan for r in rows]]
+    )
+    weights = np.ones(len(rows))
+    cells = [row_ids(categorical[:, j:]) for j in range(4)] + [np.zeros(len(rows), np.int64)]
+
+    # when
+    done = protect(
+        categorical, values, sampling_weights=weights, estimation_weights=weights,
+        cells=cells, steps=[[0], [1], [2], [3]], k=3, max_risk=0.2,
+    )  # fmt: skip
+
+    # then: before, almost every firm is unique; after, none, and no risk above 0.2
+    assert done.before.records == 163_273
+    assert done.before.sample_uniques > 150_000
+    assert done.before.global_risk > 0.9
+    assert done.after.violations == 0 and done.after.max_risk <= 0.2
+    assert done.unresolved == 0
+    # the weighted totals of employees and sales are those of the frame
+    for j in range(2):
+        present = ~np.isnan(values[:, j]) & ~done.lonely
+        assert np.nansum(done.released[present, j]) == pytest.approx(
+            values[present, j].sum(), rel=1e-9
+        )
+    # suppression took the finest classification far more often than the coarsest
+    blanked = done.suppressed.sum(axis=0)
+    assert blanked[0] > blanked[3]
