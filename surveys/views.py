@@ -89,8 +89,14 @@ def login(request: HttpRequest) -> HttpResponse:
     form = AccessCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         business_id = form.cleaned_data["business_id"]
-        client = client_address(request)
-        if AccessFailure.objects.too_many(business_id=business_id, client=client):
+        outcome, case = _check_access(
+            business_id, form.cleaned_data["access_code"], client_address(request)
+        )
+        if case is not None:
+            _sign_in(request, case)
+            dispositions.respondent_opened(case)
+            return redirect("surveys:welcome")
+        if outcome == "locked":
             form.add_error(
                 None,
                 _(
@@ -99,16 +105,6 @@ def login(request: HttpRequest) -> HttpResponse:
                 ),
             )
         else:
-            case = Case.objects.in_sample().filter(business_id=business_id).first()
-            code = form.cleaned_data["access_code"]
-            if case is None:
-                # As long as a real check: the time taken must not tell who was sampled.
-                check_password_timing(code)
-            elif case.check_access_code(code):
-                _sign_in(request, case)
-                dispositions.respondent_opened(case)
-                return redirect("surveys:welcome")
-            AccessFailure.objects.create(business_id=business_id, client=client)
             form.add_error(
                 None,
                 _(
@@ -117,6 +113,23 @@ def login(request: HttpRequest) -> HttpResponse:
                 ),
             )
     return render(request, "respondent/login.jinja", {"form": form})
+
+
+def _check_access(business_id: str, code: str, client: str) -> tuple[str, Case | None]:
+    """Count, check and record in one transaction under the business ID's and the
+    client's lock: ("ok", case), ("wrong", None) or ("locked", None)."""
+    with transaction.atomic():
+        AccessFailure.objects.lock(business_id=business_id, client=client)
+        if AccessFailure.objects.too_many(business_id=business_id, client=client):
+            return "locked", None
+        case = Case.objects.in_sample().filter(business_id=business_id).first()
+        if case is None:
+            # As long as a real check: the time taken must not tell who was sampled.
+            check_password_timing(code)
+        elif case.check_access_code(code):
+            return "ok", case
+        AccessFailure.objects.create(business_id=business_id, client=client)
+        return "wrong", None
 
 
 @require_POST
