@@ -123,9 +123,9 @@ ADMIN_LOGIN = redirect("/admin/login/?next=")
 Grid = dict[str, Outcome]
 STAFF_ROLES = (STAFF, MANAGER, ADMIN, IDENTIFIED)
 FIRMS = (FIRM_A, FIRM_B)
-# Fieldwork managers and both kinds of administrators: frame, sample, fieldwork, results.
+# Fieldwork managers and both kinds of administrators: frame, sample, fieldwork.
 MANAGES = (MANAGER, ADMIN, IDENTIFIED)
-# Survey administrators: downloads, API tokens, questionnaires, weighting spec edits.
+# Survey administrators: results, the weighting spec, downloads, API tokens, questionnaires.
 ADMINISTERS = (ADMIN, IDENTIFIED)
 
 
@@ -227,15 +227,17 @@ EXPECTATIONS: dict[str, Expect] = {
     "respondents:case": Expect(staff_page(MANAGES), staff_page(MANAGES)),
     "respondents:fieldwork_import": Expect(staff_page(MANAGES), staff_page(MANAGES)),
     # --- weighting, downloads, results, API tokens ------------------------------------------
-    # Managers see the spec; only administrators (edit_weighting_spec) may post it.
-    "analytics:weighting": Expect(staff_page(MANAGES), staff_page(ADMINISTERS)),
+    # Estimates and how they are weighted are the administrators' until published (README).
+    "analytics:weighting": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     "analytics:downloads": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS, BAD_REQUEST)),
     # The job belongs to ADMIN: another administrator does not even learn that it exists.
     "analytics:export_job": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
     "analytics:export_job_status": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
     "analytics:export_job_file": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
-    "results:headline": Expect(staff_page(MANAGES)),
-    "results:detail": Expect(staff_page(MANAGES)),
+    # The job's file is not a released microdata file: it has no disclosure report.
+    "analytics:export_job_report": Expect(staff_page(ADMINISTERS, NOT_FOUND)),
+    "results:headline": Expect(staff_page(ADMINISTERS)),
+    "results:detail": Expect(staff_page(ADMINISTERS)),
     "results:api_tokens": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     "results:api_token_revoke": Expect(
         staff_page(ADMINISTERS, NOT_ALLOWED),
