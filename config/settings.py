@@ -339,6 +339,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# Throttling (analytics/api.py), counted in the cache (Redis in production, shared by every web
+# process): per token, and per client address before the token is even checked, so that a
+# flood of bad tokens is refused too. DRF's syntax: "120/minute", "5/second".
+API_RATE_PER_TOKEN = env_str("API_RATE_PER_TOKEN", "120/minute")
+API_RATE_PER_ADDRESS = env_str("API_RATE_PER_ADDRESS", "300/minute")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Smart manufacturing survey results API",
     "DESCRIPTION": "Published, population-weighted estimates and fieldwork status. "
