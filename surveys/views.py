@@ -19,15 +19,17 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from config.celery import enqueue_on_commit
 from config.http import client_address
 from respondents import dispositions
 from respondents.models import AccessFailure, Case, check_password_timing, hash_token
 
 from . import flow
 from .forms import AccessCodeForm, QuestionnaireUploadForm
-from .models import Response, cached_survey
+from .models import QuestionnaireUpload, Response, cached_survey
 from .questionnaire import Form, Page, get_form
-from .xlsform import FormError, load_questionnaire
+from .tasks import load_upload
+from .xlsform import FormError, check_size, load_questionnaire
 
 SESSION_CASE = "respondent_case"
 SESSION_CREDENTIAL = "respondent_credential"
@@ -513,11 +515,13 @@ def upload_questionnaire(request: HttpRequest) -> HttpResponse:
     problems: list[str] = []
     if request.method == "POST" and upload.is_valid():
         data = upload.cleaned_data["file"].read()
+        name = upload.cleaned_data["file"].name or ""
         try:
+            expanded = check_size(data)
+            if expanded > settings.FORM_INLINE_BYTES:
+                return _load_in_worker(request, data, name)
             with transaction.atomic():
-                version = load_questionnaire(
-                    data, source_name=upload.cleaned_data["file"].name, user=request.user
-                )
+                version = load_questionnaire(data, source_name=name, user=request.user)
         except FormError as exc:
             problems = exc.problems
         else:
@@ -530,3 +534,25 @@ def upload_questionnaire(request: HttpRequest) -> HttpResponse:
     return render(
         request, "surveys/upload_questionnaire.html", {"upload": upload, "problems": problems}
     )
+
+
+def _load_in_worker(request: HttpRequest, data: bytes, name: str) -> HttpResponse:
+    """A large workbook is parsed by the worker, not in a web process."""
+    job = QuestionnaireUpload.objects.create(
+        source=data,
+        source_name=name[:255],
+        uploaded_by=request.user,  # type: ignore[misc]
+    )
+    enqueue_on_commit(load_upload, job.pk)
+    return redirect("surveys:questionnaire_upload", upload=job.pk)
+
+
+@login_required
+@permission_required("surveys.load_questionnaire", raise_exception=True)
+def questionnaire_upload(request: HttpRequest, upload: int) -> HttpResponse:
+    job = get_object_or_404(
+        QuestionnaireUpload.objects.defer("source").select_related("version__survey"),
+        pk=upload,
+        uploaded_by=request.user,
+    )
+    return render(request, "surveys/questionnaire_upload.html", {"job": job})

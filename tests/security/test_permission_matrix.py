@@ -28,7 +28,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from analytics.models import ExportJob
 from respondents import mailing
 from respondents.models import Case, ContactAttempt, Message
-from surveys.models import Response
+from surveys.models import QuestionnaireUpload, Response
 from surveys.questionnaire import get_form
 from tests.security.conftest import (
     ADMIN,
@@ -199,6 +199,10 @@ EXPECTATIONS: dict[str, Expect] = {
     "surveys:keyed_review": Expect(keyed(), keyed()),
     "surveys:keyed_receipt": Expect(keyed(redirect("/manage/{survey}/cases/{case_id}/key/"))),
     "surveys:upload_questionnaire": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
+    # A large upload waiting for the worker: only its uploader sees it.
+    "surveys:questionnaire_upload": Expect(
+        staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}, args=lambda w: {"upload": upload_of(w)}
+    ),
     # --- frame and sample -------------------------------------------------------------------
     "respondents:frame_summary": Expect(staff_page(MANAGES)),
     "respondents:frame_upload": Expect(staff_page(MANAGES), staff_page(MANAGES)),
@@ -258,6 +262,15 @@ EXPECTATIONS: dict[str, Expect] = {
 }
 # The admin site gates every other page of its own on is_staff, and no role here is staff.
 ADMIN_SITE = Expect(everyone(ADMIN_LOGIN), everyone(ADMIN_LOGIN))
+
+
+def upload_of(world: World) -> int:
+    """A queued questionnaire upload of the administrator (ADMIN)."""
+    owner = world.users[ADMIN]
+    found = QuestionnaireUpload.objects.filter(uploaded_by=owner).first()
+    found = found or QuestionnaireUpload.objects.create(source=b"", uploaded_by=owner)
+    return found.pk
+
 
 DEFAULT_ARGUMENTS: dict[str, Callable[[World], Any]] = {
     "survey": lambda w: w.survey.slug,
