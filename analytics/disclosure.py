@@ -320,41 +320,48 @@ def _has_step(keys: IntArray, steps: Sequence[Sequence[int]]) -> BoolArray:
 
 
 def frame_matches(
-    released: IntArray, frame: IntArray, low: FloatArray, high: FloatArray, frame_values: FloatArray
+    released: IntArray,
+    frame: IntArray,
+    low: FloatArray,
+    high: FloatArray,
+    frame_values: FloatArray,
 ) -> IntArray:
     """How many frame units agree with each released record: equal on every categorical key
     the record still shows (-1 matches anything), and with every numeric value inside the
     record's [low, high] interval (NaN bounds match anything, and so does a value the
     frame lacks: it rules nothing out).
 
-    `released` and `frame` are coded with the same codes; `low`, `high` are n × m, and
-    `frame_values` N × m."""
-    out = np.zeros(released.shape[0], dtype=np.int64)
+    `released` and `frame` are coded with the same codes; `low`, `high` are n × m (or
+    s × n × m for s sets of intervals at once, giving s × n counts), `frame_values` N × m."""
+    many = np.asarray(low).ndim == 3
+    lows = np.asarray(low, dtype=np.float64).reshape(-1, *released.shape[:1], frame_values.shape[1])
+    highs = np.asarray(high, dtype=np.float64).reshape(lows.shape)
+    out = np.zeros((lows.shape[0], released.shape[0]), dtype=np.int64)
     patterns, which = np.unique(released < 0, axis=0, return_inverse=True)
     which = which.reshape(-1)
     for a, pattern in enumerate(patterns):
         rows = np.flatnonzero(which == a)
         shown = ~pattern
-        both = np.concatenate([released[rows][:, shown], frame[:, shown]])
-        _u, ids = np.unique(both, axis=0, return_inverse=True)
-        ids = ids.reshape(-1)
+        ids = row_ids(np.concatenate([released[rows][:, shown], frame[:, shown]]))
         record_ids, frame_ids = ids[: rows.size], ids[rows.size :]
         order = np.argsort(frame_ids, kind="stable")
-        sorted_ids = frame_ids[order]
-        for position, row in enumerate(rows):
-            start, stop = (
-                np.searchsorted(sorted_ids, record_ids[position], side="left"),
-                (np.searchsorted(sorted_ids, record_ids[position], side="right")),
-            )
-            candidates = order[start:stop]
-            inside = np.ones(candidates.size, bool)
-            for j in range(frame_values.shape[1]):
-                if np.isnan(low[row, j]):
-                    continue
-                v = frame_values[candidates, j]
-                inside &= np.isnan(v) | ((v >= low[row, j]) & (v <= high[row, j]))
-            out[row] = int(inside.sum())
-    return out
+        starts = np.searchsorted(frame_ids[order], np.unique(record_ids), side="left")
+        stops = np.searchsorted(frame_ids[order], np.unique(record_ids), side="right")
+        for cell, start, stop in zip(np.unique(record_ids), starts, stops, strict=True):
+            members = rows[record_ids == cell]
+            values = frame_values[order[start:stop]]  # c × m
+            lacking = np.isnan(values)
+            for s in range(lows.shape[0]):
+                lo, hi = lows[s][members], highs[s][members]  # r × m
+                inside = np.ones((members.size, values.shape[0]), bool)
+                for j in range(values.shape[1]):
+                    free = np.isnan(lo[:, j])[:, None] | lacking[None, :, j]
+                    fits = (values[None, :, j] >= lo[:, j, None]) & (
+                        values[None, :, j] <= hi[:, j, None]
+                    )
+                    inside &= free | fits
+                out[s, members] = inside.sum(axis=1)
+    return out if many else out[0]
 
 
 @dataclass

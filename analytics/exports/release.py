@@ -414,7 +414,7 @@ class FrameCheck:
         codes[~self._shown(keys)] = disclosure.MISSING
         width = len(self.categorical)
         shown_numbers = keys[:, width:] >= 0 if keys.shape[1] > width else None
-        fewest = np.zeros(codes.shape[0], dtype=np.int64)
+        lows, highs = [], []
         for choice in itertools.product(("none", "range", "value"), repeat=len(self.numeric)):
             low, high = self.low.copy(), self.high.copy()
             for j, how in enumerate(choice):
@@ -424,9 +424,14 @@ class FrameCheck:
                     low[:, j] = high[:, j] = self.values[:, j]
             if shown_numbers is not None:
                 low[~shown_numbers] = high[~shown_numbers] = np.nan
-            found = disclosure.frame_matches(codes, self.frame, low, high, self.frame_values)
-            fewest = np.where((fewest == 0) | ((found > 0) & (found < fewest)), found, fewest)
-        return fewest
+            lows.append(low)
+            highs.append(high)
+        found = disclosure.frame_matches(
+            codes, self.frame, np.stack(lows), np.stack(highs), self.frame_values
+        )
+        positive = np.where(found > 0, found, np.iinfo(np.int64).max)
+        fewest = positive.min(axis=0)
+        return np.where(fewest == np.iinfo(np.int64).max, 0, fewest)
 
     def _shown(self, keys: np.ndarray) -> np.ndarray:
         shown = np.ones(self.released.shape, bool)

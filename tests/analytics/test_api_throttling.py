@@ -21,8 +21,8 @@ def address() -> str:
 
 
 def client(token: str | None, remote: str) -> Client:
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-    return Client(REMOTE_ADDR=remote, **headers)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return Client(REMOTE_ADDR=remote, headers=headers)
 
 
 @override_settings(API_RATE_PER_TOKEN="5/minute", API_RATE_PER_ADDRESS="1000/minute")

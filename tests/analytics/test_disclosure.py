@@ -8,6 +8,7 @@ with and without missing key values); the other cases are worked by hand from th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ WEIGHTS = np.array([18.0, 45.5, 39.0, 17.0, 92.0, 8.0, 123.5, 51])
 B = [3, 3, 3, 3, 3, 3, 4, 3]
 
 
-def keys_of(*columns: list[int | None]) -> np.ndarray:
+def keys_of(*columns: Sequence[int | None]) -> np.ndarray:
     return np.column_stack([encode(c, np.array([v is None for v in c])) for c in columns])
 
 

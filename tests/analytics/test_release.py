@@ -43,7 +43,7 @@ def demo(django_db_setup: None, django_db_blocker: Any) -> Iterator[Survey]:
 
 
 def release(survey: Survey, level: str, **kwargs: Any) -> tuple[list[dict[str, str]], dict]:
-    out, report = io.BytesIO(), {}
+    out, report = io.BytesIO(), dict[str, Any]()
     options = exports.make_options(survey, "microdata", "csv", level=level, **kwargs)
     exports.export(options, out, disclosure=report)
     rows = list(csv.DictReader(io.StringIO(out.getvalue().decode("utf-8-sig"))))
@@ -222,7 +222,7 @@ def test_estimates_from_the_file_are_within_the_stated_bound(
         if y is None:
             continue
         computed = estimate_from(y, weight, np.ones(len(rows), bool), statistic)
-        assert computed is not None
+        assert computed is not None and estimate is not None
         gap = abs(computed - estimate)
         differences[statistic] = max(differences.get(statistic, 0.0), gap)
         assert gap <= stated[statistic] + 1e-6 * max(1.0, abs(estimate)), (item, option)

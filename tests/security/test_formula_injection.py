@@ -51,7 +51,7 @@ def test_the_frame_problem_report_neutralises_a_hostile_cell(survey: Survey) -> 
     )
 
     # then
-    text = b"".join(report.streaming_content).decode("utf-8-sig")
+    text = b"".join(report.streaming_content).decode("utf-8-sig")  # type: ignore[attr-defined]
     cells = [cell for line in csv.reader(io.StringIO(text)) for cell in line]
     assert "'" + HOSTILE in cells
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
