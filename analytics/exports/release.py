@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
 from respondents.models import FrameUnit
@@ -64,6 +66,13 @@ CLASSIFICATIONS = ("region", "region_area", "industry_group", "size_class")
 DESIGN_COLUMNS = ("stratum", "stratum_population", "stratum_sample", "base_weight")
 LEFT_OUT_KINDS = ("text",)
 TOLERANCE = 1e-9
+STEP_LABELS = {
+    "left out": gettext_lazy("left out"),
+    "recoded": gettext_lazy("recoded"),
+    "microaggregation": gettext_lazy("microaggregation"),
+    "local suppression": gettext_lazy("local suppression"),
+    "unit_id": gettext_lazy("unit ID"),
+}
 
 
 def records_for(options: ExportOptions) -> Records | Release:
@@ -119,7 +128,9 @@ class Release:
         self.report = self._protect(left_out)
         suppressed = set(self.report["suppressed_columns"])
         variables = [
-            replace(v, kind="number") if v.name in suppressed and v.kind == "integer" else v
+            replace(v, kind="number")
+            if v.name in suppressed and v.kind in ("integer", "decimal")
+            else v
             for v in variables
         ]
         self.layout = Layout(variables, source.versions, source.strata_variables)
@@ -283,12 +294,12 @@ class Release:
     ) -> list[dict[str, Any]]:
         steps: list[dict[str, Any]] = [
             {"step": "left out", "variables": left_out,
-             "why": "identifying, personal data, free text or dates (not reviewed)"},
+             "why": _("identifying, personal data, free text or dates (not reviewed)")},
         ]  # fmt: skip
         if self.policy.recoded:
             steps.append(
                 {"step": "recoded", "variables": list(self.policy.recoded),
-                 "why": "finest classification; region_area is kept"}
+                 "why": _("finest classification; region_area is kept")}
             )  # fmt: skip
         if numeric:
             sizes = np.bincount(groups[groups >= 0]) if (groups >= 0).any() else np.zeros(0)
@@ -299,13 +310,14 @@ class Release:
                     "groups": int(sizes.size),
                     "records": int(sizes.sum()),
                     "smallest_group": int(sizes.min()) if sizes.size else 0,
-                    "why": "register values; weighted group means keep every weighted total",
+                    "why": _("register values; weighted group means keep every weighted total"),
                 }
             )
         if lonely:
             steps.append(
                 {"step": "local suppression", "variables": numeric, "records": lonely,
-                 "why": f"in a group of fewer than {self.policy.k}, or unique in the frame"}
+                 "why": _("in a group of fewer than %(k)s, or unique in the frame")
+                 % {"k": self.policy.k}}
             )  # fmt: skip
         for name, count in suppressed.items():
             if count:
@@ -313,12 +325,14 @@ class Release:
         if design_blanked:
             steps.append(
                 {"step": "local suppression", "variables": list(DESIGN_COLUMNS[1:]),
-                 "records": design_blanked, "why": "they name the blanked stratum"}
+                 "records": design_blanked, "why": _("they name the blanked stratum")}
             )  # fmt: skip
         steps.append(
-            {"step": "unit_id", "why": "stable pseudonym (panel file)" if self.options.panel
-             else "keyed per release: two releases cannot be joined"}
+            {"step": "unit_id", "why": _("stable pseudonym (panel file)") if self.options.panel
+             else _("keyed per release: two releases cannot be joined")}
         )  # fmt: skip
+        for step in steps:
+            step["label"] = str(STEP_LABELS[step["step"]])
         return steps
 
     # --- the frame ----------------------------------------------------------------------
@@ -525,7 +539,7 @@ def compare_estimates(release: Release) -> dict[str, Any]:
             scope: {s: float(f"{d:.6g}") for s, d in found.items()}
             for scope, found in worst.items()
         },
-        "bound": (
+        "bound": _(
             "Whole population: every proportion equals the published value, and every mean "
             "and total too (answers and final weights are unchanged, microaggregation keeps "
             "weighted totals) unless numbers had to be blanked; the differences stated here "

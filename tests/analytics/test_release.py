@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyreadstat
 import pytest
 from django.core.management import call_command
 from django.db import transaction
+from django.test import override_settings
 
 from analytics import disclosure, exports
 from analytics.exports.release import estimate_from
@@ -30,16 +32,29 @@ CLASSIFICATIONS = ("region", "region_area", "industry_group", "size_class")
 
 
 @pytest.fixture(scope="module")
-def demo(django_db_setup: None, django_db_blocker: Any) -> Iterator[Survey]:
+def demo(
+    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Survey]:
+    """Built once for the module inside a transaction rolled back at the end (as
+    tests/security/conftest.py does), in its own VAR_DIR: the demo writes its frame there."""
+    folder = override_settings(VAR_DIR=tmp_path_factory.mktemp("demo"))
+    folder.enable()
     with django_db_blocker.unblock():
         outer = transaction.atomic()
         outer.__enter__()
         try:
             call_command("demo", rows=20_000, sample=2_000, stdout=io.StringIO())
-            yield Survey.objects.get(slug="smart_manufacturing")
-        finally:
+            built = Survey.objects.get(slug="smart_manufacturing")
+        except BaseException:
             transaction.set_rollback(True)
             outer.__exit__(None, None, None)
+            folder.disable()
+            raise
+    yield built
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
+    folder.disable()
 
 
 def release(survey: Survey, level: str, **kwargs: Any) -> tuple[list[dict[str, str]], dict]:
@@ -86,9 +101,15 @@ def test_the_unprotected_file_would_let_most_respondents_be_singled_out(
 
 @pytest.mark.parametrize(("level", "k", "risk"), [("scientific", 3, 0.2), ("public", 5, 0.1)])
 def test_after_protection_the_targets_hold(
-    level: str, k: int, risk: float, request: pytest.FixtureRequest
+    level: str,
+    k: int,
+    risk: float,
+    scientific: tuple[list[dict[str, str]], dict],
+    public: tuple[list[dict[str, str]], dict],
 ) -> None:
-    _rows, report = request.getfixturevalue(level)
+    # (both module fixtures asked for by name: one built inside a test's transaction would
+    # be rolled back with it)
+    _rows, report = {"scientific": scientific, "public": public}[level]
 
     after = report["after"]
 
@@ -327,3 +348,23 @@ def test_the_codebook_records_each_variable_s_treatment(
     assert entries["region"]["public"].startswith("left out")
     assert entries["sf_tech_other"]["scientific"].startswith("left out")
     assert entries["sf_adopted"]["public"] == "as collected"
+
+
+def test_blanked_design_values_are_declared_missing_in_spss(
+    demo: Survey, tmp_path: Path, django_db_blocker: Any
+) -> None:
+    # given
+    path = tmp_path / "scientific.sav"
+    with django_db_blocker.unblock(), path.open("wb") as out:
+        exports.export(exports.make_options(demo, "microdata", "sav", level="scientific"), out)
+
+    # when
+    frame, meta = pyreadstat.read_sav(str(path), user_missing=True)
+
+    # then: a blanked stratum's N_h and base weight carry the declared "suppressed" code
+    blanked = frame[frame["stratum"] == ""]
+    assert len(blanked) > 0
+    for name in ("stratum_population", "stratum_sample", "base_weight"):
+        declared: Any = meta.missing_ranges[name][0]
+        assert (blanked[name] >= declared["lo"]).all() and (blanked[name] <= declared["hi"]).all()
+        assert meta.variable_value_labels[name][declared["lo"]] == "공개 보호를 위해 비공개"

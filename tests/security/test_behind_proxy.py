@@ -56,7 +56,7 @@ class Gunicorn:
             f"http://127.0.0.1:{self.port}{path}",
             headers={"Host": HOST, **headers},
             allow_redirects=False,
-            timeout=10,
+            timeout=60,
         )
 
     def stop(self) -> None:

@@ -200,9 +200,7 @@ EXPECTATIONS: dict[str, Expect] = {
     "surveys:keyed_receipt": Expect(keyed(redirect("/manage/{survey}/cases/{case_id}/key/"))),
     "surveys:upload_questionnaire": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     # A large upload waiting for the worker: only its uploader sees it.
-    "surveys:questionnaire_upload": Expect(
-        staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}, args=lambda w: {"upload": upload_of(w)}
-    ),
+    "surveys:questionnaire_upload": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
     # --- frame and sample -------------------------------------------------------------------
     "respondents:frame_summary": Expect(staff_page(MANAGES)),
     "respondents:frame_upload": Expect(staff_page(MANAGES), staff_page(MANAGES)),
@@ -287,6 +285,7 @@ DEFAULT_ARGUMENTS: dict[str, Callable[[World], Any]] = {
     "item": lambda w: "sf_adopted",
     "number": lambda w: w.run.number,
     "fmt": lambda w: "csv",
+    "upload": upload_of,
     # the admin site's own objects
     "object_id": lambda w: w.users[STAFF].pk,
     "id": lambda w: w.users[STAFF].pk,
