@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.models import AnonymousUser
@@ -32,14 +33,17 @@ from django.views.decorators.http import require_POST
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions, generics, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from config.http import client_address
 from respondents.aapor import CATEGORIES, RATE_NAMES
 from respondents.models import Wave
 from surveys.models import Survey
@@ -124,6 +128,41 @@ class ApiTokenAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # Makes a missing token a 401 (with WWW-Authenticate) rather than a 403.
         return 'Bearer realm="api"'
+
+
+class AddressRateThrottle(SimpleRateThrottle):
+    """Every API request of one client address, counted before authentication."""
+
+    scope = "api_address"
+
+    def get_rate(self) -> str:
+        return str(settings.API_RATE_PER_ADDRESS)
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": client_address(request)}
+
+
+class TokenRateThrottle(SimpleRateThrottle):
+    """The requests of one API token, wherever they come from."""
+
+    scope = "api_token"
+
+    def get_rate(self) -> str:
+        return str(settings.API_RATE_PER_TOKEN)
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        token = getattr(request, "auth", None)
+        if not isinstance(token, ApiToken):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": token.pk}
+
+
+def address_allows(request: Any) -> float | None:
+    """None when the client address may make another API request, else the seconds to wait."""
+    throttle = AddressRateThrottle()
+    if throttle.allow_request(request, None):
+        return None
+    return throttle.wait() or 1.0
 
 
 class HasApiToken(BasePermission):
@@ -286,6 +325,15 @@ class Pages(LimitOffsetPagination):
 class TokenView(APIView):
     authentication_classes = [ApiTokenAuthentication]
     permission_classes = [HasApiToken]
+    throttle_classes = [TokenRateThrottle]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # DRF checks throttles after authentication; the address is counted first, so that
+        # requests with bad tokens are throttled too.
+        wait = address_allows(request)
+        if wait is not None:
+            self.throttled(request, wait)
+        super().initial(request, *args, **kwargs)
 
     def token_survey(self) -> Survey:
         return get_object_or_404(self.request.auth.surveys.all(), slug=self.kwargs["survey"])
@@ -424,8 +472,22 @@ def _rate_row(row: dict[str, Any]) -> dict[str, Any]:
 # --- documentation ----------------------------------------------------------------------------
 
 
+class Schema(SpectacularAPIView):
+    """The OpenAPI schema: public like the documentation, throttled like the API."""
+
+    throttle_classes = [AddressRateThrottle]
+
+
 def docs(request: HttpRequest) -> HttpResponse:
-    """A readable page built from the OpenAPI schema, so that it never drifts from the API."""
+    """A readable page built from the OpenAPI schema, so that it never drifts from the API.
+
+    Public, like the schema: it describes the endpoints and never any data or survey, and
+    those who integrate the API read it before their token is issued."""
+    wait = address_allows(request)
+    if wait is not None:
+        response = HttpResponse(_("Too many requests."), status=429, content_type="text/plain")
+        response["Retry-After"] = str(math.ceil(wait))
+        return response
     schema = SchemaGenerator().get_schema(request=None, public=True)
     context = {
         "endpoints": schema_docs.endpoints(schema),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
@@ -71,18 +73,29 @@ def _write(job: ExportJob) -> str:
         contact=bool(parameters.get("contact")),
         weighted=bool(parameters.get("weighted")),
         labelled=bool(parameters.get("labelled")),
+        level=parameters.get("level", ""),
+        panel=bool(parameters.get("panel")),
     )
     folder = Path(settings.MEDIA_ROOT) / EXPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{job.pk}-{secrets.token_hex(8)}.{job.format}"
     partial = folder / f"{name}.partial"
+    disclosure: dict[str, Any] = {}
     try:
         with partial.open("wb") as out:
-            exports.export(options, out, _Progress(job.pk))
+            exports.export(options, out, _Progress(job.pk), disclosure=disclosure)
+        if disclosure:
+            report = json.dumps(disclosure, ensure_ascii=False, indent=2)
+            report_file(folder / name).write_text(report, "utf-8")
         partial.replace(folder / name)
     finally:
         partial.unlink(missing_ok=True)
     return f"{EXPORT_DIR}/{name}"
+
+
+def report_file(path: Path) -> Path:
+    """The disclosure-risk report that comes with a released microdata file."""
+    return path.with_name(path.name + ".disclosure.json")
 
 
 class _Progress:
@@ -125,6 +138,7 @@ def _delete_old_files(before: dt.datetime) -> int:
     deleted = 0
     for job_id, relative in old.values_list("pk", "file"):
         (Path(settings.MEDIA_ROOT) / relative).unlink(missing_ok=True)
+        report_file(Path(settings.MEDIA_ROOT) / relative).unlink(missing_ok=True)
         ExportJob.objects.filter(pk=job_id).update(file="")
         deleted += 1
     return deleted

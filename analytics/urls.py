@@ -11,4 +11,5 @@ urlpatterns = [
     path(JOB, downloads.export_job, name="export_job"),
     path(JOB + "status/", downloads.export_job_status, name="export_job_status"),
     path(JOB + "file/", downloads.export_job_file, name="export_job_file"),
+    path(JOB + "disclosure/", downloads.export_job_report, name="export_job_report"),
 ]

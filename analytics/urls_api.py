@@ -1,5 +1,4 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
 
 from . import api
 
@@ -18,6 +17,6 @@ urlpatterns = [
     path(SURVEY + "runs/<int:number>/", api.RunDetail.as_view(), name="run"),
     path(SURVEY + "runs/<int:number>/estimates/", api.EstimateList.as_view(), name="estimates"),
     path(SURVEY + "fieldwork/", api.Fieldwork.as_view(), name="fieldwork"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", api.Schema.as_view(), name="schema"),
     path("docs/", api.docs, name="docs"),
 ]

@@ -1,5 +1,11 @@
 """Staff roles: Django groups with the permissions each role needs.
 
+Fieldwork managers run the frame, the sample and the fieldwork (response rates included);
+survey administrators also read the estimates and the weighting specification, download,
+issue API tokens and load questionnaires. The estimates stay with the administrators until
+they are published: pre-release access to official statistics is limited to those who
+produce them, and those who chase firms should not see the figures their chasing moves.
+
 A firm (respondent) has no Django account; it reaches its questionnaire with its link or
 access code only. Identified microdata needs `analytics.download_identified`, which no
 group carries: it is granted to named people.
@@ -16,10 +22,10 @@ MANAGER_PERMISSIONS = [
     "respondents.manage_frame",
     "respondents.manage_fieldwork",
     "respondents.view_contact_details",
-    "analytics.view_results",
 ]
 ADMIN_PERMISSIONS = [
     *MANAGER_PERMISSIONS,
+    "analytics.view_results",
     "surveys.load_questionnaire",
     "analytics.download_results",
     "analytics.edit_weighting_spec",
@@ -32,7 +38,8 @@ def ensure_roles(**_kwargs: Any) -> None:
         (ADMINISTRATORS, ADMIN_PERMISSIONS),
     ):
         group, _created = Group.objects.get_or_create(name=name)
-        group.permissions.add(*(_permission(code) for code in codes))
+        # set, not add: a permission taken from a role is taken from existing groups too
+        group.permissions.set([_permission(code) for code in codes])
 
 
 def _permission(code: str) -> Permission:

@@ -246,6 +246,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 512 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 200 * 1024 * 1024)
+# An XLSForm is refused before parsing beyond these (a zip bomb: surveys/xlsform.py), and one
+# that unpacks to more than FORM_INLINE_BYTES is loaded by the worker, not in the request.
+MAX_FORM_EXPANDED_BYTES = env_int("MAX_FORM_EXPANDED_BYTES", 30 * 1024 * 1024)
+MAX_FORM_ROWS = env_int("MAX_FORM_ROWS", 20_000)
+FORM_INLINE_BYTES = env_int("FORM_INLINE_BYTES", 2 * 1024 * 1024)
 
 # Email: SMTP when EMAIL_HOST is set, otherwise files under var/mail for the demo.
 EMAIL_HOST = env_str("EMAIL_HOST")
@@ -344,6 +349,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# Throttling (analytics/api.py), counted in the cache (Redis in production, shared by every web
+# process): per token, and per client address before the token is even checked, so that a
+# flood of bad tokens is refused too. DRF's syntax: "120/minute", "5/second".
+API_RATE_PER_TOKEN = env_str("API_RATE_PER_TOKEN", "120/minute")
+API_RATE_PER_ADDRESS = env_str("API_RATE_PER_ADDRESS", "300/minute")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Smart manufacturing survey results API",
     "DESCRIPTION": "Published, population-weighted estimates and fieldwork status. "

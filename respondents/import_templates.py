@@ -11,7 +11,6 @@ drift from what the import expects.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config.spreadsheets import csv_writer
 from surveys.models import Survey
 from surveys.questionnaire import Form, Question, get_form
 
@@ -162,7 +162,7 @@ def _as_cell(value: Any) -> str:
 def write_csv(found: Template) -> bytes:
     buffer = io.StringIO()
     buffer.write("\ufeff")
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(found.header)
     writer.writerow(found.example)
     return buffer.getvalue().encode("utf-8")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -540,7 +540,25 @@ class Message(models.Model):
         return f"{self.kind} to {self.case} ({self.status})"
 
 
+# PostgreSQL advisory locks of the access-code check (another namespace than the recompute's).
+ACCESS_LOCK_NAMESPACE = 7202
+
+
 class AccessFailureQuerySet(models.QuerySet["AccessFailure"]):
+    def lock(self, *, business_id: str, client: str) -> None:
+        """Serialise access-code checks of one business ID and of one client until the
+        transaction ends, so that counting failures, checking the code and recording a
+        failure are one step: thirty parallel guesses cannot all pass the count first.
+        Always the business ID, then the client: two checks never wait on each other in a
+        circle. (SQLite's write transactions are serialised already.)"""
+        if connection.vendor != "postgresql":
+            return
+        with connection.cursor() as cursor:
+            for key in (f"business:{business_id}", f"client:{client}"):
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [ACCESS_LOCK_NAMESPACE, key]
+                )
+
     def too_many(self, *, business_id: str, client: str) -> bool:
         since = timezone.now() - dt.timedelta(seconds=settings.ACCESS_CODE_WINDOW_SECONDS)
         recent = self.filter(at__gte=since)

@@ -17,7 +17,6 @@ The wave open now shows the current dispositions.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,6 +47,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from numpy.typing import NDArray
 
+from config.spreadsheets import csv_writer, safe_cell
 from surveys.models import Survey
 
 from . import aapor, dispositions
@@ -61,7 +61,6 @@ from .classifications import (
     SizeClass,
 )
 from .models import Case, ContactAttempt, DispositionEvent, Message, Stratum, Wave
-from .sampling import safe_cell
 
 # The response target when Survey.target_responses is unset: 60 % of the sample (I + P).
 TARGET_RATE = 0.6
@@ -546,7 +545,7 @@ def write_response_rates_csv(
     rows = response_rate_rows(survey, weighted=weighted)
     if bom:
         out.write("\ufeff")
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow(EXPORT_COLUMNS)
     for row in rows:
         writer.writerow([_csv_value(row[column]) for column in EXPORT_COLUMNS])
@@ -741,7 +740,7 @@ def write_chase_csv(survey: Survey, out: IO[str], *, contact: bool) -> int:
     """The whole chase list for the call centre: UTF-8 with BOM for Excel; returns rows."""
     cases = chase_cases(survey, stratum_lags(survey))
     out.write("\ufeff")
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow([label for _name, label in chase_columns(contact=contact)])
     written = 0
     for row in chase_rows(cases.iterator(chunk_size=2000), contact=contact):

@@ -10,7 +10,6 @@ derived variable wins over the derivation, and an explicit map wins over both.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections import Counter
@@ -30,6 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics.recompute import request_recompute
+from config.spreadsheets import csv_writer, safe_cell
 from surveys.models import Survey
 
 from . import allocation as alloc
@@ -813,7 +813,7 @@ def write_letters(survey: Survey, out: IO[str]) -> int:
     """
     cases = letter_cases(survey)
     out.write("\ufeff")
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow(LETTER_COLUMNS)
     written = 0
     for case in cases.iterator(chunk_size=2000):
@@ -825,15 +825,6 @@ def write_letters(survey: Survey, out: IO[str]) -> int:
 
 
 # --- exports of the sample list --------------------------------------------------------------
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    """Neutralise text that a spreadsheet would run as a formula (CSV/formula injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def sample_columns(*, contact: bool) -> list[tuple[str, str]]:
@@ -879,7 +870,7 @@ def sample_rows(cases: QuerySet[Case], *, contact: bool) -> Iterator[list[Any]]:
 
 def write_sample_csv(cases: QuerySet[Case], out: IO[str], *, contact: bool) -> None:
     out.write("\ufeff")
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow([label for _name, label in sample_columns(contact=contact)])
     writer.writerows(sample_rows(cases, contact=contact))
 

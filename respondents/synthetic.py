@@ -8,12 +8,13 @@ machinery and electronics; a third of firms in Gyeonggi).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import openpyxl
+
+from config.spreadsheets import csv_writer, safe_row
 
 from .classifications import KSIC_DIVISIONS, REGION_AREAS
 from .frame_import import REQUIRED_COLUMNS
@@ -127,11 +128,11 @@ def write_frame(
         lines = frame_rows(rows, seed=seed)
         sheet.append(next(lines))
         for line in lines:
-            sheet.append(_typed(line))
+            sheet.append(safe_row(_typed(line)))
         book.save(path)
         return
     with open(path, "w", encoding=encoding, newline="") as out:
-        csv.writer(out).writerows(frame_rows(rows, seed=seed))
+        csv_writer(out).writerows(frame_rows(rows, seed=seed))
 
 
 def _typed(line: list[str]) -> list[str | int | float | None]:

@@ -26,6 +26,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from xlsx2csv import InvalidXlsxFileException, SheetNotFoundException, Xlsx2csv
 
+from config.spreadsheets import csv_writer
+
 Source = IO[bytes] | str | os.PathLike[str]
 MAX_PROBLEMS = 1000
 MAX_VALUE_CHARS = 80
@@ -80,8 +82,9 @@ class ProblemLog:
 
 
 def write_report(error: ImportRefused, out: IO[str]) -> None:
-    """The refusal as CSV: one problem a line, and a last line counting those left out."""
-    writer = csv.writer(out)
+    """The refusal as CSV: one problem a line, and a last line counting those left out. The
+    bad values are quoted back as they were: neutralised, like every file written."""
+    writer = csv_writer(out)
     writer.writerow([_("row"), _("column"), _("value"), _("problem")])
     if not error.problems:
         writer.writerow(["", "", "", error.message])

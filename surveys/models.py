@@ -161,3 +161,28 @@ class Response(models.Model):
         alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
         body = "".join(secrets.choice(alphabet) for _ in range(10))
         return f"SMF-{body[:5]}-{body[5:]}"
+
+
+class QuestionnaireUpload(models.Model):
+    """A large XLSForm waiting for the worker: checked and loaded outside the request."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("loading")
+        DONE = "done", _("loaded")
+        FAILED = "failed", _("refused")
+
+    source_name = models.CharField(max_length=255, blank=True)
+    source = models.BinaryField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    problems = models.JSONField(default=list, blank=True)
+    version = models.ForeignKey(
+        QuestionnaireVersion, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.source_name} ({self.status})"

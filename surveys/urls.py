@@ -14,6 +14,11 @@ urlpatterns = [
     path("q/review/", views.review, name="review"),
     path("q/receipt/", views.receipt, name="receipt"),
     path("manage/questionnaires/upload/", views.upload_questionnaire, name="upload_questionnaire"),
+    path(
+        "manage/questionnaires/upload/<int:upload>/",
+        views.questionnaire_upload,
+        name="questionnaire_upload",
+    ),
     # Staff keying in answers received by phone, fax or paper, through the same pages.
     path(KEYED, views.keyed_welcome, name="keyed_welcome"),
     path(KEYED + "p/<slug:name>/", views.keyed_page, name="keyed_page"),

@@ -19,15 +19,17 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from config.celery import enqueue_on_commit
 from config.http import client_address
 from respondents import dispositions
 from respondents.models import AccessFailure, Case, check_password_timing, hash_token
 
 from . import flow
 from .forms import AccessCodeForm, QuestionnaireUploadForm
-from .models import Response, cached_survey
+from .models import QuestionnaireUpload, Response, cached_survey
 from .questionnaire import Form, Page, get_form
-from .xlsform import FormError, load_questionnaire
+from .tasks import load_upload
+from .xlsform import FormError, check_size, load_questionnaire
 
 SESSION_CASE = "respondent_case"
 SESSION_CREDENTIAL = "respondent_credential"
@@ -89,8 +91,14 @@ def login(request: HttpRequest) -> HttpResponse:
     form = AccessCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         business_id = form.cleaned_data["business_id"]
-        client = client_address(request)
-        if AccessFailure.objects.too_many(business_id=business_id, client=client):
+        outcome, case = _check_access(
+            business_id, form.cleaned_data["access_code"], client_address(request)
+        )
+        if case is not None:
+            _sign_in(request, case)
+            dispositions.respondent_opened(case)
+            return redirect("surveys:welcome")
+        if outcome == "locked":
             form.add_error(
                 None,
                 _(
@@ -99,16 +107,6 @@ def login(request: HttpRequest) -> HttpResponse:
                 ),
             )
         else:
-            case = Case.objects.in_sample().filter(business_id=business_id).first()
-            code = form.cleaned_data["access_code"]
-            if case is None:
-                # As long as a real check: the time taken must not tell who was sampled.
-                check_password_timing(code)
-            elif case.check_access_code(code):
-                _sign_in(request, case)
-                dispositions.respondent_opened(case)
-                return redirect("surveys:welcome")
-            AccessFailure.objects.create(business_id=business_id, client=client)
             form.add_error(
                 None,
                 _(
@@ -117,6 +115,23 @@ def login(request: HttpRequest) -> HttpResponse:
                 ),
             )
     return render(request, "respondent/login.jinja", {"form": form})
+
+
+def _check_access(business_id: str, code: str, client: str) -> tuple[str, Case | None]:
+    """Count, check and record in one transaction under the business ID's and the
+    client's lock: ("ok", case), ("wrong", None) or ("locked", None)."""
+    with transaction.atomic():
+        AccessFailure.objects.lock(business_id=business_id, client=client)
+        if AccessFailure.objects.too_many(business_id=business_id, client=client):
+            return "locked", None
+        case = Case.objects.in_sample().filter(business_id=business_id).first()
+        if case is None:
+            # As long as a real check: the time taken must not tell who was sampled.
+            check_password_timing(code)
+        elif case.check_access_code(code):
+            return "ok", case
+        AccessFailure.objects.create(business_id=business_id, client=client)
+        return "wrong", None
 
 
 @require_POST
@@ -500,11 +515,13 @@ def upload_questionnaire(request: HttpRequest) -> HttpResponse:
     problems: list[str] = []
     if request.method == "POST" and upload.is_valid():
         data = upload.cleaned_data["file"].read()
+        name = upload.cleaned_data["file"].name or ""
         try:
+            expanded = check_size(data)
+            if expanded > settings.FORM_INLINE_BYTES:
+                return _load_in_worker(request, data, name)
             with transaction.atomic():
-                version = load_questionnaire(
-                    data, source_name=upload.cleaned_data["file"].name, user=request.user
-                )
+                version = load_questionnaire(data, source_name=name, user=request.user)
         except FormError as exc:
             problems = exc.problems
         else:
@@ -517,3 +534,25 @@ def upload_questionnaire(request: HttpRequest) -> HttpResponse:
     return render(
         request, "surveys/upload_questionnaire.html", {"upload": upload, "problems": problems}
     )
+
+
+def _load_in_worker(request: HttpRequest, data: bytes, name: str) -> HttpResponse:
+    """A large workbook is parsed by the worker, not in a web process."""
+    job = QuestionnaireUpload.objects.create(
+        source=data,
+        source_name=name[:255],
+        uploaded_by=request.user,  # type: ignore[misc]
+    )
+    enqueue_on_commit(load_upload, job.pk)
+    return redirect("surveys:questionnaire_upload", upload=job.pk)
+
+
+@login_required
+@permission_required("surveys.load_questionnaire", raise_exception=True)
+def questionnaire_upload(request: HttpRequest, upload: int) -> HttpResponse:
+    job = get_object_or_404(
+        QuestionnaireUpload.objects.defer("source").select_related("version__survey"),
+        pk=upload,
+        uploaded_by=request.user,
+    )
+    return render(request, "surveys/questionnaire_upload.html", {"job": job})

@@ -42,6 +42,13 @@ def _fast_mail(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _api_rates_out_of_the_way(settings: Any) -> None:
+    # Throttle counts live in Redis across tests; tests/analytics/test_api_throttling.py
+    # sets real limits on addresses and tokens of its own.
+    settings.API_RATE_PER_TOKEN = settings.API_RATE_PER_ADDRESS = "1000000/minute"
+
+
+@pytest.fixture(autouse=True)
 def _tasks_in_process() -> None:
     # Tasks run in-process unless a test asks for the real `worker` fixture.
     from config.celery import app

@@ -60,7 +60,7 @@ def test_a_manager_sees_the_survey_at_a_glance_and_the_fieldwork_functions(
     assert {f"/manage/{slug}/fieldwork/", f"/manage/{slug}/fieldwork/chase/"} <= links(text)
     assert f"/manage/{slug}/downloads/" not in links(text)
     assert "/manage/api-tokens/" not in links(text) and "/admin/" not in links(text)
-    assert "/api/v1/docs/" in links(text)  # view_results reads the API's description
+    assert "/api/v1/docs/" not in links(text)  # the API serves results, which managers lack
 
 
 def test_an_administrator_also_sees_versions_exports_and_the_admin_tools(survey: Survey) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, Any
 
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -38,6 +38,7 @@ from .options import (
     CONTENT_TYPES,
     FORMATS,
     LANGUAGES,
+    LEVELS,
     NEEDS_RUN,
     USES_RUN,
     ExportError,
@@ -46,6 +47,7 @@ from .options import (
     make_options,
     row_count,
 )
+from .release import Release, records_for, treatment
 from .tables import Progress, Table, csv_batches, safe_cell, write_csv
 from .versions import survey_versions, union_questions
 from .xlsx import write_xlsx
@@ -57,6 +59,7 @@ __all__ = [
     "ESTIMATE_COLUMNS",
     "FORMATS",
     "LANGUAGES",
+    "LEVELS",
     "NEEDS_RUN",
     "USES_RUN",
     "ExportError",
@@ -89,22 +92,44 @@ def needs_job(options: ExportOptions) -> bool:
     return options.what == "microdata" or row_count(options) > DIRECT_ROW_LIMIT
 
 
-def export(options: ExportOptions, out: IO[bytes], progress: Progress | None = None) -> int:
-    """Write the export to `out`; returns the number of data rows written."""
+def export(
+    options: ExportOptions,
+    out: IO[bytes],
+    progress: Progress | None = None,
+    disclosure: dict[str, Any] | None = None,
+) -> int:
+    """Write the export to `out`; returns the number of data rows written. A released
+    microdata file fills `disclosure` with its disclosure-risk report."""
     report = progress or (lambda _fraction: None)
     with translation.override(options.language):
+        if options.what == "microdata":
+            return _microdata(options, out, report, disclosure)
         if options.what == "response-rates":
             return _response_rates(options, out)
         if options.what == "estimates" and options.format == "xlsx":
             return write_estimates_xlsx(options, out, report)
         if options.what == "codebook" and options.format == "json":
             return write_codebook_json(options, out)
-        if options.what == "microdata" and options.format in ("sav", "dta"):
-            return write_statistical(options, out, report)
         table = build_table(options)
         if options.format == "csv":
             return write_csv(table, out, report, options.language)
-        return write_xlsx(table, out, report, extra=_extra_sheets(options))
+        return write_xlsx(table, out, report)
+
+
+def _microdata(
+    options: ExportOptions, out: IO[bytes], progress: Progress, disclosure: dict[str, Any] | None
+) -> int:
+    records = records_for(options)
+    if options.format in ("sav", "dta"):
+        count = write_statistical(options, out, progress, records)
+    elif options.format == "csv":
+        count = write_csv(microdata_table(options, records), out, progress, options.language)
+    else:
+        table = microdata_table(options, records)
+        count = write_xlsx(table, out, progress, extra=_extra_sheets(options, records))
+    if disclosure is not None and isinstance(records, Release):
+        disclosure.update(records.report)
+    return count
 
 
 def csv_chunks(options: ExportOptions) -> Iterator[bytes]:
@@ -129,7 +154,7 @@ def _response_rates(options: ExportOptions, out: IO[bytes]) -> int:
 def build_table(options: ExportOptions) -> Table:
     builders: dict[str, Callable[[ExportOptions], Table]] = {
         "estimates": estimates_table,
-        "microdata": microdata_table,
+        "microdata": lambda o: microdata_table(o, records_for(o)),
         "codebook": codebook_table,
         "fieldwork": fieldwork_table,
         "contacts": contacts_table,
@@ -137,10 +162,31 @@ def build_table(options: ExportOptions) -> Table:
     return builders[options.what](options)
 
 
-def _extra_sheets(options: ExportOptions) -> list[Table]:
-    if options.what != "microdata":
-        return []
-    layout = microdata_layout(options.survey, identified=options.identified)
-    rows = [(v.name, v.text(options.language), v.kind) for v in layout.variables]
-    header = [_("variable"), _("label"), _("type")]
-    return [Table(header, rows, len(rows), sheet=_("variables"), widths=(24, 60, 12))]
+def _extra_sheets(options: ExportOptions, records: Any) -> list[Table]:
+    layout = records.layout
+    strata = layout.strata_variables
+    rows = [
+        (v.name, v.text(options.language), v.kind,
+         "" if options.identified else treatment(v, options.level, strata))
+        for v in layout.variables
+    ]  # fmt: skip
+    header = [_("variable"), _("label"), _("type"), _("release treatment")]
+    sheets = [Table(header, rows, len(rows), sheet=_("variables"), widths=(24, 60, 12, 50))]
+    if isinstance(records, Release):
+        lines = list(report_lines(records.report))
+        sheets.append(Table([_("item"), _("value")], lines, len(lines), sheet=_("disclosure"),
+                            widths=(50, 80)))  # fmt: skip
+    return sheets
+
+
+def report_lines(report: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """The disclosure report flattened to (item, value) lines, for a sheet."""
+    for key, value in report.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from report_lines(value, name + ".")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for index, entry in enumerate(value, start=1):
+                yield from report_lines(entry, f"{name}.{index}.")
+        else:
+            yield name, ", ".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -15,12 +15,14 @@ from surveys.questionnaire import Question
 from . import replicates
 from .microdata import DUMMY_TEXTS, Missing, Variable, microdata_layout
 from .options import LANGUAGES, ExportOptions
+from .release import treatment
 from .tables import Table
 from .versions import union_questions
 
 CODEBOOK_COLUMNS = (
     "variable", "sav_dta_name", "label_ko", "label_en", "type", "choices", "universe",
-    "universe_expression", "missing_codes", "versions", "identified_only",
+    "universe_expression", "missing_codes", "versions", "identified_only", "scientific_use",
+    "public_use",
 )  # fmt: skip
 
 
@@ -46,6 +48,10 @@ def _layout_entries(options: ExportOptions) -> Iterator[dict[str, Any]]:
             "missing": _missing(variable, options.language),
             "versions": list(variable.versions),
             "identified_only": variable.identified_only,
+            "release": {
+                level: treatment(variable, level, layout.strata_variables)
+                for level in ("scientific", "public")
+            },
         }
 
 
@@ -91,7 +97,7 @@ def _missing(variable: Variable, language: str) -> list[dict[str, Any]]:
 
 def codebook_table(options: ExportOptions) -> Table:
     rows = [_codebook_row(entry) for entry in codebook_entries(options)]
-    widths = (24, 20, 40, 40, 12, 50, 50, 40, 40, 16, 10)
+    widths = (24, 20, 40, 40, 12, 50, 50, 40, 40, 16, 10, 40, 40)
     return Table(CODEBOOK_COLUMNS, rows, len(rows), sheet=_("codebook"), widths=widths)
 
 
@@ -105,6 +111,7 @@ def _codebook_row(entry: Mapping[str, Any]) -> list[Any]:
         entry["variable"], entry["sav_dta_name"], entry["label"]["ko"], entry["label"]["en"],
         entry["type"], choices, entry["universe"]["text"], entry["universe"]["expression"],
         missing, ", ".join(entry["versions"]), int(entry["identified_only"]),
+        entry["release"]["scientific"], entry["release"]["public"],
     ]  # fmt: skip
 
 

@@ -41,13 +41,14 @@ class Missing(enum.Enum):
     NOT_ASKED = 1  # not relevant for the case, or not in its questionnaire version
     NOT_ANSWERED = 2  # relevant but blank, or the case did not respond
     REFUSED = 3  # the case refused (AAPOR 2.11x)
+    SUPPRESSED = 4  # blanked by disclosure control (release.py)
 
     def code(self, kind: str) -> int:
         return NUMBER_MISSING_BASE - self.value if kind == "number" else -self.value
 
     @property
     def tag(self) -> str:
-        return "abc"[self.value - 1]
+        return "abcd"[self.value - 1]
 
     def text(self, language: str) -> str:
         return MISSING_TEXTS[self][0 if language == "ko" else 1]
@@ -60,10 +61,11 @@ MISSING_TEXTS = {
     Missing.NOT_ASKED: ("비해당(질문하지 않음)", "not asked"),
     Missing.NOT_ANSWERED: ("무응답", "not answered"),
     Missing.REFUSED: ("응답 거부", "refused"),
+    Missing.SUPPRESSED: ("공개 보호를 위해 비공개", "suppressed for disclosure control"),
 }
 DUMMY_TEXTS = {1: ("선택", "selected"), 0: ("선택 안 함", "not selected")}
 DESIGN_VARIABLES: dict[str, tuple[str, str, str]] = {
-    "unit_id": ("string", "사업체 가명 ID(내보내기마다 동일)", "Pseudonymous unit ID (stable)"),
+    "unit_id": ("string", "사업체 가명 ID", "Pseudonymous unit ID"),
     "business_id": ("string", "사업자등록번호", "Business registration number"),
     "stratum": ("string", "층", "Stratum"),
     "stratum_population": ("integer", "층 모집단 크기(N_h)", "Stratum population (N_h)"),
@@ -251,10 +253,13 @@ def _stat_base(name: str) -> str:
 # --- the rows -----------------------------------------------------------------------------
 
 
-def unit_id(case_id: int) -> str:
-    """A stable pseudonym of a case: the same in every export, useless without SECRET_KEY."""
+def unit_id(case_id: int, release: str = "") -> str:
+    """A pseudonym of a case, useless without SECRET_KEY: keyed by the release (a random
+    key per released file), so that two releases cannot be joined; without a key, the
+    stable one of panel files and of the internal identified file."""
     key = settings.SECRET_KEY.encode()
-    return hmac.new(key, f"unit:{case_id}".encode(), hashlib.sha256).hexdigest()[:16]
+    stem = f"release:{release}:{case_id}" if release else f"unit:{case_id}"
+    return hmac.new(key, stem.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class _Relevance:
@@ -364,6 +369,7 @@ class Records:
         assert options.run is not None
         self.layout = microdata_layout(options.survey, identified=options.identified)
         self.identified = options.identified
+        self.release = options.release_key
         self.weights = _Weights(options.run)
         self.strata = {
             s.pk: s for s in SampleDesign.objects.get(survey=options.survey, drawn_at__isnull=False)
@@ -392,7 +398,8 @@ class Records:
             "industry_group": KSIC_DIVISIONS.get(division, "other"),
             "region_area": REGION_AREAS.get(row.region, "other"),
         }
-        values: list[Any] = [unit_id(row.pk), *([row.business_id] if self.identified else [])]
+        pseudonym = unit_id(row.pk, self.release)
+        values: list[Any] = [pseudonym, *([row.business_id] if self.identified else [])]
         values += [stratum.key, stratum.population, stratum.sample_size, base, final]
         values += [row.disposition, row.wave or "", row.mode or ""]
         extra = dict.fromkeys([*self.layout.strata_variables, *FRAME_VARIABLES])
@@ -430,8 +437,8 @@ def _cell(
     return value
 
 
-def microdata_table(options: ExportOptions) -> Table:
-    records = Records(options)
+def microdata_table(options: ExportOptions, records: Any = None) -> Table:
+    records = records if records is not None else Records(options)
     variables = records.layout.variables
     rows: Iterator[list[Any]] = (_plain_row(row) for row in records)
     if options.labelled:
@@ -542,9 +549,11 @@ class _Column:
 TYPECODES = {"code": "h", "dummy": "b", "integer": "q"}
 
 
-def write_statistical(options: ExportOptions, out: IO[bytes], progress: Progress) -> int:
+def write_statistical(
+    options: ExportOptions, out: IO[bytes], progress: Progress, records: Any = None
+) -> int:
     """Microdata as an SPSS .sav or Stata .dta file, with labels and missing-value codes."""
-    records = Records(options)
+    records = records if records is not None else Records(options)
     columns = [_Column(v) for v in records.layout.variables]
     count = 0
     for count, row in enumerate(records, start=1):
@@ -630,8 +639,9 @@ def _file_label(options: ExportOptions) -> str:
 def _write_sav(columns: list[_Column], path: Path, options: ExportOptions) -> None:
     import pyreadstat
 
+    # SPSS takes at most three discrete missing values, or one range: the codes are adjacent.
     missing: dict[str, list[Any]] = {
-        c.variable.stat_name: [m.code(c.variable.kind) for m in Missing] for c in columns if c.coded
+        c.variable.stat_name: [_code_range(c.variable.kind)] for c in columns if c.coded
     }
     nominal = ("code", "dummy", "string", "text")
     measure = {
@@ -647,6 +657,11 @@ def _write_sav(columns: list[_Column], path: Path, options: ExportOptions) -> No
         variable_measure=measure,
         note=_note(options),
     )
+
+
+def _code_range(kind: str) -> dict[str, int]:
+    codes = [m.code(kind) for m in Missing]
+    return {"lo": min(codes), "hi": max(codes)}
 
 
 def _write_dta(columns: list[_Column], path: Path, options: ExportOptions) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -24,6 +25,9 @@ NEEDS_RUN = ("estimates", "microdata")
 # Uses the chosen (else the latest) published run when there is one: the codebook describes
 # that run's weights (controls, replicate weights and how R and Stata combine them).
 USES_RUN = ("codebook",)
+# Microdata release levels (release.py): identified is internal; the others pass through
+# disclosure control, public-use more strongly than scientific-use.
+LEVELS = ("scientific", "public", "identified")
 LANGUAGES = ("ko", "en")
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -49,11 +53,21 @@ class ExportOptions:
     contact: bool = False  # email and phone (fieldwork, contacts)
     weighted: bool = False  # response rates on base weights
     labelled: bool = False  # microdata CSV/XLSX: values as labels in `language`, not codes
+    level: str = "scientific"  # microdata release level (identified when `identified`)
+    panel: bool = False  # unit_id the same in every release of this level (microdata)
+    release: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    @property
+    def release_key(self) -> str:
+        """What unit_id is keyed by: this release's own random key, so that two releases
+        cannot be joined; the stable pseudonym (empty key) for a panel file and for the
+        internal identified file."""
+        return "" if self.identified or self.panel else self.release
 
     @property
     def filename(self) -> str:
         run = f"-run{self.run.number}" if self.run is not None and self.what in NEEDS_RUN else ""
-        tag = "-identified" if self.identified else ""
+        tag = f"-{self.level}" if self.what == "microdata" else ""
         tag += "-labels" if self.labelled else ""
         return f"{self.survey.slug}-{self.what}{run}{tag}-{self.language}.{self.format}"
 
@@ -70,6 +84,8 @@ class ExportOptions:
             "contact": self.contact,
             "weighted": self.weighted,
             "labelled": self.labelled,
+            "level": self.level if self.what == "microdata" else "",
+            "panel": self.panel,
         }
 
 
@@ -84,6 +100,8 @@ def make_options(
     contact: bool = False,
     weighted: bool = False,
     labelled: bool = False,
+    level: str = "",
+    panel: bool = False,
 ) -> ExportOptions:
     """Checked options; ExportError says what does not fit."""
     if what not in FORMATS:
@@ -97,16 +115,25 @@ def make_options(
         raise ExportError(_("Choose the language ko or en."))
     if identified and what != "microdata":
         raise ExportError(_("Only microdata can be exported identified."))
+    level = level or ("identified" if identified else "scientific")
+    if level not in LEVELS:
+        raise ExportError(_("Choose the release level scientific, public or identified."))
+    if identified and level != "identified":
+        raise ExportError(
+            _("An identified export cannot also be a %(level)s file.") % {"level": level}
+        )
     return ExportOptions(
         survey=survey,
         what=what,
         format=fmt,
         language=language,
         run=_run_for(survey, what, run_number),
-        identified=identified,
+        identified=level == "identified" and what == "microdata",
         contact=contact and what in ("fieldwork", "contacts"),
         weighted=weighted and what == "response-rates",
         labelled=labelled and what == "microdata" and fmt in ("csv", "xlsx"),
+        level=level,
+        panel=panel and what == "microdata" and level != "identified",
     )
 
 

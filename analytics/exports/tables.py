@@ -12,7 +12,10 @@ from typing import IO, Any
 
 from django.utils import timezone, translation
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from config.spreadsheets import FORMULA_STARTS, safe_cell
+
+__all__ = ["FORMULA_STARTS", "safe_cell"]
+
 PROGRESS_EVERY = 2000
 Progress = Callable[[float], None]
 
@@ -26,13 +29,6 @@ class Table:
     total: int
     sheet: str = "data"
     widths: Sequence[int] = ()
-
-
-def safe_cell(value: Any) -> Any:
-    """Neutralise text that a spreadsheet would run as a formula (CSV/formula injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def write_csv(table: Table, out: IO[bytes], progress: Progress, language: str) -> int:

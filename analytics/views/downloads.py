@@ -7,6 +7,7 @@ Download audit log.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from config.http import client_address
 from surveys.models import Survey
 
 from .. import exports
+from ..export_jobs import report_file
 from ..models import Download, EstimateRun, ExportJob
 
 DOWNLOAD = "analytics.download_results"
@@ -58,7 +60,8 @@ DESCRIPTIONS = {
     "microdata": gettext_lazy(
         "One row per sampled firm with its weights and every question of every questionnaire "
         "version. SPSS and Stata files carry labels and missing-value codes. Prepared by the "
-        "worker."
+        "worker. Scientific-use and public-use files pass through disclosure control and come "
+        "with a disclosure-risk report."
     ),
     "codebook": gettext_lazy(
         "Every microdata variable: labels in Korean and English, choices, who was asked, "
@@ -70,6 +73,13 @@ DESCRIPTIONS = {
     ),
     "contacts": gettext_lazy("Every recorded contact attempt: channel, date, staff, outcome."),
     "response-rates": gettext_lazy("AAPOR outcome rates, in total and by domain."),
+}
+LEVEL_LABELS = {
+    "scientific": gettext_lazy("Scientific use (disclosure control: k = 3)"),
+    "public": gettext_lazy("Public use (stronger: k = 5, no region)"),
+    "identified": gettext_lazy(
+        "Identified (internal: business registration numbers and contact answers)"
+    ),
 }
 FORMAT_LABELS = {
     "csv": gettext_lazy("CSV (UTF-8, Excel)"),
@@ -88,8 +98,11 @@ class ExportForm(forms.Form):
     run = forms.TypedChoiceField(
         label=gettext_lazy("Estimate version"), coerce=int, required=False, empty_value=None
     )
-    identified = forms.BooleanField(
-        label=gettext_lazy("Identified (business registration numbers and contact answers)"),
+    level = forms.ChoiceField(
+        label=gettext_lazy("Release level"), initial="scientific", required=False
+    )
+    panel = forms.BooleanField(
+        label=gettext_lazy("Panel file: the same unit ID in every release of this level"),
         required=False,
     )
     contact = forms.BooleanField(
@@ -122,8 +135,10 @@ class ExportForm(forms.Form):
         _choices(self, "run", [(r.number, _run_label(r)) for r in runs])
         if what not in (*exports.NEEDS_RUN, *exports.USES_RUN) or not runs:
             del self.fields["run"]
-        if what != "microdata" or not user.has_perm(IDENTIFIED):
-            del self.fields["identified"]
+        levels = [lv for lv in exports.LEVELS if lv != "identified" or user.has_perm(IDENTIFIED)]
+        _choices(self, "level", [(lv, LEVEL_LABELS[lv]) for lv in levels])
+        if what != "microdata":
+            del self.fields["level"], self.fields["panel"]
         if what not in ("fieldwork", "contacts") or not user.has_perm(CONTACTS):
             del self.fields["contact"]
         if what != "response-rates":
@@ -142,10 +157,11 @@ class ExportForm(forms.Form):
                 data["format"],
                 language=data["language"],
                 run_number=data.get("run"),
-                identified=data.get("identified", False),
                 contact=data.get("contact", False),
                 weighted=data.get("weighted", False),
                 labelled=data.get("labelled", False),
+                level=data.get("level", ""),
+                panel=data.get("panel", False),
             )
         except exports.ExportError as exc:
             raise forms.ValidationError(str(exc)) from exc
@@ -197,7 +213,7 @@ def downloads(request: HttpRequest, survey: str) -> HttpResponse:
 def _check_sensitive(request: HttpRequest, what: str) -> None:
     """Asking for identified data or contact details without the permission is refused."""
     asked = {
-        IDENTIFIED: request.POST.get(f"{what}-identified", "").lower() in TRUE_VALUES,
+        IDENTIFIED: request.POST.get(f"{what}-level", "") == "identified",
         CONTACTS: request.POST.get(f"{what}-contact", "").lower() in TRUE_VALUES,
     }
     if any(wanted and not request.user.has_perm(perm) for perm, wanted in asked.items()):
@@ -287,8 +303,47 @@ def _own_job(request: HttpRequest, survey: str, job: int) -> ExportJob:
 @permission_required(DOWNLOAD, raise_exception=True)
 def export_job(request: HttpRequest, survey: str, job: int) -> HttpResponse:
     found = _own_job(request, survey, job)
-    context = {"survey": found.survey, "job": found, "title": TITLES.get(found.what, found.what)}
+    context = {
+        "survey": found.survey,
+        "job": found,
+        "title": TITLES.get(found.what, found.what),
+        "level": LEVEL_LABELS.get(found.parameters.get("level", "")),
+        "disclosure": _disclosure(found),
+    }
     return render(request, "analytics/export_job.html", context)
+
+
+def _disclosure(job: ExportJob) -> dict[str, Any] | None:
+    path = _report_file(job)
+    if path is None:
+        return None
+    try:
+        return dict(json.loads(path.read_text("utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _report_file(job: ExportJob) -> Path | None:
+    if job.status != ExportJob.Status.DONE or not job.file:
+        return None
+    path = report_file(Path(settings.MEDIA_ROOT) / job.file)
+    return path if path.is_file() else None
+
+
+@login_required
+@permission_required(DOWNLOAD, raise_exception=True)
+def export_job_report(request: HttpRequest, survey: str, job: int) -> FileResponse:
+    """The disclosure-risk report of a released microdata file, as JSON."""
+    found = _own_job(request, survey, job)
+    path = _report_file(found)
+    if path is None:
+        raise Http404
+    name = f"{Path(found.filename or path.name).stem}-disclosure.json"
+    response = FileResponse(
+        path.open("rb"), as_attachment=True, filename=name, content_type="application/json"
+    )
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

@@ -51,5 +51,10 @@ def export_title(what: str) -> str:
 
 
 @register.filter
+def export_level(level: str) -> str:
+    return str(downloads.LEVEL_LABELS.get(level, level))
+
+
+@register.filter
 def export_format(fmt: str) -> str:
     return str(downloads.FORMAT_LABELS.get(fmt, fmt))

@@ -100,7 +100,7 @@ def test_the_page_lists_every_export_with_its_formats(run: EstimateRun, analyst:
         assert f'value="{what}"' in page
         for fmt in formats:
             assert f'<option value="{fmt}"' in page
-    assert "microdata-identified" not in page  # not offered without the permission
+    assert '<option value="identified"' not in page  # not offered without the permission
     assert "fieldwork-contact" not in page
     assert f"run {run.number}" in page
 
@@ -117,7 +117,9 @@ def test_the_page_runs_a_fixed_number_of_queries(
 
 def test_identified_microdata_needs_download_identified(run: EstimateRun, analyst: User) -> None:
     # when
-    response = client_for(analyst).post(url(run.survey), ask("microdata", "csv", identified="on"))
+    response = client_for(analyst).post(
+        url(run.survey), ask("microdata", "csv", level="identified")
+    )
 
     # then
     assert response.status_code == 403
@@ -268,7 +270,7 @@ def test_identified_job_files_need_the_permission_at_download_time(
     officer = user_with("officer", "download_results", "download_identified")
     client = client_for(officer)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(url(run.survey), ask("microdata", "csv", identified="on"))
+        client.post(url(run.survey), ask("microdata", "csv", level="identified"))
     job = ExportJob.objects.get()
     assert job.parameters["identified"] is True
 

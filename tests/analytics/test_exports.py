@@ -38,6 +38,10 @@ def run(survey: Survey) -> EstimateRun:
 
 
 def export(survey: Survey, what: str, fmt: str, **kwargs: Any) -> bytes:
+    """The export; released microdata as a panel file, so that rows keep the stable
+    unit_id these tests look firms up by (test_release.py covers per-release keys)."""
+    if what == "microdata" and not kwargs.get("identified"):
+        kwargs.setdefault("panel", True)
     out = io.BytesIO()
     exports.export(exports.make_options(survey, what, fmt, **kwargs), out)
     return out.getvalue()
@@ -249,15 +253,20 @@ def test_microdata_has_one_row_per_sampled_firm_with_weights_and_design(run: Est
     assert row["disposition"] == "1.1" and row["mode"] == "web"
 
 
-def test_microdata_is_pseudonymised_by_default_with_a_stable_unit_id(run: EstimateRun) -> None:
+def test_microdata_is_pseudonymised_by_default_with_a_unit_id_per_release(
+    run: EstimateRun,
+) -> None:
     # when
-    first = csv_rows(export(run.survey, "microdata", "csv"))
-    second = csv_rows(export(run.survey, "microdata", "csv", language="en"))
+    first = csv_rows(export(run.survey, "microdata", "csv", panel=False))
+    second = csv_rows(export(run.survey, "microdata", "csv", language="en", panel=False))
+    panel = csv_rows(export(run.survey, "microdata", "csv", panel=True))
+    again = csv_rows(export(run.survey, "microdata", "csv", language="en", panel=True))
 
     # then
     assert "business_id" not in first[0]
     assert not any(name.startswith("contact_") for name in first[0])
-    assert [r["unit_id"] for r in first] == [r["unit_id"] for r in second]
+    assert not {r["unit_id"] for r in first} & {r["unit_id"] for r in second}
+    assert [r["unit_id"] for r in panel] == [r["unit_id"] for r in again]
     assert len({r["unit_id"] for r in first}) == len(first)
     assert all(len(r["unit_id"]) == 16 and "-" not in r["unit_id"] for r in first)
 
@@ -326,16 +335,18 @@ def test_spss_and_stata_files_carry_labels_value_labels_and_missing_codes(
     assert labels["sf_tech_erp"].endswith(": ERP(전사적 자원관리)")
     values = meta.variable_value_labels["sf_level"]
     not_asked, not_answered, refusal = ("a", "b", "c") if fmt == "dta" else (-1, -2, -3)
+    suppressed = "d" if fmt == "dta" else -4
     assert values[1] == "기초" and values[4] == "고도화"
     assert values[not_asked] == "비해당(질문하지 않음)"
     assert values[not_answered] == "무응답" and values[refusal] == "응답 거부"
+    assert values[suppressed] == "공개 보호를 위해 비공개"
     assert meta.variable_value_labels["sf_tech_erp"][1] == "선택"
     # the missing values are declared
     if fmt == "sav":
-        assert meta.missing_ranges["sf_level"] == [{"lo": c, "hi": c} for c in (-1.0, -2.0, -3.0)]
-        assert meta.missing_ranges["invest_amount"][0] == {"lo": -99999991.0, "hi": -99999991.0}
+        assert meta.missing_ranges["sf_level"] == [{"lo": -4.0, "hi": -1.0}]
+        assert meta.missing_ranges["invest_amount"] == [{"lo": -99999994.0, "hi": -99999991.0}]
     else:
-        assert meta.missing_user_values["sf_level"] == ["a", "b", "c"]
+        assert meta.missing_user_values["sf_level"][:3] == ["a", "b", "c"]
     # and the cells hold them
     rows = frame.set_index("unit_id")
     code = {"basic": 1, "intermediate1": 2, "intermediate2": 3, "advanced": 4}[level]
@@ -360,7 +371,9 @@ def test_text_variables_are_empty_strings_in_spss_and_stata(
 
     for fmt in ("sav", "dta"):
         # when
-        frame, _meta = read_stat(export(run.survey, "microdata", fmt), fmt, tmp_path)
+        frame, _meta = read_stat(
+            export(run.survey, "microdata", fmt, identified=True), fmt, tmp_path
+        )
 
         # then
         texts = frame.set_index("unit_id")["sf_tech_other"]
@@ -385,7 +398,7 @@ def test_microdata_workbook_matches_the_csv(run: EstimateRun) -> None:
     rows = csv_rows(export(run.survey, "microdata", "csv"))
 
     # then
-    assert book.sheetnames == ["data", "variables"]
+    assert book.sheetnames == ["data", "variables", "disclosure"]
     sheet = list(book["data"].iter_rows(values_only=True))
     assert list(sheet[0]) == list(rows[0])
     assert len(sheet) - 1 == len(rows)
@@ -499,7 +512,7 @@ def test_free_text_survives_the_workbook_intact(run: EstimateRun) -> None:
 
     # when
     book = openpyxl.load_workbook(
-        io.BytesIO(export(run.survey, "microdata", "xlsx", language="en"))
+        io.BytesIO(export(run.survey, "microdata", "xlsx", language="en", identified=True))
     )
 
     # then
@@ -574,7 +587,7 @@ def test_the_codebook_as_json_and_xlsx(run: EstimateRun) -> None:
         "name": "basic",
         "label": {"ko": "기초", "en": "Basic"},
     }
-    assert [m["tag"] for m in entries["sf_level"]["missing"]] == [".a", ".b", ".c"]
+    assert [m["tag"] for m in entries["sf_level"]["missing"]] == [".a", ".b", ".c", ".d"]
     assert entries["invest_amount"]["missing"][0]["code"] == -99999991
     sheet = list(book.worksheets[0].iter_rows(values_only=True))
     assert list(sheet[0]) == list(exports.CODEBOOK_COLUMNS)
@@ -797,10 +810,10 @@ def test_labelled_microdata_writes_labels_in_the_chosen_language(
     case.frame_unit.save()
 
     # when
-    rows = by_unit(
-        csv_rows(export(run.survey, "microdata", "csv", language=language, labelled=True))
-    )
-    codes = by_unit(csv_rows(export(run.survey, "microdata", "csv", language=language)))
+    # (the internal file: disclosure control would blank this lone firm's size class)
+    kept = {"language": language, "level": "identified"}
+    rows = by_unit(csv_rows(export(run.survey, "microdata", "csv", **kept, labelled=True)))
+    codes = by_unit(csv_rows(export(run.survey, "microdata", "csv", **kept)))
 
     # then
     row = rows[exports.unit_id(case.pk)]

@@ -66,13 +66,23 @@ def test_an_inconsistent_spec_is_refused_with_a_message(
     assert not WeightingSpec.objects.exists()
 
 
-def test_managers_see_the_spec_but_cannot_change_it(survey: Survey, manager_client: Client) -> None:
+def test_managers_neither_see_nor_change_the_spec(survey: Survey, manager_client: Client) -> None:
     page = manager_client.get(f"/manage/{survey.slug}/weighting/")
     refused = manager_client.post(f"/manage/{survey.slug}/weighting/", FORM)
 
-    assert page.status_code == 200 and "classes: strata" in page.content.decode()
+    assert page.status_code == 403
     assert refused.status_code == 403
     assert not WeightingSpec.objects.exists()
+
+
+def test_a_viewer_of_results_sees_the_spec_but_cannot_change_it(survey: Survey) -> None:
+    viewer = login_as(None, perms=("analytics.view_results",))
+
+    page = viewer.get(f"/manage/{survey.slug}/weighting/")
+    refused = viewer.post(f"/manage/{survey.slug}/weighting/", FORM)
+
+    assert page.status_code == 200 and "classes: strata" in page.content.decode()
+    assert refused.status_code == 403
 
 
 def test_staff_without_results_access_cannot_see_it(survey: Survey) -> None:

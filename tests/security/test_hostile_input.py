@@ -51,6 +51,7 @@ from tests.security.conftest import (
     ANONYMOUS,
     API_OWN,
     FIRM_A,
+    IDENTIFIED,
     MANAGER,
     World,
     isolated,
@@ -860,12 +861,14 @@ def test_markup_and_formulas_in_answers_are_inert_in_a_csv_export(
         "sf_data": {**MARKED_ANSWERS["sf_data"], "main_area_other": formula},
     }
     answer_and_submit(world.client(FIRM_A), world.firm_a, answers)
-    admin = world.client(ADMIN)
+    # free text is in the identified file only (released levels leave it out)
+    admin = world.client(IDENTIFIED)
 
     # when
     with django_capture_on_commit_callbacks(execute=True):
         started = admin.post(f"/manage/{world.survey.slug}/downloads/", {
             "what": "microdata", "microdata-format": "csv", "microdata-language": "en",
+            "microdata-level": "identified",
         })  # fmt: skip
     assert started.status_code == 302
     exported: Any = admin.get(started["Location"] + "file/")

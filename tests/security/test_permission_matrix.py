@@ -28,7 +28,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from analytics.models import ExportJob
 from respondents import mailing
 from respondents.models import Case, ContactAttempt, Message
-from surveys.models import Response
+from surveys.models import QuestionnaireUpload, Response
 from surveys.questionnaire import get_form
 from tests.security.conftest import (
     ADMIN,
@@ -123,9 +123,9 @@ ADMIN_LOGIN = redirect("/admin/login/?next=")
 Grid = dict[str, Outcome]
 STAFF_ROLES = (STAFF, MANAGER, ADMIN, IDENTIFIED)
 FIRMS = (FIRM_A, FIRM_B)
-# Fieldwork managers and both kinds of administrators: frame, sample, fieldwork, results.
+# Fieldwork managers and both kinds of administrators: frame, sample, fieldwork.
 MANAGES = (MANAGER, ADMIN, IDENTIFIED)
-# Survey administrators: downloads, API tokens, questionnaires, weighting spec edits.
+# Survey administrators: results, the weighting spec, downloads, API tokens, questionnaires.
 ADMINISTERS = (ADMIN, IDENTIFIED)
 
 
@@ -201,6 +201,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "surveys:keyed_review": Expect(keyed(), keyed()),
     "surveys:keyed_receipt": Expect(keyed(redirect("/manage/{survey}/cases/{case_id}/key/"))),
     "surveys:upload_questionnaire": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
+    # A large upload waiting for the worker: only its uploader sees it.
+    "surveys:questionnaire_upload": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
     # --- frame and sample -------------------------------------------------------------------
     "respondents:frame_summary": Expect(staff_page(MANAGES)),
     "respondents:frame_upload": Expect(staff_page(MANAGES), staff_page(MANAGES)),
@@ -233,15 +235,17 @@ EXPECTATIONS: dict[str, Expect] = {
         staff_page(MANAGES), args=lambda w: {"kind": "responses", "fmt": "xlsx"}
     ),
     # --- weighting, downloads, results, API tokens ------------------------------------------
-    # Managers see the spec; only administrators (edit_weighting_spec) may post it.
-    "analytics:weighting": Expect(staff_page(MANAGES), staff_page(ADMINISTERS)),
+    # Estimates and how they are weighted are the administrators' until published (README).
+    "analytics:weighting": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     "analytics:downloads": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS, BAD_REQUEST)),
     # The job belongs to ADMIN: another administrator does not even learn that it exists.
     "analytics:export_job": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
     "analytics:export_job_status": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
     "analytics:export_job_file": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
-    "results:headline": Expect(staff_page(MANAGES)),
-    "results:detail": Expect(staff_page(MANAGES)),
+    # The job's file is not a released microdata file: it has no disclosure report.
+    "analytics:export_job_report": Expect(staff_page(ADMINISTERS, NOT_FOUND)),
+    "results:headline": Expect(staff_page(ADMINISTERS)),
+    "results:detail": Expect(staff_page(ADMINISTERS)),
     "results:api_tokens": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     "results:api_token_revoke": Expect(
         staff_page(ADMINISTERS, NOT_ALLOWED),
@@ -263,6 +267,15 @@ EXPECTATIONS: dict[str, Expect] = {
 # The admin site gates every other page of its own on is_staff, and no role here is staff.
 ADMIN_SITE = Expect(everyone(ADMIN_LOGIN), everyone(ADMIN_LOGIN))
 
+
+def upload_of(world: World) -> int:
+    """A queued questionnaire upload of the administrator (ADMIN)."""
+    owner = world.users[ADMIN]
+    found = QuestionnaireUpload.objects.filter(uploaded_by=owner).first()
+    found = found or QuestionnaireUpload.objects.create(source=b"", uploaded_by=owner)
+    return found.pk
+
+
 DEFAULT_ARGUMENTS: dict[str, Callable[[World], Any]] = {
     "survey": lambda w: w.survey.slug,
     "case_id": lambda w: w.firm_a.pk,
@@ -278,6 +291,7 @@ DEFAULT_ARGUMENTS: dict[str, Callable[[World], Any]] = {
     "item": lambda w: "sf_adopted",
     "number": lambda w: w.run.number,
     "fmt": lambda w: "csv",
+    "upload": upload_of,
     # the admin site's own objects
     "object_id": lambda w: w.users[STAFF].pk,
     "id": lambda w: w.users[STAFF].pk,
@@ -602,7 +616,7 @@ def test_microdata_without_download_identified_has_no_business_id_nor_contact_an
 
     # when
     asking, _ = microdata(
-        world.client(ADMIN), world, django_capture_on_commit_callbacks, identified="on"
+        world.client(ADMIN), world, django_capture_on_commit_callbacks, level="identified"
     )
     status, plain = microdata(world.client(ADMIN), world, django_capture_on_commit_callbacks)
 
@@ -626,7 +640,7 @@ def test_identified_microdata_is_given_to_download_identified_holders(
 
     # when
     status, identified = microdata(
-        world.client(IDENTIFIED), world, django_capture_on_commit_callbacks, identified="on"
+        world.client(IDENTIFIED), world, django_capture_on_commit_callbacks, level="identified"
     )
 
     # then

@@ -3,6 +3,7 @@ response rates to a file, and record the download in the audit log."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,19 @@ class Command(BaseCommand):
             "analytics.download_identified.",
         )
         parser.add_argument(
+            "--level",
+            choices=exports.LEVELS,
+            help="Microdata release level: scientific (default: disclosure control), public "
+            "(stronger) or identified (internal, as --identified). A disclosure-risk report "
+            "is written next to a released file as PATH.disclosure.json.",
+        )
+        parser.add_argument(
+            "--panel",
+            action="store_true",
+            help="Microdata: the same unit_id in every release of this level (default: keyed "
+            "per release, so that two releases cannot be joined).",
+        )
+        parser.add_argument(
             "--contact-details",
             action="store_true",
             help="Email and phone in fieldwork and contact exports; needs --user with "
@@ -54,6 +68,7 @@ class Command(BaseCommand):
         if survey is None:
             raise CommandError(f"Unknown survey “{options['survey']}”.")
         user = _user(options["user"])
+        options["identified"] = options["identified"] or options["level"] == "identified"
         _check_permissions(user, options)
         try:
             request = exports.make_options(
@@ -66,10 +81,13 @@ class Command(BaseCommand):
                 contact=options["contact_details"],
                 weighted=options["weighted"],
                 labelled=options["labels"],
+                level=options["level"] or "",
+                panel=options["panel"],
             )
         except exports.ExportError as exc:
             raise CommandError(str(exc)) from exc
-        rows = _write(request, options["out"])
+        disclosure: dict[str, Any] = {}
+        rows = _write(request, options["out"], disclosure)
         Download.objects.create(
             user=user,
             survey=survey,
@@ -80,6 +98,16 @@ class Command(BaseCommand):
             client=CLIENT,
         )
         self.stdout.write(f"Wrote {rows} rows to {options['out']}.")
+        if disclosure:
+            path = report_path(options["out"])
+            path.write_text(json.dumps(disclosure, ensure_ascii=False, indent=2), "utf-8")
+            after = disclosure["after"]
+            self.stdout.write(
+                f"Disclosure report: {path} (k-anonymity violations "
+                f"{disclosure['before']['k_anonymity_violations']} → "
+                f"{after['k_anonymity_violations']}, highest individual risk "
+                f"{after['max_individual_risk']}, targets met: {disclosure['targets_met']})."
+            )
 
 
 def _user(username: str | None) -> Any:
@@ -106,12 +134,16 @@ def _check_permissions(user: Any, options: dict[str, Any]) -> None:
             raise CommandError(f"User “{user.username}” lacks {', '.join(missing)}.")
 
 
-def _write(request: exports.ExportOptions, path: Path) -> int:
+def report_path(path: Path) -> Path:
+    return path.with_name(path.name + ".disclosure.json")
+
+
+def _write(request: exports.ExportOptions, path: Path, disclosure: dict[str, Any]) -> int:
     """Write next to the target and rename, so that a failed export leaves no partial file."""
     partial = path.with_name(path.name + ".partial")
     try:
         with partial.open("wb") as out:
-            rows = exports.export(request, out)
+            rows = exports.export(request, out, disclosure=disclosure)
         partial.replace(path)
     except OSError as exc:
         raise CommandError(f"Could not write {path}: {exc}") from exc
