@@ -574,7 +574,7 @@ def _beta_quantile(q: float, a: FloatArray, b: FloatArray) -> FloatArray:
 
 
 def _expit(x: FloatArray) -> FloatArray:
-    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
+    return np.asarray(special.expit(x), dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -127,4 +127,5 @@ def codebook_rows(run: EstimateRun | None) -> Iterator[dict[str, Any]]:
             "missing": [],
             "versions": [],
             "identified_only": False,
+            "release": {"scientific": "as computed", "public": "as computed"},
         }

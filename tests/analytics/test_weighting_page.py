@@ -173,12 +173,12 @@ def test_a_bad_margins_file_is_refused_with_its_reason(
 
 
 def test_the_page_shows_the_controls_of_the_latest_run(
-    survey: Survey, manager_client: Client
+    survey: Survey, admin_user_client: Client
 ) -> None:
     load_synthetic_case(survey)
     pipeline.recompute(survey, trigger="test", spec=replace(RAKED))
 
-    page = manager_client.get(f"/manage/{survey.slug}/weighting/").content.decode()
+    page = admin_user_client.get(f"/manage/{survey.slug}/weighting/").content.decode()
 
     assert 'id="controls"' in page and "93,695.6429" in page and "Gyeonggi" in page
 

@@ -31,6 +31,7 @@ from tests.security.test_permission_matrix import (
     PATTERNS,
     Pattern,
     arguments,
+    upload_of,
     url_of,
 )
 
@@ -92,6 +93,7 @@ def site(
     with override_settings(MEDIA_ROOT=media), django_db_blocker.unblock():
         try:
             world = build_world(media)
+            upload_of(world)  # committed here: the server's thread reads it
             server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
             server.daemon = True
             server.start()
