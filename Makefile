@@ -10,7 +10,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install install-dev demo run worker test lint typecheck bench bench-web bench-frame \
         bench-draw bench-mail bench-estimates bench-coverage bench-dashboard bench-export \
-        bench-letters bench-load messages fonts clean
+        bench-letters bench-pages bench-load messages fonts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,7 +79,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
 bench: bench-web bench-frame bench-draw bench-mail bench-estimates bench-dashboard bench-export \
-       bench-letters
+       bench-letters bench-pages
 
 bench-web: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_web.py
@@ -107,6 +107,12 @@ bench-export: install-dev
 
 bench-letters: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_letters.py
+
+# Every staff page, slowest first, at 5,000 cases and a census of 163,273: on the embedded
+# SQLite a newcomer runs (in var/bench/), then on PostgreSQL.
+bench-pages: install-dev
+	DATABASE_URL= VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/bench_pages.py
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_pages.py
 
 bench-mail: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_mail.py

@@ -210,7 +210,11 @@ class RunSerializer(serializers.Serializer):
     number = serializers.IntegerField(help_text="Version number, increasing.")
     data_as_of = serializers.DateTimeField(allow_null=True)
     published_at = serializers.DateTimeField(source="finished_at", allow_null=True)
-    wave = WaveSerializer(allow_null=True, help_text="Fieldwork wave open at data_as_of.")
+    wave = WaveSerializer(
+        allow_null=True,
+        help_text="The wave this version closed (its official figures), else the fieldwork wave "
+        "open at data_as_of.",
+    )
     official_for_waves = serializers.SerializerMethodField(
         help_text="Ids of the waves whose official figures this version is."
     )

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from respondents.models import Wave
 from surveys.models import Survey
 
 
@@ -21,6 +24,8 @@ class WeightingSpec(models.Model):
     )
 
     class Meta:
+        verbose_name = _("weighting specification")
+        verbose_name_plural = _("weighting specifications")
         constraints = [
             models.UniqueConstraint(fields=["survey", "version"], name="unique_spec_version")
         ]
@@ -38,6 +43,10 @@ class RecomputeRequest(models.Model):
     reason = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        verbose_name = _("recompute request")
+        verbose_name_plural = _("recompute requests")
+
     def __str__(self) -> str:
         return f"{self.survey_id}: {self.reason}"
 
@@ -48,6 +57,26 @@ class EstimateRunQuerySet(models.QuerySet["EstimateRun"]):
 
     def latest_published(self, survey: Survey) -> EstimateRun | None:
         return self.published().filter(survey=survey).order_by("-number").first()
+
+    def by_wave(self, survey: Survey) -> list[ListedRun]:
+        """The versions people choose between, newest first: the latest run when it is
+        provisional (no wave's official figures), then each closed wave's official run.
+        Two queries; fields deferred on this queryset stay deferred."""
+        runs = self.published().filter(survey=survey).select_related("wave")
+        deferred = self.query.deferred_loading[0] if self.query.deferred_loading[1] else ()
+        waves = (
+            Wave.objects.filter(survey=survey, official_run__in=runs.values("pk"))
+            .select_related("official_run__wave")
+            .defer(*(f"official_run__{name}" for name in deferred))
+        )
+        listed = sorted(
+            (ListedRun(wave.official_run, wave) for wave in waves if wave.official_run),
+            key=lambda entry: -entry.run.number,
+        )
+        latest = runs.order_by("-number").first()
+        if latest is not None and all(e.run.pk != latest.pk for e in listed):
+            listed.insert(0, ListedRun(latest, None))
+        return listed
 
 
 class EstimateRunManager(models.Manager["EstimateRun"]):
@@ -92,6 +121,8 @@ class EstimateRun(models.Model):
     objects = EstimateRunManager.from_queryset(EstimateRunQuerySet)()
 
     class Meta:
+        verbose_name = _("estimate version")
+        verbose_name_plural = _("estimate versions")
         constraints = [
             models.UniqueConstraint(fields=["survey", "number"], name="unique_run_number"),
         ]
@@ -104,6 +135,21 @@ class EstimateRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.survey.slug} run {self.number}"
+
+
+@dataclass(frozen=True)
+class ListedRun:
+    run: EstimateRun
+    official_of: Wave | None  # the closed wave whose official figures the run is
+
+    @property
+    def wave(self) -> Wave | None:
+        """The wave the figures belong to: the one they close, else the one then open."""
+        return self.official_of or self.run.wave
+
+    @property
+    def provisional(self) -> bool:
+        return self.official_of is None
 
 
 class Estimate(models.Model):
@@ -134,6 +180,8 @@ class Estimate(models.Model):
     )
 
     class Meta:
+        verbose_name = _("estimate")
+        verbose_name_plural = _("estimates")
         indexes = [models.Index(fields=["run", "item", "domain"])]
         constraints = [
             models.UniqueConstraint(
@@ -171,6 +219,8 @@ class ExportJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("export job")
+        verbose_name_plural = _("export jobs")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -192,6 +242,8 @@ class Download(models.Model):
     client = models.CharField(max_length=64, blank=True)
 
     class Meta:
+        verbose_name = _("download")
+        verbose_name_plural = _("downloads")
         ordering = ["-at"]
 
     def __str__(self) -> str:
@@ -211,6 +263,8 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
         constraints = [
             models.CheckConstraint(
                 condition=Q(revoked_at__isnull=True) | Q(revoked_at__gte=models.F("created_at")),

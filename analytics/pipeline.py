@@ -24,12 +24,12 @@ import numpy.typing as npt
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, TextField
+from django.db.models import Exists, Max, OuterRef, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.celery import send_task
+from config.celery import enqueue_on_commit, send_task
 from respondents import aapor
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
 from respondents.models import Case, SampleDesign, Wave
@@ -839,10 +839,18 @@ def _finite(value: Any) -> float | None:
 
 
 def recompute(
-    survey: Survey, *, trigger: str, spec: Spec | None = None, force: bool = False
+    survey: Survey,
+    *,
+    trigger: str,
+    spec: Spec | None = None,
+    force: bool = False,
+    wave: Wave | None = None,
 ) -> EstimateRun | None:
     """Compute and publish a new estimate version, unless nothing changed since the last
-    published one (runs are idempotent). Returns the run now current."""
+    published one (runs are idempotent). Returns the run now current.
+
+    The run is labelled with `wave` (the wave it closes), else the wave open when the data
+    were read."""
     stored_spec, spec_version = current_spec(survey)
     spec = spec or stored_spec
     started = time.perf_counter()
@@ -854,7 +862,8 @@ def recompute(
     latest = EstimateRun.objects.latest_published(survey)
     if latest is not None and latest.snapshot_key == key and not force:
         return latest
-    run = _start_run(survey, trigger, key, spec, spec_version, snapshot)
+    wave = wave or Wave.objects.open_at(survey.pk, snapshot.read_at)
+    run = _start_run(survey, trigger, key, spec, spec_version, snapshot, wave)
     timings = {"load": time.perf_counter() - started}
     try:
         rows = _compute(snapshot, spec, survey, timings)
@@ -881,7 +890,13 @@ def _run_key(snapshot: Snapshot, spec: Spec) -> str:
 
 
 def _start_run(
-    survey: Survey, trigger: str, key: str, spec: Spec, spec_version: int, snapshot: Snapshot
+    survey: Survey,
+    trigger: str,
+    key: str,
+    spec: Spec,
+    spec_version: int,
+    snapshot: Snapshot,
+    wave: Wave | None,
 ) -> EstimateRun:
     counts = {c: int((snapshot.categories == c).sum()) for c in aapor.CATEGORIES}
     rates = aapor.outcome_rates(counts)
@@ -905,7 +920,7 @@ def _start_run(
                     spec=spec.to_json(),
                     spec_version=spec_version,
                     code_version=code_version(),
-                    wave=Wave.objects.open_at(survey.pk, snapshot.read_at),
+                    wave=wave,
                     data_as_of=snapshot.read_at,
                 )
         except IntegrityError:
@@ -1087,18 +1102,56 @@ def sweep() -> dict[str, int]:
     )
     waiting = list(RecomputeRequest.objects.values_list("survey_id", flat=True).distinct())
     scheduled = sum(send_task(recompute_survey, survey_id) for survey_id in waiting)
-    return {"abandoned": abandoned, "scheduled": scheduled}
+    from .tasks import publish_official as publish_official_task
+
+    official = sum(send_task(publish_official_task, pk) for pk in unofficial_closed_waves())
+    return {"abandoned": abandoned, "scheduled": scheduled, "official": official}
 
 
 def close_wave(wave: Wave, *, user: Any = None) -> EstimateRun | None:
-    """Freeze the wave's figures: the version computed now becomes its official one."""
-    run = recompute(wave.survey, trigger=f"wave closed: {wave.name}"[:32])
+    """Close the wave and publish its official version at once (commands, the demo)."""
+    _close(wave, user)
+    return publish_official(wave.pk)
+
+
+def request_close(wave: Wave, *, user: Any = None) -> None:
+    """Close the wave, as the manager's button does. Its official version is computed by the
+    worker (publish_official): at a census that is seconds, which no request waits for; a
+    lost task is found by the sweep, since the closed wave without one is the request."""
+    from .tasks import publish_official as publish_official_task
+
+    _close(wave, user)
+    enqueue_on_commit(publish_official_task, wave.pk)
+
+
+def _close(wave: Wave, user: Any) -> None:
     now = timezone.now()
-    Wave.objects.filter(pk=wave.pk).update(
+    Wave.objects.filter(pk=wave.pk, closed_at__isnull=True).update(
         closed_at=now,
         closed_by=user if getattr(user, "is_authenticated", False) else None,
-        official_run=run,
         ends_at=wave.ends_at or now,
     )
     wave.refresh_from_db()
-    return run
+
+
+def publish_official(wave_id: int) -> EstimateRun | None:
+    """The closed wave's official version: a version computed now and labelled with the
+    wave, new even when nothing changed, so that each closed wave has one of its own. Once:
+    a wave that has it keeps it."""
+    wave = Wave.objects.select_related("survey").get(pk=wave_id)
+    if wave.closed_at is None or wave.official_run_id is not None:
+        return wave.official_run
+    trigger = f"wave closed: {wave.name}"[:32]
+    run = recompute(wave.survey, trigger=trigger, force=True, wave=wave)
+    Wave.objects.filter(pk=wave.pk, official_run__isnull=True).update(official_run=run)
+    wave.refresh_from_db()
+    return wave.official_run
+
+
+def unofficial_closed_waves() -> list[int]:
+    """Waves closed in the last day that still wait for their official version (and have
+    respondents to compute it from)."""
+    since = timezone.now() - dt.timedelta(days=1)
+    waves = Wave.objects.filter(closed_at__gte=since, official_run__isnull=True)
+    answered = Case.objects.filter(survey_id=OuterRef("survey_id"), disposition__startswith="1.")
+    return list(waves.filter(Exists(answered)).values_list("pk", flat=True))

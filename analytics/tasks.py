@@ -8,6 +8,12 @@ def recompute_survey(survey_id: int) -> str:
     return pipeline.run_pending(survey_id)
 
 
+@shared_task(autoretry_for=(Exception,), retry_backoff=10, retry_backoff_max=300, max_retries=5)
+def publish_official(wave_id: int) -> int | None:
+    run = pipeline.publish_official(wave_id)
+    return run.number if run else None
+
+
 @shared_task
 def sweep() -> dict[str, int]:
     return pipeline.sweep()

@@ -142,9 +142,10 @@ def _vacuum() -> None:
 
     from respondents.models import Case, ContactAttempt, DispositionEvent, FrameUnit, Message
 
+    analyze = "VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE"
     with connection.cursor() as cursor:
         for model in (Case, FrameUnit, DispositionEvent, ContactAttempt, Message):
-            cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
+            cursor.execute(f"{analyze} {model._meta.db_table}")
 
 
 def _delete(slug: str) -> None:
@@ -293,9 +294,16 @@ def _history(rng: np.random.Generator, cases: list[Any], waves: list[Any], t0: d
     contacts: list[Any] = []
     messages: list[Any] = []
     for case, story in zip(cases, stories, strict=True):
+        previous = "3.11"
         for code, day in story:
             at, wave = t0 + dt.timedelta(days=day), waves[min(int(day // 28), 3)]
-            events.append(DispositionEvent(case=case, code=code, at=at, wave=wave, source="system"))
+            events.append(
+                DispositionEvent(
+                    case=case, code=code, at=at, recorded_at=at, wave=wave, source="system",
+                    previous=previous,
+                )
+            )  # fmt: skip
+            previous = code
         _chase(rng, case, story, waves, t0, contacts, messages)
     DispositionEvent.objects.bulk_create(events, batch_size=10_000)
     ContactAttempt.objects.bulk_create(contacts, batch_size=10_000)

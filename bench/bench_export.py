@@ -216,7 +216,15 @@ def _dispositions_and_answers(rng: np.random.Generator, survey: Any, cases: list
         case.disposition, case.disposition_at = code, now
     Case.objects.bulk_create(cases, batch_size=5000)
     events = (
-        DispositionEvent(case=c, code=c.disposition, at=now, wave=wave, source="system")
+        DispositionEvent(
+            case=c,
+            code=c.disposition,
+            at=now,
+            recorded_at=now,
+            wave=wave,
+            source="system",
+            previous="3.11",
+        )
         for c in cases
     )
     DispositionEvent.objects.bulk_create(events, batch_size=10_000)

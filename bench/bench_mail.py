@@ -28,7 +28,13 @@ def main() -> None:
 
     survey = common.drawn_survey("bench_mail", 5000, seed=1)
     start = timezone.now() - dt.timedelta(hours=1)
-    wave = Wave.objects.create(survey=survey, name="Invitation", kind="invitation", starts_at=start)
+    wave = Wave.objects.create(
+        survey=survey,
+        name="Invitation",
+        kind="invitation",
+        starts_at=start,
+        ends_at=start + dt.timedelta(days=21),
+    )
 
     started = time.perf_counter()
     with transaction.atomic():

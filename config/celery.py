@@ -1,11 +1,16 @@
 import logging
 import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery, Task
 from django.conf import settings
 from django.db import transaction
+
+from . import background
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -16,11 +21,20 @@ app.autodiscover_tasks()
 
 log = logging.getLogger(__name__)
 _queue_down_until = 0.0
+_held = threading.local()
 
 
 def send_task(task: Task, *args: Any, countdown: float | None = None) -> bool:
     """Send a task now; False (logged) when the broker is unreachable. The caller's outbox
-    row stays, and the next sweep sends the work again."""
+    row stays, and the next sweep sends the work again.
+
+    Without a broker the task runs in this process: in a background thread of its own
+    (TASKS_IN_BACKGROUND, the default), so that no request waits for it, or at once."""
+    if getattr(_held, "on", False):
+        return False
+    if app.conf.task_always_eager and settings.TASKS_IN_BACKGROUND:
+        background.submit(task, args, countdown)
+        return True
     options: dict[str, Any] = {"countdown": countdown} if countdown is not None else {}
     try:
         task.apply_async(args=args, retry=False, **options)
@@ -30,6 +44,17 @@ def send_task(task: Task, *args: Any, countdown: float | None = None) -> bool:
         log.warning("queue unavailable; %s waits for the next sweep", task.name)
         return False
     return True
+
+
+@contextmanager
+def tasks_held() -> Iterator[None]:
+    """Within: no task is sent from this thread. The outbox rows wait for the caller to do
+    the work itself (the demo) or for the next sweep."""
+    _held.on = True
+    try:
+        yield
+    finally:
+        _held.on = False
 
 
 def enqueue_on_commit(task: Task, *args: Any) -> None:
@@ -42,7 +67,7 @@ def enqueue_on_commit(task: Task, *args: Any) -> None:
 
     def send() -> None:
         global _queue_down_until
-        if time.monotonic() < _queue_down_until:
+        if time.monotonic() < _queue_down_until or getattr(_held, "on", False):
             return
         if not send_task(task, *args):
             _queue_down_until = time.monotonic() + 30

@@ -8,7 +8,8 @@ produce them, and those who chase firms should not see the figures their chasing
 
 A firm (respondent) has no Django account; it reaches its questionnaire with its link or
 access code only. Identified microdata needs `analytics.download_identified`, which no
-group carries: it is granted to named people.
+group carries: it is granted to named people. The Django admin needs a staff user
+(`is_staff`) as well as the role: administrators who should use it are made staff.
 """
 
 from typing import Any
@@ -23,12 +24,33 @@ MANAGER_PERMISSIONS = [
     "respondents.manage_fieldwork",
     "respondents.view_contact_details",
 ]
+# The Django admin (for administrators who are also staff users): every record to read,
+# and the surveys' titles and targets to edit (config/admin.py decides what is read-only).
+ADMIN_SITE_PERMISSIONS = [
+    "surveys.change_survey",
+    *(
+        f"{app}.view_{model}"
+        for app, models in (
+            ("surveys", ("survey", "questionnaireversion", "response")),
+            (
+                "respondents",
+                (
+                    "frameunit", "sampledesign", "stratum", "reserverelease", "case",
+                    "dispositionevent", "contactattempt", "wave", "message", "messagetemplate",
+                ),
+            ),
+            ("analytics", ("weightingspec", "estimaterun", "exportjob", "download", "apitoken")),
+        )
+        for model in models
+    ),
+]  # fmt: skip
 ADMIN_PERMISSIONS = [
     *MANAGER_PERMISSIONS,
     "analytics.view_results",
     "surveys.load_questionnaire",
     "analytics.download_results",
     "analytics.edit_weighting_spec",
+    *ADMIN_SITE_PERMISSIONS,
 ]
 
 

@@ -217,11 +217,21 @@ class WaveForm(forms.ModelForm):
         starts, ends = data.get("starts_at"), data.get("ends_at")
         if starts and ends and ends <= starts:
             raise forms.ValidationError(_("The wave must end after it starts."))
+        if data.get("kind") in EMAIL_WAVES and not ends and "ends_at" not in self.errors:
+            self.add_error("ends_at", NO_DEADLINE)
         return data
 
 
-def disposition_choices() -> list[tuple[str, str]]:
-    return [(code, f"{code} {_(entry.label)}") for code, entry in aapor.DISPOSITION_CODES.items()]
+EMAIL_WAVES = (Wave.Kind.INVITATION, Wave.Kind.REMINDER, Wave.Kind.OTHER)
+NO_DEADLINE = _(
+    "Invitations and reminders tell each firm when to answer by: give the wave an end date."
+)
+
+
+def disposition_choices() -> list[tuple[str, Any]]:
+    # An empty first choice: a preselected code would be one click from a false outcome.
+    codes = [(code, f"{code} {_(entry.label)}") for code, entry in aapor.DISPOSITION_CODES.items()]
+    return [("", _("Choose a disposition…")), *codes]
 
 
 class DispositionForm(forms.Form):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import smtplib
 import time
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext_noop
@@ -91,28 +92,45 @@ def template_text(survey_id: int, kind: str, language: str) -> tuple[str, str]:
     return found or DEFAULTS[(kind, language)]
 
 
+Texts = Mapping[str, tuple[str, str]]
+
+
+def template_texts(survey_id: int, kind: str) -> Texts:
+    """Subject and body of each language, read once for a whole batch of emails."""
+    return {language: template_text(survey_id, kind, language) for language in LANGUAGES}
+
+
+LANGUAGES = ("ko", "en")
+
+
 class _Placeholders(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
 
 
-def render(case: Case, wave: Wave, kind: str) -> tuple[str, str]:
+def render(case: Case, wave: Wave, kind: str, texts: Texts | None = None) -> tuple[str, str]:
     """The bilingual email: Korean first, then English."""
+    assert wave.ends_at is not None, "queue_wave sends no wave without an end date"
     _token, code = case.derive_credentials()
     values = _Placeholders(
         name=case.frame_unit.name,
         business_id=case.business_id,
         link=case.respondent_link(),
         access_code=code,
-        deadline=date_format(timezone.localtime(wave.ends_at), "Y-m-d") if wave.ends_at else "",
+        deadline=date_format(timezone.localtime(wave.ends_at), "Y-m-d"),
         help_desk=settings.SURVEY_HELP_DESK,
     )
-    parts = [template_text(case.survey_id, kind, language) for language in ("ko", "en")]
+    texts = texts or template_texts(case.survey_id, kind)
+    parts = [texts[language] for language in LANGUAGES]
     subject = " / ".join(subject.format_map(values) for subject, _body in parts)
     body = "\n\n----------------------------------------\n\n".join(
         body.format_map(values) for _subject, body in parts
     )
     return subject, body
+
+
+class NoDeadline(ValueError):
+    """Every email tells the firm when to answer by: its wave needs an end date."""
 
 
 @dataclass
@@ -122,12 +140,54 @@ class QueueResult:
     without_email: int
 
 
+def request_sending(wave: Wave, *, user: Any = None) -> None:
+    """Ask for the wave's emails, as the send button does: the worker queues one per case
+    (queue_wave) and sends them. Quick whatever the sample's size, so no request waits for
+    a whole wave; the request is kept on the wave, so a lost task is found by the sweep."""
+    if wave.ends_at is None:
+        raise NoDeadline(wave.name)
+    by = user if getattr(user, "is_authenticated", False) else None
+    Wave.objects.filter(pk=wave.pk).update(send_requested_at=timezone.now(), send_requested_by=by)
+    from .tasks import send_wave
+
+    enqueue_on_commit(send_wave, wave.pk)
+
+
+def queue_requested(wave_id: int) -> QueueResult | None:
+    """Queue the wave's emails if sending was asked for since they were last queued."""
+    with transaction.atomic():
+        locked = Wave.objects.select_for_update(of=("self",)).select_related("send_requested_by")
+        wave = locked.get(pk=wave_id)
+        if not wave.sending_requested:
+            return None
+        result = _queue(wave, user=wave.send_requested_by)
+        Wave.objects.filter(pk=wave.pk).update(queued_at=timezone.now())
+    return result
+
+
 def queue_wave(wave: Wave, *, user: Any = None) -> QueueResult:
-    """Queue this wave's emails; cases already queued for the wave are left alone."""
+    """Queue this wave's emails now and wake the sender; cases already queued for the wave
+    are left alone."""
+    result = _queue(wave, user=user)
+    Wave.objects.filter(pk=wave.pk).update(queued_at=timezone.now())
+    from .tasks import send_wave
+
+    enqueue_on_commit(send_wave, wave.pk)
+    return result
+
+
+def _queue(wave: Wave, *, user: Any) -> QueueResult:
+    if wave.ends_at is None:
+        raise NoDeadline(wave.name)
     kind = message_kind(wave)
     cases = Case.objects.in_sample().filter(survey_id=wave.survey_id)
     if kind == MessageTemplate.Kind.REMINDER:
-        cases = cases.open_for_contact().exclude(response__status="submitted")
+        # An address that bounced would bounce again: those firms are chased by phone.
+        cases = (
+            cases.open_for_contact()
+            .exclude(response__status="submitted")
+            .exclude(disposition=dispositions.UNDELIVERABLE)
+        )
     rows = list(cases.values_list("pk", "frame_unit__email", "language"))
     with_email = [(pk, email, language) for pk, email, language in rows if email]
     before = Message.objects.filter(wave=wave).count()
@@ -147,50 +207,66 @@ def queue_wave(wave: Wave, *, user: Any = None) -> QueueResult:
         batch_size=2000,
     )
     queued = Message.objects.filter(wave=wave).count() - before
-    from .tasks import send_wave
-
-    enqueue_on_commit(send_wave, wave.pk)
     return QueueResult(queued, len(with_email) - queued, len(rows) - len(with_email))
 
 
 def claim_next(wave_id: int) -> Message | None:
     """Take the next queued message, or None; resolved cases are skipped here, at send time."""
+    while candidates := _candidates(wave_id, 1):
+        if _claim(candidates[0]):
+            return candidates[0]
+    return None
+
+
+def _candidates(wave_id: int, limit: int) -> list[Message]:
+    """The next queued messages; those of cases resolved by now are marked skipped."""
     while True:
-        with transaction.atomic():
-            message = (
-                Message.objects.select_for_update(skip_locked=True)
-                .filter(wave_id=wave_id, status=Message.Status.QUEUED)
-                .order_by("pk")
-                .first()
-            )
-            if message is None:
-                return None
-            case = Case.objects.select_related("survey", "frame_unit").get(pk=message.case_id)
-            if _resolved(case):
-                message.status = Message.Status.SKIPPED
-                message.save(update_fields=["status"])
-                continue
-            message.status, message.claimed_at = Message.Status.SENDING, timezone.now()
-            message.attempts += 1
-            message.save(update_fields=["status", "claimed_at", "attempts"])
-        message.case = case
-        return message
+        messages = list(
+            Message.objects.filter(wave_id=wave_id, status=Message.Status.QUEUED)
+            .select_related("case__frame_unit")
+            .order_by("pk")[:limit]
+        )
+        if not messages:
+            return []
+        done = _resolved({m.case for m in messages})
+        skipped = [m.pk for m in messages if m.case_id in done]
+        Message.objects.filter(pk__in=skipped, status=Message.Status.QUEUED).update(
+            status=Message.Status.SKIPPED
+        )
+        left = [m for m in messages if m.case_id not in done]
+        if left:
+            return left
 
 
-def _resolved(case: Case) -> bool:
+def _resolved(cases: set[Case]) -> set[int]:
     from surveys.models import Response
 
-    if dispositions.ends_contact(case.disposition):
-        return True
-    return Response.objects.filter(case=case, status=Response.Status.SUBMITTED).exists()
+    ended = {case.pk for case in cases if dispositions.ends_contact(case.disposition)}
+    submitted = Response.objects.filter(
+        case_id__in=[case.pk for case in cases], status=Response.Status.SUBMITTED
+    )
+    return ended | set(submitted.values_list("case_id", flat=True))
 
 
-def send_one(message: Message, connection: BaseEmailBackend) -> str:
+def _claim(message: Message) -> bool:
+    """Mark the message as being sent, unless another worker did first (a conditional
+    UPDATE: two senders of one wave never both send a message)."""
+    now = timezone.now()
+    claimed = Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
+        status=Message.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+    )
+    if claimed:
+        message.status, message.claimed_at = Message.Status.SENDING, now
+        message.attempts += 1
+    return bool(claimed)
+
+
+def send_one(message: Message, connection: BaseEmailBackend, texts: Texts | None = None) -> str:
     """Send a claimed message and record the outcome; returns the new status."""
     case = message.case
     if not case.has_credentials:
         case.issue_credentials()
-    subject, body = render(case, message.wave, message.kind)
+    subject, body = render(case, message.wave, message.kind, texts)
     email = EmailMessage(
         subject, body, settings.DEFAULT_FROM_EMAIL, [message.to_address], connection=connection
     )
@@ -218,7 +294,7 @@ def _finish(message: Message, status: str, error: str = "") -> str:
         Message.Status.BOUNCED: ContactAttempt.Outcome.BOUNCED,
         Message.Status.FAILED: ContactAttempt.Outcome.FAILED,
     }[Message.Status(status)]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         Message.objects.filter(pk=message.pk).update(
             status=status, sent_at=now if status == Message.Status.SENT else None, error=error
         )
@@ -232,17 +308,7 @@ def _finish(message: Message, status: str, error: str = "") -> str:
         )
         if status == Message.Status.BOUNCED and message.case.category == "U":
             message.case.record_disposition(
-                dispositions.UNDELIVERABLE, source="email", reason=error[:200]
-            )
-        elif status == Message.Status.SENT and message.case.disposition == dispositions.NOT_INVITED:
-            message.case.record_disposition(
-                dispositions.NOTHING_RETURNED,
-                source="email",
-                reason=dispositions.history_text(
-                    gettext_noop("%(kind)s sent"),
-                    kind=kind_message(message.kind),
-                    translate=("kind",),
-                ),
+                dispositions.UNDELIVERABLE, source="email", reason=error[:200], wave=message.wave
             )
     return status
 
@@ -266,18 +332,68 @@ def _release(message: Message, error: str) -> None:
 MAX_ATTEMPTS = 3
 
 
-def send_wave(wave_id: int) -> int:
-    """Send the wave's queued messages at the configured rate; returns how many were sent."""
-    interval = 1.0 / settings.EMAIL_RATE_PER_SECOND
+def send_wave(wave_id: int, *, seconds: float | None = None) -> int:
+    """Send the wave's queued messages at the configured rate; returns how many were sent.
+
+    With `seconds`, stop after about that long even if mail is left (the task then queues
+    itself again, behind any other work that waits)."""
+    rate = settings.EMAIL_RATE_PER_SECOND
+    batch = max(1, min(100, math.ceil(rate)))
+    started = time.monotonic()
     sent = 0
     with get_connection() as connection:
-        while (message := claim_next(wave_id)) is not None:
-            started = time.monotonic()
-            message.wave = Wave.objects.get(pk=wave_id)
-            if send_one(message, connection) == Message.Status.SENT:
-                sent += 1
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        while seconds is None or time.monotonic() - started < seconds:
+            tick = time.monotonic()
+            result = send_batch(wave_id, batch, connection)
+            sent += result.sent
+            if not result.tried:
+                break
+            time.sleep(max(0.0, result.tried / rate - (time.monotonic() - tick)))
     return sent
+
+
+@dataclass
+class BatchResult:
+    tried: int = 0
+    sent: int = 0
+
+
+def send_batch(wave_id: int, limit: int, connection: BaseEmailBackend) -> BatchResult:
+    """Send up to `limit` queued messages now, one by one, each claimed just before it is
+    sent; cases resolved by now are skipped."""
+    result = BatchResult()
+    candidates = _candidates(wave_id, limit)
+    if not candidates:
+        return result
+    wave = Wave.objects.get(pk=wave_id)
+    texts = template_texts(wave.survey_id, message_kind(wave))
+    invited = []
+    try:
+        for message in candidates:
+            if not _claim(message):
+                continue
+            message.wave = wave
+            result.tried += 1
+            if send_one(message, connection, texts) == Message.Status.SENT:
+                result.sent += 1
+                invited.append(message.case_id)
+    finally:
+        # A first email moves a never-invited case to "nothing returned" (3.19), for the
+        # whole batch at once. Should this be lost with the worker, the case's next email
+        # records it: both codes count alike (unknown eligibility) in every rate.
+        Case.objects.filter(pk__in=invited).record_invited(
+            wave=wave,
+            reason=dispositions.history_text(
+                gettext_noop("%(kind)s sent"),
+                kind=kind_message(message_kind(wave)),
+                translate=("kind",),
+            ),
+        )
+    return result
+
+
+def has_queued(wave_id: int) -> bool:
+    return Message.objects.filter(wave_id=wave_id, status=Message.Status.QUEUED).exists()
 
 
 def sweep() -> dict[str, int]:
@@ -287,15 +403,59 @@ def sweep() -> dict[str, int]:
         status=Message.Status.UNCERTAIN,
         error="The worker stopped while sending; not resent so that nobody is mailed twice.",
     )
-    waves = list(
+    waves = set(
         Message.objects.filter(status=Message.Status.QUEUED)
         .values_list("wave_id", flat=True)
         .distinct()
     )
+    waves |= set(Wave.objects.sending_requested().values_list("pk", flat=True))
     from .tasks import send_wave as send_wave_task
 
     sent = sum(send_task(send_wave_task, wave_id) for wave_id in waves)
     return {"uncertain": uncertain, "waves": sent}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A wave's emails by status, as the waves page shows them."""
+
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0  # bounced or failed for good
+    uncertain: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.sending + self.finished
+
+    @property
+    def finished(self) -> int:
+        return self.sent + self.skipped + self.failed + self.uncertain
+
+    @property
+    def active(self) -> bool:
+        return bool(self.queued or self.sending)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.finished / self.total) if self.total else 0
+
+
+def progress_by_wave(wave_ids: list[int]) -> dict[int, Progress]:
+    """Every wave's progress, in one query."""
+    counts: dict[int, dict[str, int]] = {pk: {} for pk in wave_ids}
+    rows = (
+        Message.objects.filter(wave_id__in=wave_ids)
+        .values_list("wave_id", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for wave_id, status, n in rows:
+        key = "failed" if status in (Message.Status.BOUNCED, Message.Status.FAILED) else status
+        counts[wave_id][key] = counts[wave_id].get(key, 0) + n
+    return {pk: Progress(**found) for pk, found in counts.items()}
 
 
 def status_counts(wave: Wave) -> Mapping[str, int]:

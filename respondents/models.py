@@ -46,6 +46,10 @@ class FrameUnit(models.Model):
                 fields=["survey", "business_id"], name="unique_frame_business_id"
             )
         ]
+        # Covers the frame summary and the calibration totals: counts by class, one pass.
+        indexes = [
+            models.Index(fields=["survey", "size_class", "region", "ksic"], name="frame_classes")
+        ]
         permissions = [
             ("manage_frame", _("Can import the frame and draw the sample")),
             ("view_contact_details", _("Can see firms' contact details")),
@@ -86,6 +90,8 @@ class SampleDesign(models.Model):
     drawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("sample design")
+        verbose_name_plural = _("sample designs")
         constraints = [
             models.UniqueConstraint(
                 fields=["survey"], condition=Q(drawn_at__isnull=False), name="one_drawn_design"
@@ -107,6 +113,8 @@ class Stratum(models.Model):
     take_all = models.BooleanField(default=False)
 
     class Meta:
+        verbose_name = _("stratum")
+        verbose_name_plural = _("strata")
         constraints = [
             models.UniqueConstraint(fields=["design", "key"], name="unique_stratum_key"),
             models.CheckConstraint(
@@ -146,6 +154,8 @@ class ReserveRelease(models.Model):
     )
 
     class Meta:
+        verbose_name = _("reserve release")
+        verbose_name_plural = _("reserve releases")
         ordering = ["released_at", "pk"]
         constraints = [
             models.CheckConstraint(condition=Q(count__gte=1), name="release_count_positive")
@@ -167,6 +177,34 @@ class CaseQuerySet(models.QuerySet["Case"]):
         if not text:
             return self
         return self.filter(Q(business_id__icontains=text) | Q(frame_unit__name__icontains=text))
+
+    def record_invited(self, *, wave: Wave, reason: dispositions.Note) -> int:
+        """These cases' first email went out: those still never invited (3.11) are now
+        "nothing returned" (3.19), each with its event, as record_disposition writes them
+        one by one (within one category: no estimate moves). Returns how many moved."""
+        at = timezone.now()
+        with transaction.atomic(savepoint=False):
+            moving = self.select_for_update().filter(
+                disposition=dispositions.NOT_INVITED, disposition_at__lte=at
+            )
+            ids = list(moving.values_list("pk", flat=True))
+            DispositionEvent.objects.bulk_create(
+                DispositionEvent(
+                    case_id=pk,
+                    code=dispositions.NOTHING_RETURNED,
+                    at=at,
+                    wave=wave,
+                    source=DispositionEvent.Source.EMAIL,
+                    reason=reason.text(),
+                    reason_parts=reason.as_json(),
+                    previous=dispositions.NOT_INVITED,
+                )
+                for pk in ids
+            )
+            Case.objects.filter(pk__in=ids).update(
+                disposition=dispositions.NOTHING_RETURNED, disposition_at=at
+            )
+        return len(ids)
 
     def open_for_contact(self) -> CaseQuerySet:
         """Cases a reminder may go to: not completed, refused or found ineligible."""
@@ -283,40 +321,71 @@ class Case(models.Model):
         at: dt.datetime | None = None,
         override: bool = False,
         recompute: bool = True,
+        wave: Wave | None = None,
     ) -> DispositionEvent:
         """Record an event; the most recent event decides the current disposition.
 
         A submitted response is never moved to a non-response code (2.x, 3.x) unless the
-        override is explicit, and that override is kept in the history.
+        override is explicit, and that override is kept in the history. The event belongs
+        to `wave` (an email's own wave), else to the wave open at that moment.
         """
         at = at or timezone.now()
         aapor.parse_code(code)
-        with transaction.atomic():
-            case = Case.objects.select_for_update().get(pk=self.pk)
-            submitted = hasattr(case, "response") and case.response.is_submitted
+        # No savepoint of its own: nothing here is caught, so a failure undoes the caller's
+        # whole transaction (or this one's, when there is no caller's).
+        with transaction.atomic(savepoint=False):
+            current, current_at, response_status = (
+                Case.objects.select_for_update(of=("self",))
+                .filter(pk=self.pk)
+                .values_list("disposition", "disposition_at", "response__status")
+                .get()
+            )
+            submitted = response_status == "submitted"
             blocked = submitted and dispositions.is_nonresponse(code) and not override
             event = DispositionEvent.objects.create(
-                case=case,
+                case_id=self.pk,
                 code=code,
                 at=at,
-                wave=Wave.objects.open_at(case.survey_id, at),
+                wave_id=wave.pk if wave else Wave.objects.open_id_at(self.survey_id, at),
                 source=source,
                 by=by if by is not None and by.is_authenticated else None,  # type: ignore[misc]
                 reason=reason.text() if isinstance(reason, dispositions.Note) else reason,
                 reason_parts=reason.as_json() if isinstance(reason, dispositions.Note) else [],
                 override=override,
-                applied=not blocked and at >= case.disposition_at,
+                applied=not blocked and at >= current_at,
+                previous=current,
             )
             if event.applied:
-                Case.objects.filter(pk=case.pk).update(disposition=code, disposition_at=at)
+                Case.objects.filter(pk=self.pk).update(disposition=code, disposition_at=at)
                 self.disposition, self.disposition_at = code, at
                 # Within one AAPOR category (3.11 → 3.19, say) no weight or estimate moves.
-                moved = aapor.category_of(code) != aapor.category_of(case.disposition)
+                moved = aapor.category_of(code) != aapor.category_of(current)
                 if recompute and moved:
                     from analytics.recompute import request_recompute
 
                     request_recompute(self.survey_id, reason=f"disposition {code}")
         return event
+
+    def log_contact(
+        self,
+        channel: str,
+        outcome: str,
+        *,
+        by: AbstractBaseUser | AnonymousUser | None = None,
+        note: str = "",
+        at: dt.datetime | None = None,
+    ) -> ContactAttempt:
+        """Log a call, letter or visit; it belongs to the wave open at that moment."""
+        at = at or timezone.now()
+        return ContactAttempt.objects.create(
+            case=self,
+            channel=channel,
+            outcome=outcome,
+            at=at,
+            wave_id=Wave.objects.open_id_at(self.survey_id, at),
+            staff=by if by is not None and by.is_authenticated else None,  # type: ignore[misc]
+            note=note,
+        )
 
 
 ACCESS_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -345,13 +414,25 @@ class AccessCodeHasher(PBKDF2PasswordHasher):
 
 
 class WaveQuerySet(models.QuerySet["Wave"]):
-    def open_at(self, survey_id: int, at: dt.datetime) -> Wave | None:
-        return (
-            self.filter(survey_id=survey_id, starts_at__lte=at)
-            .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=at))
-            .order_by("-starts_at")
-            .first()
+    def sending_requested(self) -> WaveQuerySet:
+        """Waves whose emails were asked for since they were last queued."""
+        return self.filter(send_requested_at__isnull=False).filter(
+            Q(queued_at__isnull=True) | Q(queued_at__lt=F("send_requested_at"))
         )
+
+    def open_at(self, survey_id: int, at: dt.datetime) -> Wave | None:
+        pk = self.open_id_at(survey_id, at)
+        return None if pk is None else self.get(pk=pk)
+
+    def open_id_at(self, survey_id: int, at: dt.datetime) -> int | None:
+        """The id of the wave open at `at` (the latest started, if waves overlap). A survey
+        has a handful of waves: their ends are compared here rather than in SQL, which
+        halves the cost of a query run for every disposition and contact."""
+        started = self.filter(survey_id=survey_id, starts_at__lte=at).order_by("-starts_at")
+        for pk, ends_at in started.values_list("pk", "ends_at"):
+            if ends_at is None or ends_at > at:
+                return int(pk)
+        return None
 
 
 class Wave(models.Model):
@@ -373,10 +454,18 @@ class Wave(models.Model):
     official_run = models.ForeignKey(
         "analytics.EstimateRun", models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Outbox of the send button: the worker queues the emails when asked after queued_at.
+    send_requested_at = models.DateTimeField(null=True, blank=True)
+    send_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     objects = WaveQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("wave")
+        verbose_name_plural = _("waves")
         ordering = ["starts_at"]
         constraints = [
             models.CheckConstraint(
@@ -387,6 +476,11 @@ class Wave(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def sending_requested(self) -> bool:
+        requested, queued = self.send_requested_at, self.queued_at
+        return requested is not None and (queued is None or queued < requested)
 
 
 class DispositionEvent(models.Model):
@@ -412,8 +506,14 @@ class DispositionEvent(models.Model):
     reason_parts = models.JSONField(default=list, blank=True)
     override = models.BooleanField(default=False)
     applied = models.BooleanField(default=True)
+    # The case's disposition when the event was recorded: what an applied event moved the
+    # case from (applied events come in time order, so it is also the code of the applied
+    # event before). Kept so that counting moves needs no window over the whole history.
+    previous = models.CharField(max_length=8, blank=True)
 
     class Meta:
+        verbose_name = _("disposition event")
+        verbose_name_plural = _("disposition events")
         ordering = ["at", "pk"]
 
     def __str__(self) -> str:
@@ -455,6 +555,8 @@ class ContactAttempt(models.Model):
     note = models.TextField(_("note"), blank=True)
 
     class Meta:
+        verbose_name = _("contact attempt")
+        verbose_name_plural = _("contact log")
         ordering = ["-at", "-pk"]
 
     def __str__(self) -> str:
@@ -484,6 +586,8 @@ class MessageTemplate(models.Model):
     )
 
     class Meta:
+        verbose_name = _("email template")
+        verbose_name_plural = _("email templates")
         constraints = [
             models.UniqueConstraint(
                 fields=["survey", "kind", "language"], name="unique_message_template"
@@ -531,6 +635,8 @@ class Message(models.Model):
     objects = MessageQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("email")
+        verbose_name_plural = _("emails")
         constraints = [
             models.UniqueConstraint(fields=["case", "wave"], name="one_message_per_case_and_wave")
         ]
@@ -578,6 +684,8 @@ class AccessFailure(models.Model):
     objects = AccessFailureQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("wrong access code")
+        verbose_name_plural = _("wrong access codes")
         indexes = [
             models.Index(fields=["business_id", "at"]),
             models.Index(fields=["client", "at"]),

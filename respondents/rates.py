@@ -12,7 +12,8 @@ By wave: the situation at the end of each closed wave is the disposition every c
 i.e. its latest applied DispositionEvent at or before the wave's end (3.11 when it had none).
 It is rebuilt from the history in one pass: each event moves one case from its previous code
 to its own, so the counts at a wave's end are the initial ones plus the moves up to that end.
-The wave open now shows the current dispositions.
+The wave open now shows the current dispositions. The previous code of every event is stored
+with it (DispositionEvent.previous), so no window over the history is needed.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from django.db import connection
+from django.core.cache import cache
 from django.db.models import Case as SqlCase
 from django.db.models import (
+    CharField,
     Count,
     F,
     FloatField,
@@ -39,9 +41,8 @@ from django.db.models import (
     Subquery,
     Value,
     When,
-    Window,
 )
-from django.db.models.functions import Coalesce, Lag, Left, TruncDate
+from django.db.models.functions import Cast, Coalesce, Left
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -50,7 +51,7 @@ from numpy.typing import NDArray
 from config.spreadsheets import csv_writer, safe_cell
 from surveys.models import Survey
 
-from . import aapor, dispositions
+from . import aapor
 from .classifications import (
     INDUSTRY_GROUP_LABELS,
     KSIC_DIVISIONS,
@@ -262,79 +263,133 @@ def _mapped(values: Sequence[Any], mapping: dict[str, str] | None) -> NDArray[np
     return np.array([value or UNKNOWN for value in found], dtype=str)
 
 
-def _load_moves(survey: Survey, ends: Sequence[dt.datetime]) -> _Moves:
-    """Changes of disposition from the event history, in one pass over the events.
+def _load_moves(survey: Survey, ends: Sequence[dt.datetime], sampled: int) -> _Moves:
+    """Changes of disposition from the event history: every applied event moves its case
+    from the code it had (DispositionEvent.previous) to its own. Moves are counted by (wave
+    bucket, stratum) for the wave table, and by local day for the completes curve (only
+    moves into or out of 1.x matter there).
 
-    LAG gives each applied event the code before it (3.11 for the first), so every row is a
-    move of one case from one code to another at a known time. Moves are counted by
-    (wave bucket, stratum) for the wave table, and by local day for the completes curve
-    (only moves into or out of 1.x matter there). The ORM cannot group over a window
-    function, hence the SQL around the ORM's own query.
-    """
-    sql, params = _events_with_previous(survey, ends).query.sql_with_params()
-    query = f"""
-        WITH events AS ({sql}),
-        moves AS (SELECT * FROM events WHERE previous <> new_code)
-        SELECT bucket, NULL, stratum, previous, new_code, COUNT(*) FROM moves
-        GROUP BY bucket, stratum, previous, new_code
-        UNION ALL
-        SELECT NULL, day, NULL, previous, new_code, COUNT(*) FROM moves
-        WHERE previous LIKE %s OR new_code LIKE %s
-        GROUP BY day, previous, new_code
-    """  # noqa: S608 (the inner SQL is the ORM's, with its parameters)
-    with connection.cursor() as cursor:
-        cursor.execute(query, [*params, "1.%", "1.%"])
-        rows = cursor.fetchall()
-    return _moves_from(rows)
+    Events are never changed once written, so the counts of the settled ones (written more
+    than SETTLED ago: no transaction that could still add an event with a lower id is that
+    old) are kept in the cache with the last id they include, and each page adds only the
+    events written since: a census's half a million events are read once, not every time."""
+    key = _moves_key(survey, ends, sampled)
+    settled_before = timezone.now() - SETTLED
+    settled = (
+        DispositionEvent.objects.filter(recorded_at__lte=settled_before)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    ) or 0
+    counted: _Counted | None = cache.get(key)
+    if counted is None or counted.upto > settled:
+        counted = _Counted(0, {}, {})
+    if counted.upto < settled:
+        counted = counted.plus(_count_moves(survey, ends, after=counted.upto, upto=settled))
+        cache.set(key, counted, MOVES_CACHE_SECONDS)
+    return counted.plus(_count_moves(survey, ends, after=counted.upto)).moves()
 
 
-def _events_with_previous(survey: Survey, ends: Sequence[dt.datetime]) -> QuerySet[Any]:
+SETTLED = dt.timedelta(hours=1)
+RECENT_BY_ID = 5000
+# The counts stay exact whatever their age; the time only bounds how long an unused
+# survey's counts stay in the cache.
+MOVES_CACHE_SECONDS = 24 * 3600
+
+
+def _moves_key(survey: Survey, ends: Sequence[dt.datetime], sampled: int) -> str:
+    """Counts hold for this survey (its creation time too: a database restored or rebuilt
+    reuses ids), these wave ends and this sample (a released reserve changes it)."""
+    limits = ",".join(str(end.timestamp()) for end in ends)
+    return f"fieldwork-moves:{survey.pk}:{survey.created_at.timestamp()}:{sampled}:{limits}"
+
+
+@dataclass(frozen=True)
+class _Counted:
+    upto: int  # the id of the last event counted
+    by_wave: dict[tuple[int, int, str, str], int]  # (bucket, stratum, previous, code) -> n
+    by_day: dict[tuple[dt.date, str, str], int]  # (local day, previous, code) -> n
+
+    def plus(self, more: _Counted) -> _Counted:
+        by_wave, by_day = dict(self.by_wave), dict(self.by_day)
+        for key, n in more.by_wave.items():
+            by_wave[key] = by_wave.get(key, 0) + n
+        for day_key, n in more.by_day.items():
+            by_day[day_key] = by_day.get(day_key, 0) + n
+        return _Counted(more.upto, by_wave, by_day)
+
+    def moves(self) -> _Moves:
+        return _moves_from(
+            [(*key, n) for key, n in self.by_wave.items()],
+            [(*key, n) for key, n in self.by_day.items()],
+        )
+
+
+def _count_moves(
+    survey: Survey, ends: Sequence[dt.datetime], *, after: int, upto: int | None = None
+) -> _Counted:
+    """The moves of the events with ids in (after, upto]. The day comes from the UTC minute,
+    counted in SQL and made a local day here: converting each row's time zone in the
+    database is a Python function on SQLite, seconds at a census."""
+    # Conditions on the joined case, not `case__in=<in-sample cases>`: SQLite would build
+    # the whole sample's id list for the few events written since the last count.
+    in_sample = Q(case__is_reserve=False) | Q(case__released_at__isnull=False)
+    events = DispositionEvent.objects.filter(pk__gt=after)
+    if upto is not None:
+        events = events.filter(pk__lte=upto)
+    else:
+        # The events since the last count are few: named by id, the database starts from
+        # them rather than from every case of the survey.
+        recent = list(events.order_by("pk").values_list("pk", flat=True)[: RECENT_BY_ID + 1])
+        if not recent:
+            return _Counted(after, {}, {})
+        if len(recent) <= RECENT_BY_ID:
+            events = DispositionEvent.objects.filter(pk__in=recent)
+    moves = (
+        events.filter(in_sample, applied=True, case__survey=survey)
+        .exclude(previous=F("code"))
+        .order_by()
+    )
     bucket = SqlCase(
         *(When(at__lte=end, then=Value(k)) for k, end in enumerate(ends)),
         default=Value(len(ends)),
         output_field=IntegerField(),
     )
-    previous = Window(
-        Lag("code", default=Value(dispositions.NOT_INVITED)),
-        partition_by=[F("case_id")],
-        order_by=[F("at").asc(), F("pk").asc()],
+    by_wave = (
+        moves.annotate(bucket=bucket, stratum=F("case__stratum_id"))
+        .values_list("bucket", "stratum", "previous", "code")
+        .annotate(n=Count("pk"))
     )
-    return (
-        DispositionEvent.objects.filter(applied=True, case__survey=survey)
-        .filter(case__in=in_sample_cases(survey))
-        .annotate(
-            bucket=bucket,
-            day=TruncDate("at"),
-            stratum=F("case__stratum_id"),
-            previous=previous,
-            new_code=F("code"),
-        )
-        .values_list("bucket", "day", "stratum", "previous", "new_code")
-        .order_by()
+    by_minute = (
+        moves.filter(Q(previous__startswith="1.") | Q(code__startswith="1."))
+        .annotate(minute=Left(Cast("at", CharField()), 16))
+        .values_list("minute", "previous", "code")
+        .annotate(n=Count("pk"))
     )
+    by_day: dict[tuple[dt.date, str, str], int] = {}
+    for minute, before, after_code, n in by_minute:
+        moment = dt.datetime.fromisoformat(minute).replace(tzinfo=dt.UTC)
+        day_key = (timezone.localdate(moment), before, after_code)
+        by_day[day_key] = by_day.get(day_key, 0) + n
+    return _Counted(upto or after, {row[:4]: row[4] for row in by_wave}, by_day)
 
 
-def _moves_from(rows: list[tuple[Any, ...]]) -> _Moves:
-    by_wave = [row for row in rows if row[0] is not None]
-    by_day = [row for row in rows if row[0] is None]
-    buckets, _days, strata, before, after, counts = _columns(by_wave, 6)
-    _buckets, days, _strata, day_before, day_after, day_counts = _columns(by_day, 6)
+def _moves_from(
+    by_wave: list[tuple[Any, ...]], by_day: list[tuple[dt.date, str, str, int]]
+) -> _Moves:
+    buckets, strata, before, after, counts = _columns(by_wave, 5)
+    days, day_before, day_after, day_counts = _columns(by_day, 4)
     return _Moves(
         bucket=np.asarray(buckets, dtype=np.int64),
         stratum=np.asarray(strata, dtype=np.int64),
         before=categories_of(before),
         after=categories_of(after),
         count=np.asarray(counts, dtype=np.int64),
-        day=[_as_date(day) for day in days],
+        day=list(days),
         day_before=categories_of(day_before),
         day_after=categories_of(day_after),
         day_count=np.asarray(day_counts, dtype=np.int64),
     )
-
-
-def _as_date(value: dt.date | str) -> dt.date:
-    # SQLite returns the truncated date as text from a raw cursor.
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
 
 
 # --- waves -----------------------------------------------------------------------------------
@@ -373,7 +428,7 @@ def fieldwork(survey: Survey, *, weighted: bool, now: dt.datetime | None = None)
     strata = load_strata(survey)
     plan = _plan_waves(survey, now)
     cells = _load_cells(survey)
-    moves = _load_moves(survey, plan.ends)
+    moves = _load_moves(survey, plan.ends, int(cells.count.sum()))
     base = base_weights(strata)
     weights = cells.count.astype(np.float64)
     if weighted:

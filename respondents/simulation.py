@@ -1,25 +1,49 @@
-"""Simulated fieldwork for the demo: waves, emails, contacts, dispositions and answers.
+"""Simulated fieldwork for the demo, played through the platform's own functions.
 
-Synthetic and seeded. Response propensities and answers are shaped on the published figures
-of the seed survey (adoption 8.7 / 28.5 / 54.2 / 85.7 % by size, 75.5 % of adopters at a
-basic level, …) so that the demo's estimates look like the real ones. Not real data.
+A seeded plan decides up front what each sampled firm will do: answer on the web in a given
+wave, be keyed in from a phone call, paper or fax during the phone follow-up, stop half
+way, refuse, turn out ineligible, never be reached. The plan is then played in time order
+on a simulated clock (time-machine), and everything goes through the functions the pages
+and tasks call: the manager adds the waves and queues each one's emails; the worker sends
+them through an email backend at a relay's pace, skipping the firms resolved by then; firms
+open their links, answer page by page and submit; the call centre logs its calls and
+records dispositions; the manager closes each wave at its end, which publishes its official
+estimates. So every number the demo shows is one the platform would show.
+
+Response propensities and answers are shaped on the published figures of the seed survey
+(adoption 8.7 / 28.5 / 54.2 / 85.7 % by size, 75.5 % of adopters at a basic level, …) so
+that the demo's estimates look like the real ones. Not real data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+import heapq
+import itertools
+import smtplib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import time_machine
+from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.filebased import EmailBackend as FileBackend
+from django.core.mail.message import EmailMessage
 from django.db import transaction
+from django.utils import timezone
 
+from analytics import pipeline
+from config.celery import tasks_held
+from surveys import flow
 from surveys.models import Response, Survey
-from surveys.questionnaire import Form, get_form
+from surveys.questionnaire import Form, Page, get_form
 
-from . import dispositions
-from .models import Case, ContactAttempt, DispositionEvent, Message, Wave
+from . import dispositions, mailing
+from .forms import WaveForm
+from .models import Case, ContactAttempt, Wave
 
 WAVES = (  # name, kind, days after the start of fieldwork
     ("초청 (Invitation)", Wave.Kind.INVITATION, 0),
@@ -32,192 +56,229 @@ WAVE_SHARE = (0.45, 0.27, 0.16, 0.12)  # of eventual responders, by wave
 ADOPTION = {"micro": 0.087, "small": 0.285, "medium": 0.542, "midsize": 0.857}
 INELIGIBLE = ("4.21", "4.22", "4.23", "4.24", "4.25", "4.26")
 INELIGIBLE_SHARE = (0.40, 0.25, 0.15, 0.10, 0.05, 0.05)
+BOUNCE_SHARE = 0.03
+# Half the answers of a wave come within hours of its emails, the rest over its weeks.
+QUICK_SHARE, QUICK_HOURS = 0.5, 12.0
+# The demo's mail relay accepts this many emails an hour, so a wave takes hours to go out
+# and firms that answer meanwhile are skipped; the worker sends a batch every 5 minutes.
+RELAY_PER_HOUR = 600
+WORK_HOURS = (9, 18)
+STEPS_PER_COMMIT = 500
 
 
-@dataclass
-class Plan:
-    """What happens to one case over the fieldwork (decided up front, replayed by wave)."""
-
-    case: Case
-    size: str
-    events: list[tuple[int, dt.datetime, str, str, str]] = field(default_factory=list)
-    contacts: list[tuple[int, dt.datetime, str, str]] = field(default_factory=list)
-    response: tuple[int, dt.datetime, str, dict[str, Any]] | None = None
+@dataclass(frozen=True)
+class Summary:
+    waves: list[Wave]
+    emails: int
+    responses: int
 
 
 def simulate(
     survey: Survey,
     *,
     start: dt.datetime,
+    until: dt.datetime,
+    manager: Any,
+    mail_dir: Path,
     seed: int = 20241001,
-    after_wave: Callable[[Wave], None] | None = None,
-) -> list[Wave]:
-    """Create the waves and replay the fieldwork wave by wave up to now."""
-    rng = np.random.default_rng(seed)
-    form = get_form(survey.questionnaire_id)
-    waves = _waves(survey, start)
-    cases = list(Case.objects.in_sample().filter(survey=survey).select_related("frame_unit"))
-    plans = [_plan(case, waves, rng, form) for case in cases]
-    for index, wave in enumerate(waves):
-        if wave.starts_at > dt.datetime.now(dt.UTC):
-            break
-        _replay(survey, wave, index, plans)
-        if after_wave is not None:
-            after_wave(wave)
-    return waves
+    relay_per_hour: int = RELAY_PER_HOUR,
+    clock: time_machine.Traveller | None = None,
+) -> Summary:
+    """Play the fieldwork from `start` up to `until` (today), through the platform's
+    functions.
+
+    Runs on `clock` (a time-machine travel already under way, as the demo's set-up is) or
+    on a clock of its own; tasks are held meanwhile and the work they would do is done here
+    at its simulated moment, so nothing runs behind the simulation's back."""
+    now = until
+    with _clock(start, clock) as coordinates, tasks_held():
+        coordinates.move_to(start - dt.timedelta(days=1))
+        waves = _add_waves(survey, start, manager)
+        form = get_form(survey.questionnaire_id)
+        cases = list(
+            Case.objects.in_sample()
+            .filter(survey=survey)
+            .select_related("survey", "frame_unit", "response")
+        )
+        rng = np.random.default_rng(seed)
+        plans = [_plan(case, waves, rng, now) for case in cases]
+        refused = {p.case.frame_unit.email for p in plans if p.bounced}
+        relay = DemoRelay(file_path=str(mail_dir), refuse=refused)
+        play = Play(survey, manager, form, relay, relay_per_hour, rng)
+        play.schedule_waves(waves, now)
+        for plan in plans:
+            play.schedule_plan(plan)
+        relay.open()
+        try:
+            play.run(coordinates, until=now - dt.timedelta(minutes=1))
+        finally:
+            relay.close()
+    # The provisional version of the wave still open, as the worker computes it.
+    pipeline.run_pending(survey.pk)
+    return Summary(waves, play.emails, play.responses)
 
 
-def _waves(survey: Survey, start: dt.datetime) -> list[Wave]:
+@contextmanager
+def _clock(
+    start: dt.datetime, clock: time_machine.Traveller | None
+) -> Iterator[time_machine.Traveller]:
+    if clock is not None:
+        yield clock
+        return
+    with time_machine.travel(start, tick=False) as coordinates:
+        yield coordinates
+
+
+def _add_waves(survey: Survey, start: dt.datetime, manager: Any) -> list[Wave]:
+    """The fieldwork plan, entered as the manager enters it on the waves page."""
     waves = []
     for position, (name, kind, day) in enumerate(WAVES):
         begins = start + dt.timedelta(days=day)
         following = WAVES[position + 1][2] if position + 1 < len(WAVES) else None
         ends = start + dt.timedelta(days=following) if following is not None else None
-        waves.append(
-            Wave.objects.create(survey=survey, name=name, kind=kind, starts_at=begins, ends_at=ends)
+        form = WaveForm(
+            {"name": name, "kind": kind, "starts_at": _local(begins), "ends_at": _local(ends)}
         )
+        if not form.is_valid():
+            raise ValueError(f"wave {name}: {form.errors.as_text()}")
+        wave = form.save(commit=False)
+        wave.survey = survey
+        wave.save()
+        waves.append(wave)
     return waves
 
 
-def _moment(rng: np.random.Generator, wave: Wave) -> dt.datetime:
-    end = wave.ends_at or min(
-        wave.starts_at + dt.timedelta(days=60), dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    )
-    span = max((end - wave.starts_at).total_seconds(), 3600)
-    # Answers come soonest after an email: an exponential decay within the wave.
-    offset = min(rng.exponential(span / 4), span * 0.98)
-    return wave.starts_at + dt.timedelta(seconds=float(offset))
+def _local(moment: dt.datetime | None) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M") if moment else ""
 
 
-def _plan(case: Case, waves: list[Wave], rng: np.random.Generator, form: Form) -> Plan:
+class DemoRelay(FileBackend):
+    """The demo's mail server: every email goes to a file (var/demo/mail); the addresses of
+    firms whose mail server does not know them are refused with a 550, as a real relay
+    answers, and the platform records the bounce."""
+
+    def __init__(self, *args: Any, refuse: set[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refuse = refuse
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        for message in email_messages:
+            unknown = {a: (550, b"5.1.1 No such user") for a in message.recipients()}
+            unknown = {a: reply for a, reply in unknown.items() if a in self.refuse}
+            if unknown:
+                raise smtplib.SMTPRecipientsRefused(unknown)  # type: ignore[arg-type]
+        return super().send_messages(email_messages)
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+Step = tuple[dt.datetime, str, tuple[Any, ...]]
+
+
+@dataclass
+class Plan:
+    """What one firm does over the fieldwork: steps (when, what, details), played in time."""
+
+    case: Case
+    bounced: bool = False
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, at: dt.datetime, action: str, *details: Any) -> None:
+        self.steps.append((at, action, details))
+
+
+def _plan(case: Case, waves: list[Wave], rng: np.random.Generator, now: dt.datetime) -> Plan:
     size = case.frame_unit.size_class
-    plan = Plan(case, size)
-    has_email = bool(case.frame_unit.email)
-    bounced = has_email and rng.random() < 0.03
-    for index, wave in enumerate(waves[:3]):
-        if has_email and (index == 0 or not bounced):
-            outcome = "bounced" if bounced and index == 0 else "sent"
-            plan.contacts.append(
-                (index, wave.starts_at + dt.timedelta(minutes=5), "email", outcome)
-            )
-    if bounced:
-        plan.events.append(
-            (
-                0,
-                waves[0].starts_at + dt.timedelta(minutes=6),
-                dispositions.UNDELIVERABLE,
-                "email",
-                "recipient refused",
-            )
-        )
-    elif has_email:
-        plan.events.append(
-            (
-                0,
-                waves[0].starts_at + dt.timedelta(minutes=6),
-                dispositions.NOTHING_RETURNED,
-                "email",
-                "invitation sent",
-            )
-        )
+    plan = Plan(case, bounced=bool(case.frame_unit.email) and rng.random() < BOUNCE_SHARE)
     if rng.random() < 0.05:
+        index = int(rng.integers(1, 4))
+        at = _working_moment(rng, waves[index], now)
         code = str(rng.choice(INELIGIBLE, p=INELIGIBLE_SHARE))
-        wave_index = int(rng.integers(1, 4))
-        plan.events.append(
-            (
-                wave_index,
-                _moment(rng, waves[wave_index]),
-                code,
-                "manager",
-                "business status checked",
-            )
-        )
-        plan.contacts.append((wave_index, _moment(rng, waves[wave_index]), "phone", "reached"))
-        return plan
-    if rng.random() < RESPONSE_PROPENSITY[size]:
-        _plan_response(plan, waves, rng, form)
+        plan.add(at, "call", "phone", ContactAttempt.Outcome.REACHED, "")
+        plan.add(at + dt.timedelta(minutes=5), "record", code, "business status checked")
+    elif rng.random() < RESPONSE_PROPENSITY[size]:
+        _plan_response(plan, waves, rng, now)
     else:
-        _plan_nonresponse(plan, waves, rng)
+        _plan_nonresponse(plan, waves, rng, now)
     return plan
 
 
-def _plan_response(plan: Plan, waves: list[Wave], rng: np.random.Generator, form: Form) -> None:
+def _plan_response(
+    plan: Plan, waves: list[Wave], rng: np.random.Generator, now: dt.datetime
+) -> None:
     index = int(rng.choice(4, p=WAVE_SHARE))
-    at = _moment(rng, waves[index])
-    mode: str = Response.Mode.WEB
-    if index == 3:
-        mode = str(
-            rng.choice(
-                [Response.Mode.PHONE, Response.Mode.PAPER, Response.Mode.FAX], p=[0.6, 0.25, 0.15]
-            )
-        )
-        plan.contacts.append((index, at - dt.timedelta(hours=2), "phone", "reached"))
-    answers = answers_for(plan.case, rng, partial=rng.random() < 0.05)
-    values, _relevant = form.evaluate(answers)
-    code, reason = dispositions.classify(form.completeness(values))
-    if mode == Response.Mode.WEB:
-        plan.events.append(
-            (index, at - dt.timedelta(minutes=20), dispositions.OPENED, "respondent", "link opened")
-        )
-    plan.events.append(
-        (
-            index,
-            at,
-            code,
-            "respondent" if mode == "web" else "manager",
-            f"submitted ({mode}): {reason.text()}",
+    answers = answers_for(plan.case, rng)
+    if index < 3:
+        at = _moment(rng, waves[index], now)
+        plan.add(at - dt.timedelta(minutes=20), "open")
+        plan.add(at, "answer", answers, Response.Mode.WEB)
+        return
+    at = _working_moment(rng, waves[3], now)
+    mode = str(
+        rng.choice(
+            [Response.Mode.PHONE, Response.Mode.PAPER, Response.Mode.FAX], p=[0.6, 0.25, 0.15]
         )
     )
-    plan.response = (index, at, mode, values)
+    plan.add(at - dt.timedelta(hours=2), "call", "phone", ContactAttempt.Outcome.REACHED, "")
+    plan.add(at, "answer", answers, mode)
 
 
-def _plan_nonresponse(plan: Plan, waves: list[Wave], rng: np.random.Generator) -> None:
+def _plan_nonresponse(
+    plan: Plan, waves: list[Wave], rng: np.random.Generator, now: dt.datetime
+) -> None:
     roll = rng.random()
     if roll < 0.12:
-        index = int(rng.integers(1, 4))
-        at = _moment(rng, waves[index])
-        code = str(rng.choice(["2.111", "2.112"]))
-        plan.contacts.append((index, at, "phone", "refused"))
-        plan.events.append((index, at, code, "manager", "refused on the phone"))
+        at = _working_moment(rng, waves[int(rng.integers(1, 4))], now)
+        plan.add(at, "call", "phone", ContactAttempt.Outcome.REFUSED, "")
+        plan.add(at + dt.timedelta(minutes=5), "record", str(rng.choice(["2.111", "2.112"])), "")
     elif roll < 0.18:
-        index = int(rng.integers(0, 3))
-        at = _moment(rng, waves[index])
-        plan.events.append((index, at, dispositions.OPENED, "respondent", "link opened"))
-        plan.events.append(
-            (
-                index,
-                at + dt.timedelta(minutes=4),
-                dispositions.BROKE_OFF,
-                "respondent",
-                "answering started",
-            )
-        )
+        # Started answering and stopped part way: a break-off.
+        at = _moment(rng, waves[int(rng.integers(0, 3))], now)
+        plan.add(at, "open")
+        plan.add(at + dt.timedelta(minutes=4), "start", answers_for(plan.case, rng))
     elif roll < 0.24:
-        index = int(rng.integers(0, 3))
-        plan.events.append(
-            (index, _moment(rng, waves[index]), dispositions.OPENED, "respondent", "link opened")
-        )
+        plan.add(_moment(rng, waves[int(rng.integers(0, 3))], now), "open")
     elif roll < 0.26:
-        at = _moment(rng, waves[3])
-        plan.contacts.append((3, at, "phone", "reached"))
+        at = _working_moment(rng, waves[3], now)
+        plan.add(at, "call", "phone", ContactAttempt.Outcome.REACHED, "")
         reason = str(rng.choice(["2.32", "2.35"]))
-        plan.events.append((3, at, reason, "manager", "unable to take part"))
+        plan.add(at + dt.timedelta(minutes=5), "record", reason, "unable to take part")
     elif roll < 0.40:
-        at = _moment(rng, waves[3])
-        plan.contacts.append((3, at, "phone", "no_answer"))
-        plan.contacts.append((3, at + dt.timedelta(days=2), "phone", "no_answer"))
-        plan.events.append(
-            (
-                3,
-                at + dt.timedelta(days=2),
-                "2.21",
-                "manager",
-                "confirmed active; contact never available",
-            )
+        at = _working_moment(rng, waves[3], now)
+        later = min(at + dt.timedelta(days=2), now - dt.timedelta(hours=2))
+        plan.add(at, "call", "phone", ContactAttempt.Outcome.NO_ANSWER, "")
+        plan.add(later, "call", "phone", ContactAttempt.Outcome.NO_ANSWER, "")
+        plan.add(
+            later + dt.timedelta(minutes=5),
+            "record",
+            "2.21",
+            "confirmed active; contact never available",
         )
 
 
-def answers_for(case: Case, rng: np.random.Generator, *, partial: bool = False) -> dict[str, Any]:
+def _end(wave: Wave, now: dt.datetime) -> dt.datetime:
+    return min(wave.ends_at or now, now - dt.timedelta(hours=1))
+
+
+def _moment(rng: np.random.Generator, wave: Wave, now: dt.datetime) -> dt.datetime:
+    """When a firm answers in a wave: soonest after its emails, fewer as weeks pass."""
+    span = max((_end(wave, now) - wave.starts_at).total_seconds(), 3600.0)
+    scale = QUICK_HOURS * 3600 if rng.random() < QUICK_SHARE else span / 4
+    offset = min(rng.exponential(scale), span * 0.98)
+    return wave.starts_at + dt.timedelta(seconds=float(offset))
+
+
+def _working_moment(rng: np.random.Generator, wave: Wave, now: dt.datetime) -> dt.datetime:
+    """A moment in office hours within the wave, when the call centre works."""
+    for _attempt in range(20):
+        moment = wave.starts_at + (_end(wave, now) - wave.starts_at) * float(rng.random())
+        local = timezone.localtime(moment)
+        if WORK_HOURS[0] <= local.hour < WORK_HOURS[1] and local.weekday() < 5:
+            return moment
+    return moment
+
+
+def answers_for(case: Case, rng: np.random.Generator) -> dict[str, Any]:
     """Answers shaped on the published figures of the seed survey."""
     unit = case.frame_unit
     adopted = rng.random() < ADOPTION[unit.size_class]
@@ -246,17 +307,6 @@ def answers_for(case: Case, rng: np.random.Generator, *, partial: bool = False) 
     }
     if adopted:
         answers.update(_adopter_answers(rng))
-    if partial:
-        # Stopped before the end but with every core item: a partial (1.2), sec. C.
-        for name in (
-            "contact_name",
-            "contact_phone",
-            "contact_email",
-            "need_advance",
-            "invest_own",
-            "invest_amount",
-        ):
-            answers.pop(name, None)
     return answers
 
 
@@ -311,70 +361,123 @@ def _adopter_answers(rng: np.random.Generator) -> dict[str, Any]:
     return answers
 
 
-def _replay(survey: Survey, wave: Wave, index: int, plans: list[Plan]) -> None:
-    """Write one wave's simulated events, contacts, emails and responses."""
-    with transaction.atomic():
-        events, contacts, messages, responses, touched = [], [], [], [], []
-        for plan in plans:
-            mine = [e for e in plan.events if e[0] == index]
-            for _wave, at, code, source, reason in mine:
-                events.append(
-                    DispositionEvent(
-                        case=plan.case, code=code, at=at, wave=wave, source=source, reason=reason
-                    )
-                )
-            for _wave, at, channel, outcome in (c for c in plan.contacts if c[0] == index):
-                contacts.append(
-                    ContactAttempt(
-                        case=plan.case, channel=channel, at=at, wave=wave, outcome=outcome
-                    )
-                )
-                if channel == "email":
-                    messages.append(_message(plan.case, wave, at, outcome))
-            if plan.response and plan.response[0] == index:
-                responses.append(_response(survey, plan))
-            if mine:
-                last = max(mine, key=lambda e: e[1])
-                plan.case.disposition, plan.case.disposition_at = last[2], last[1]
-                touched.append(plan.case)
-        DispositionEvent.objects.bulk_create(events, batch_size=2000)
-        ContactAttempt.objects.bulk_create(contacts, batch_size=2000)
-        Message.objects.bulk_create(messages, batch_size=2000)
-        Response.objects.bulk_create(responses, batch_size=1000)
-        Case.objects.bulk_update(touched, ["disposition", "disposition_at"], batch_size=2000)
+# --- playing the plan -----------------------------------------------------------------------
 
 
-def _message(case: Case, wave: Wave, at: dt.datetime, outcome: str) -> Message:
-    status = Message.Status.SENT if outcome == "sent" else Message.Status.BOUNCED
-    return Message(
-        case=case,
-        wave=wave,
-        kind="invitation" if wave.kind == "invitation" else "reminder",
-        status=status,
-        to_address=case.frame_unit.email,
-        queued_at=at,
-        claimed_at=at,
-        sent_at=at if status == "sent" else None,
-        attempts=1,
-        error="" if status == "sent" else "550 No such user here",
-    )
+class Play:
+    """The simulated weeks: each step runs at its moment, as the platform would see it."""
+
+    def __init__(
+        self,
+        survey: Survey,
+        manager: Any,
+        form: Form,
+        relay: BaseEmailBackend,
+        relay_per_hour: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.survey, self.manager, self.form, self.relay = survey, manager, form, relay
+        self.batch = max(1, relay_per_hour // 12)
+        self.rng = rng
+        self.queue: list[tuple[dt.datetime, int, Callable[..., None], tuple[Any, ...]]] = []
+        self.order = itertools.count()
+        self.emails = self.responses = 0
+
+    def at(self, moment: dt.datetime, action: Callable[..., None], *args: Any) -> None:
+        heapq.heappush(self.queue, (moment, next(self.order), action, args))
+
+    def run(self, clock: time_machine.Traveller, *, until: dt.datetime) -> None:
+        while self.queue and self.queue[0][0] <= until:
+            # Steps commit in groups: each still runs in its own (nested) transaction, and
+            # the demo does not pay a commit for each of its tens of thousands of steps.
+            with transaction.atomic():
+                for _step in range(STEPS_PER_COMMIT):
+                    if not self.queue or self.queue[0][0] > until:
+                        break
+                    moment, _order, action, args = heapq.heappop(self.queue)
+                    clock.move_to(moment)
+                    action(*args)
+
+    def schedule_waves(self, waves: list[Wave], now: dt.datetime) -> None:
+        for wave in waves:
+            if wave.ends_at is not None and wave.ends_at <= now:
+                self.at(wave.ends_at, self.close, wave)
+            if wave.kind != Wave.Kind.PHONE:
+                self.at(wave.starts_at, self.send, wave)
+
+    def schedule_plan(self, plan: Plan) -> None:
+        for moment, action, details in plan.steps:
+            self.at(moment, getattr(self, f"_{action}"), plan.case, *details)
+
+    # The manager and the worker.
+
+    def send(self, wave: Wave) -> None:
+        """The manager presses "send"; the worker starts on the queue at once."""
+        mailing.queue_wave(wave, user=self.manager)
+        self.at(timezone.now(), self._send_batch, wave)
+
+    def _send_batch(self, wave: Wave) -> None:
+        result = mailing.send_batch(wave.pk, self.batch, self.relay)
+        self.emails += result.tried
+        if result.tried:
+            self.at(timezone.now() + dt.timedelta(minutes=5), self._send_batch, wave)
+
+    def close(self, wave: Wave) -> None:
+        """The manager closes the wave at its end: its official estimates."""
+        wave.refresh_from_db()
+        pipeline.close_wave(wave, user=self.manager)
+
+    # The firms.
+
+    def _open(self, case: Case) -> None:
+        dispositions.respondent_opened(case)
+
+    def _start(self, case: Case, answers: dict[str, Any]) -> None:
+        """Answers the first pages and leaves before the end."""
+        response = flow.start_response(case)
+        pages = self.form.relevant_pages(answers)
+        stop = int(self.rng.integers(1, max(2, len(pages) - 1)))
+        self._pages(response, pages[:stop], answers, by=None)
+
+    def _answer(self, case: Case, answers: dict[str, Any], mode: str) -> None:
+        by = None if mode == Response.Mode.WEB else self.manager
+        response = flow.start_response(case, mode=mode, by=by)
+        self._pages(response, self.form.relevant_pages(answers), answers, by=by)
+        _response, errors = flow.submit(response, by=by)
+        if errors:
+            raise ValueError(f"simulated answers of {case.business_id} invalid: {errors}")
+        self.responses += 1
+
+    def _pages(
+        self, response: Response, pages: list[Page], answers: dict[str, Any], *, by: Any
+    ) -> None:
+        editor = flow.new_editor_id()
+        for page in pages:
+            posted = _posted(page, answers)
+            result = flow.save_page(
+                response, page, posted, revision=response.revision, editor=editor, by=by
+            )
+            if result.errors or not result.saved:
+                raise ValueError(f"page {page.name} not saved: {result.errors}")
+
+    # The call centre.
+
+    def _call(self, case: Case, channel: str, outcome: str, note: str) -> None:
+        case.log_contact(channel, outcome, by=self.manager, note=note)
+
+    def _record(self, case: Case, code: str, reason: str) -> None:
+        case.record_disposition(code, source="manager", by=self.manager, reason=reason)
 
 
-def _response(survey: Survey, plan: Plan) -> Response:
-    assert plan.response is not None
-    _index, at, mode, values = plan.response
-    return Response(
-        case=plan.case,
-        questionnaire_id=survey.questionnaire_id,
-        answers=values,
-        status=Response.Status.SUBMITTED,
-        mode=mode,
-        started_at=at - dt.timedelta(minutes=20),
-        updated_at=at,
-        submitted_at=at,
-        reference=Response.new_reference(),
-        page="_review",
-    )
+def _posted(page: Page, answers: dict[str, Any]) -> dict[str, str | list[str]]:
+    """The page's answers as a browser posts them."""
+    posted: dict[str, str | list[str]] = {}
+    for question in page.inputs:
+        value = answers.get(question.name)
+        if value is None:
+            continue
+        posted[question.name] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    return posted
 
 
 def open_cases(survey: Survey) -> Iterator[Case]:

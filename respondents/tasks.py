@@ -3,7 +3,13 @@ import smtplib
 from celery import shared_task
 from django.conf import settings
 
+from config.celery import send_task
+
 from . import mailing
+
+# A long wave is sent in slices, so that a recompute or an export waiting behind it (in the
+# same worker, or in the web process's one background thread) is not held up for an hour.
+SLICE_SECONDS = 30
 
 
 @shared_task(
@@ -13,7 +19,11 @@ from . import mailing
     max_retries=20,
 )
 def send_wave(wave_id: int) -> int:
-    return mailing.send_wave(wave_id)
+    mailing.queue_requested(wave_id)
+    sent = mailing.send_wave(wave_id, seconds=SLICE_SECONDS)
+    if mailing.has_queued(wave_id):
+        send_task(send_wave, wave_id)
+    return sent
 
 
 @shared_task

@@ -25,6 +25,7 @@ urlpatterns = [
     path(SURVEY + "waves/", fieldwork.waves, name="waves"),
     path(SURVEY + "waves/<int:wave>/send/", fieldwork.send_wave, name="send_wave"),
     path(SURVEY + "waves/<int:wave>/close/", fieldwork.close, name="close_wave"),
+    path(SURVEY + "waves/<int:wave>/progress/", fieldwork.wave_progress, name="wave_progress"),
     path(
         SURVEY + "templates/<str:kind>/<str:language>/",
         fieldwork.message_template,

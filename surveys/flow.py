@@ -177,7 +177,7 @@ def _write(response: Response, *, editor: str, by: Any = None, **fields: Any) ->
 
 def submit(response: Response, *, by: Any = None) -> tuple[Response, dict[str, str]]:
     """Submit once. A second submit (double click, retry, other tab) changes nothing."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         locked = Response.objects.select_for_update().select_related("case").get(pk=response.pk)
         if locked.is_submitted:
             return locked, {}

@@ -29,7 +29,9 @@ from surveys.questionnaire import Form, Question, pick
 
 from ..models import EstimateRun
 from ..pipeline import StoredReplicates, run_replicates
+from . import labels as fitting
 from . import replicates
+from .labels import DTA, SAV, Limits
 from .options import ExportOptions
 from .tables import PROGRESS_EVERY, Progress, Table
 from .versions import Version, survey_versions, union_questions
@@ -115,9 +117,20 @@ class Variable:
     versions: tuple[str, ...] = ()
     identified_only: bool = False
     stat_name: str = ""  # the name in SPSS and Stata files
+    question_label: Mapping[str, str] = field(default_factory=dict)  # of an option column
+    option_label: Mapping[str, str] = field(default_factory=dict)
 
     def text(self, language: str) -> str:
         return pick(self.label, language) or self.name
+
+    def stat_label(self, language: str, limits: Limits) -> str:
+        """The label in an SPSS or Stata file: an option column keeps its option's name
+        whole and shortens the question's text first."""
+        if not self.choice:
+            return fitting.fit(self.text(language), limits.variable_label, limits)
+        question = pick(self.question_label, language) or self.question
+        option = pick(self.option_label, language) or self.choice
+        return fitting.fit_pair(question, option, ": ", limits.variable_label, limits)
 
 
 @dataclass
@@ -193,7 +206,14 @@ def _dummy(
         for lang in languages
     }
     return Variable(
-        f"{question.name}/{choice}", "dummy", label, choice=choice, versions=offered, **common
+        f"{question.name}/{choice}",
+        "dummy",
+        label,
+        choice=choice,
+        versions=offered,
+        question_label=question.label or {"en": question.name},
+        option_label=text,
+        **common,
     )
 
 
@@ -224,17 +244,19 @@ def _universe(question: Question, form: Form) -> str:
 
 def _with_stat_names(variables: list[Variable]) -> list[Variable]:
     """SPSS and Stata names: letters, digits and _, at most 28 characters, unique ignoring
-    case. Names already valid are kept first, so `sf_tech_other` (a question) keeps its
-    name and the option column `sf_tech/other` becomes `sf_tech_other_2`."""
+    case, the same in both formats. An option column of a select_multiple question is
+    `question__option` (two underscores), so it never meets the question that asks to
+    specify "other" (`sf_tech/other` is `sf_tech__other`, beside `sf_tech_other`). Names
+    already valid are kept first; a clash left over gets `_2`, `_3`, ..."""
+    wanted = [_stat_base(v.name, v.question if v.choice else "", v.choice) for v in variables]
     names: list[str | None] = []
     used: set[str] = set()
-    for variable in variables:
-        valid = _stat_base(variable.name) == variable.name and variable.name.lower() not in used
-        names.append(variable.name if valid else None)
-        used |= {variable.name.lower()} if valid else set()
-    for index, variable in enumerate(variables):
-        base = name = _stat_base(variable.name)
-        k = 1
+    for variable, base in zip(variables, wanted, strict=True):
+        valid = base == variable.name and base.lower() not in used
+        names.append(base if valid else None)
+        used |= {base.lower()} if valid else set()
+    for index, base in enumerate(wanted):
+        name, k = base, 1
         while names[index] is None and name.lower() in used:
             k += 1
             name = f"{base[:24]}_{k}"
@@ -244,10 +266,22 @@ def _with_stat_names(variables: list[Variable]) -> list[Variable]:
     return [replace(v, stat_name=str(n)) for v, n in zip(variables, names, strict=True)]
 
 
-def _stat_base(name: str) -> str:
-    base = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    base = (base if base[:1].isalpha() else f"v{base}")[:28]
+def _stat_base(name: str, question: str = "", choice: str = "") -> str:
+    if choice:
+        option = _ascii_name(choice)[: STAT_NAME_LENGTH - 10]
+        head = _ascii_name(question)[: STAT_NAME_LENGTH - len(option) - 2]
+        base = f"{head}__{option}"
+    else:
+        base = _ascii_name(name)
+    base = (base if base[:1].isalpha() else f"v{base}")[:STAT_NAME_LENGTH]
     return base + "_" if base.lower() in RESERVED_NAMES else base
+
+
+def _ascii_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+STAT_NAME_LENGTH = 28
 
 
 # --- the rows -----------------------------------------------------------------------------
@@ -593,7 +627,8 @@ def _tagged(values: Any, kind: str) -> Any:
     return out
 
 
-def _labels(columns: list[_Column], language: str, stata: bool) -> dict[str, dict[Any, str]]:
+def _labels(columns: list[_Column], language: str, limits: Limits) -> dict[str, dict[Any, str]]:
+    stata = limits is DTA
     out: dict[str, dict[Any, str]] = {}
     for column in columns:
         if column.coded:
@@ -601,8 +636,9 @@ def _labels(columns: list[_Column], language: str, stata: bool) -> dict[str, dic
             for reason in Missing:
                 key = reason.tag if stata else reason.code(column.variable.kind)
                 labels[key] = reason.text(language)
-            limit = 32000 if stata else 120
-            out[column.variable.stat_name] = {k: _cut(v, limit) for k, v in labels.items()}
+            out[column.variable.stat_name] = fitting.fit_distinct(
+                labels, limits.value_label, limits, str
+            )
     return out
 
 
@@ -617,23 +653,25 @@ def _value_labels(variable: Variable, language: str) -> dict[Any, str]:
     return {}
 
 
-def _cut(text: str, limit: int) -> str:
-    """At most `limit` UTF-8 bytes, cut on a character boundary."""
-    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+def _column_labels(columns: list[_Column], language: str, limits: Limits) -> list[str | None]:
+    """Every label within the format's limit; labels that shortening made equal get the
+    option's (or variable's) name."""
+    labels = [c.variable.stat_label(language, limits) for c in columns]
+    seen: set[str] = set()
+    for index, column in enumerate(columns):
+        if labels[index] in seen:
+            tag = f"[{column.variable.choice or column.variable.name}]"
+            labels[index] = fitting.fit_pair(labels[index], tag, " ", limits.variable_label, limits)
+        seen.add(labels[index])
+    return list(labels)
 
 
-def _column_labels(columns: list[_Column], language: str, stata: bool) -> list[str | None]:
-    # Stata keeps 80 characters of a variable label; SPSS 255 bytes.
-    return [
-        c.variable.text(language)[:80] if stata else _cut(c.variable.text(language), 255)
-        for c in columns
-    ]
-
-
-def _file_label(options: ExportOptions) -> str:
+def _file_label(options: ExportOptions, limits: Limits) -> str:
     run = options.run
     title = options.survey.title_in(options.language)
-    return f"{title} (run {run.number})"[:80] if run else title[:80]
+    if run is None:
+        return fitting.fit(title, limits.file_label, limits)
+    return fitting.fit_pair(title, f"(run {run.number})", " ", limits.file_label, limits)
 
 
 def _write_sav(columns: list[_Column], path: Path, options: ExportOptions) -> None:
@@ -650,12 +688,12 @@ def _write_sav(columns: list[_Column], path: Path, options: ExportOptions) -> No
     pyreadstat.write_sav(
         _frame(columns, stata=False),
         str(path),
-        file_label=_cut(_file_label(options), 64),
-        column_labels=_column_labels(columns, options.language, stata=False),
-        variable_value_labels=_labels(columns, options.language, stata=False),
+        file_label=_file_label(options, SAV),
+        column_labels=_column_labels(columns, options.language, SAV),
+        variable_value_labels=_labels(columns, options.language, SAV),
         missing_ranges=missing,
         variable_measure=measure,
-        note=_note(options),
+        note=fitting.note_lines(_note(options), SAV),
     )
 
 
@@ -671,9 +709,9 @@ def _write_dta(columns: list[_Column], path: Path, options: ExportOptions) -> No
     pyreadstat.write_dta(
         _frame(columns, stata=True),
         str(path),
-        file_label=_file_label(options),
-        column_labels=_column_labels(columns, options.language, stata=True),
-        variable_value_labels=_labels(columns, options.language, stata=True),
+        file_label=_file_label(options, DTA),
+        column_labels=_column_labels(columns, options.language, DTA),
+        variable_value_labels=_labels(columns, options.language, DTA),
         missing_user_values=missing,
     )
 
@@ -681,8 +719,9 @@ def _write_dta(columns: list[_Column], path: Path, options: ExportOptions) -> No
 def _note(options: ExportOptions) -> str:
     run = options.run
     assert run is not None
-    as_of = timezone.localtime(run.data_as_of).isoformat() if run.data_as_of else ""
-    return f"{options.survey.slug}: estimate run {run.number}, data as of {as_of}"
+    as_of = timezone.localtime(run.data_as_of) if run.data_as_of else None
+    when = f", data as of {as_of:%Y-%m-%d %H:%M:%S %z}" if as_of else ""
+    return f"{options.survey.slug}: estimate run {run.number}{when}"
 
 
 def replicate_variables(stored: StoredReplicates | None) -> list[Variable]:

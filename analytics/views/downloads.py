@@ -36,7 +36,7 @@ from surveys.models import Survey
 
 from .. import exports
 from ..export_jobs import report_file
-from ..models import Download, EstimateRun, ExportJob
+from ..models import Download, EstimateRun, ExportJob, ListedRun
 
 DOWNLOAD = "analytics.download_results"
 IDENTIFIED = "analytics.download_identified"
@@ -125,14 +125,14 @@ class ExportForm(forms.Form):
         survey: Survey,
         what: str,
         user: Any,
-        runs: list[EstimateRun],
+        runs: list[ListedRun],
         **kwargs: Any,
     ) -> None:
         kwargs["prefix"] = what
         super().__init__(*args, **kwargs)
         self.survey, self.what = survey, what
         _choices(self, "format", [(f, FORMAT_LABELS[f]) for f in exports.FORMATS[what]])
-        _choices(self, "run", [(r.number, _run_label(r)) for r in runs])
+        _choices(self, "run", [(r.run.number, _run_label(r)) for r in runs])
         if what not in (*exports.NEEDS_RUN, *exports.USES_RUN) or not runs:
             del self.fields["run"]
         levels = [lv for lv in exports.LEVELS if lv != "identified" or user.has_perm(IDENTIFIED)]
@@ -174,14 +174,20 @@ def _choices(form: forms.Form, name: str, choices: list[tuple[Any, Any]]) -> Non
     field.choices = choices
 
 
-def _published(survey: Survey) -> list[EstimateRun]:
-    runs = EstimateRun.objects.published().filter(survey=survey).select_related("wave")
-    return list(runs.defer("weights", "timings", "diagnostics").order_by("-number")[:50])
+def _published(survey: Survey) -> list[ListedRun]:
+    """Each closed wave's official version and the latest provisional one."""
+    return EstimateRun.objects.defer("weights", "timings", "diagnostics").by_wave(survey)
 
 
-def _run_label(run: EstimateRun) -> str:
+def _run_label(entry: ListedRun) -> str:
+    run = entry.run
     as_of = f"{timezone.localtime(run.data_as_of):%Y-%m-%d %H:%M}" if run.data_as_of else ""
-    return _("Run %(number)s (data as of %(as_of)s)") % {"number": run.number, "as_of": as_of}
+    values = {"number": run.number, "as_of": as_of, "wave": entry.wave.name if entry.wave else ""}
+    if entry.official_of is not None:
+        return _("Run %(number)s: official figures of %(wave)s (data as of %(as_of)s)") % values
+    if entry.wave is not None:
+        return _("Run %(number)s: provisional, %(wave)s (data as of %(as_of)s)") % values
+    return _("Run %(number)s: provisional (data as of %(as_of)s)") % values
 
 
 # --- the downloads page ---------------------------------------------------------------------
@@ -203,7 +209,7 @@ def downloads(request: HttpRequest, survey: str) -> HttpResponse:
             return _start(request, bound.options)
     context = {
         "survey": found,
-        "run": runs[0] if runs else None,
+        "run": runs[0].run if runs else None,
         "cards": _cards(found, request.user, bound, runs),
         "jobs": ExportJob.objects.filter(survey=found, user=request.user)[:RECENT_JOBS],  # type: ignore[misc]
     }
@@ -221,7 +227,7 @@ def _check_sensitive(request: HttpRequest, what: str) -> None:
 
 
 def _cards(
-    survey: Survey, user: Any, bound: ExportForm | None, runs: list[EstimateRun]
+    survey: Survey, user: Any, bound: ExportForm | None, runs: list[ListedRun]
 ) -> list[dict[str, Any]]:
     cards = []
     for what in exports.FORMATS:

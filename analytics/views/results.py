@@ -27,13 +27,11 @@ from surveys.models import Survey
 from surveys.questionnaire import Form, Question, get_form
 
 from .. import quality
-from ..models import Estimate, EstimateRun
+from ..models import Estimate, EstimateRun, ListedRun
 from ..quality import Thresholds
 from ..spec import SpecError, WeightingSpec, parse_spec
 
 VIEW_RESULTS = "analytics.view_results"
-# The version menu lists this many recent runs, plus every wave's official run.
-RECENT_RUNS = 50
 HEAVY_RUN_FIELDS = ("weights", "timings", "diagnostics")
 OVERALL = "all"
 SELECT_TYPES = ("select_one", "select_multiple")
@@ -253,21 +251,35 @@ class Choice:
 
 @dataclass
 class Version:
-    """The published run a page shows, and the ones the user can switch to."""
+    """The published run a page shows, and the ones the user can switch to: each closed
+    wave's official run and the latest provisional one (EstimateRun.objects.by_wave)."""
 
     run: EstimateRun
-    latest_number: int
-    recent: list[tuple[int, Any, str | None]]
-    waves: list[Wave]
+    listed: list[ListedRun]
 
     @cached_property
     def official_waves(self) -> dict[int, Wave]:
         """Run number -> the wave whose official figures it is."""
-        return {wave.official_run.number: wave for wave in self.waves}  # type: ignore[union-attr]
+        return {e.run.number: e.official_of for e in self.listed if e.official_of is not None}
+
+    @cached_property
+    def waves(self) -> list[Wave]:
+        """The closed waves with official figures, in fieldwork order."""
+        found = [e.official_of for e in self.listed if e.official_of is not None]
+        return sorted(found, key=lambda wave: wave.starts_at)
 
     @property
     def official_wave(self) -> Wave | None:
         return self.official_waves.get(self.run.number)
+
+    @property
+    def wave(self) -> Wave | None:
+        """The wave the figures belong to: the one they close, else the one then open."""
+        return self.official_wave or self.run.wave
+
+    @property
+    def latest_number(self) -> int:
+        return max(e.run.number for e in self.listed)
 
     @property
     def is_latest(self) -> bool:
@@ -275,17 +287,18 @@ class Version:
 
     @cached_property
     def choices(self) -> list[Choice]:
-        seen = {number: (as_of, wave) for number, as_of, wave in self.recent}
-        for number, wave in self.official_waves.items():
-            seen.setdefault(number, (wave.official_run.data_as_of, None))  # type: ignore[union-attr]
+        entries = [(e.run, e.wave, e.official_of) for e in self.listed]
+        if all(e.run.number != self.run.number for e in self.listed):
+            entries.append((self.run, self.run.wave, None))  # an older version asked for
         return [
-            Choice(number, as_of, wave, self._official_name(number))
-            for number, (as_of, wave) in sorted(seen.items(), reverse=True)
+            Choice(
+                run.number,
+                run.data_as_of,
+                wave.name if wave else None,
+                official.name if official else None,
+            )
+            for run, wave, official in sorted(entries, key=lambda e: -e[0].number)
         ]
-
-    def _official_name(self, number: int) -> str | None:
-        wave = self.official_waves.get(number)
-        return wave.name if wave else None
 
     @cached_property
     def spec(self) -> WeightingSpec | None:
@@ -324,23 +337,14 @@ class Version:
         return "?" + urlencode(params)
 
 
-def _published_runs(survey: Survey) -> Any:
-    return (
-        EstimateRun.objects.published()
-        .filter(survey=survey)
-        .select_related("wave")
-        .defer(*HEAVY_RUN_FIELDS)
-        .order_by("-number")
-    )
-
-
-def _requested_number(request: HttpRequest, waves: Sequence[Wave]) -> int | None:
+def _requested_number(request: HttpRequest, listed: Sequence[ListedRun]) -> int | None:
     wave_id, number = request.GET.get("wave", ""), request.GET.get("run", "")
     if wave_id:
-        wave = next((w for w in waves if str(w.pk) == wave_id), None)
-        if wave is None:
+        official = [e for e in listed if e.official_of is not None]
+        entry = next((e for e in official if str(e.official_of.pk) == wave_id), None)  # type: ignore[union-attr]
+        if entry is None:
             raise Http404("no official figures for this wave")
-        return wave.official_run.number  # type: ignore[union-attr]
+        return entry.run.number
     if number:
         if not (number.isascii() and number.isdigit()):
             raise Http404("no such version")
@@ -350,23 +354,25 @@ def _requested_number(request: HttpRequest, waves: Sequence[Wave]) -> int | None
 
 def load_version(request: HttpRequest, survey: Survey) -> Version | None:
     """The version asked for (?run=N or ?wave=ID), else the latest published one."""
-    waves = list(
-        Wave.objects.filter(survey=survey, official_run__status=EstimateRun.Status.PUBLISHED)
-        .select_related("official_run")
-        .only("pk", "name", "starts_at", "official_run__number", "official_run__data_as_of")
-        .order_by("starts_at")
-    )
-    number = _requested_number(request, waves)
-    runs = _published_runs(survey)
-    recent = list(runs.values_list("number", "data_as_of", "wave__name")[:RECENT_RUNS])
-    if not recent:
+    listed = EstimateRun.objects.defer(*HEAVY_RUN_FIELDS).by_wave(survey)
+    number = _requested_number(request, listed)
+    if not listed:
         if number is not None:
             raise Http404("no such version")
         return None
-    run = runs.filter(number=number).first() if number is not None else runs.first()
+    if number is None:
+        return Version(run=listed[0].run, listed=listed)
+    run = next((e.run for e in listed if e.run.number == number), None)
+    run = run or (
+        EstimateRun.objects.published()
+        .filter(survey=survey, number=number)
+        .select_related("wave")
+        .defer(*HEAVY_RUN_FIELDS)
+        .first()
+    )
     if run is None:
         raise Http404("no such version")
-    return Version(run=run, latest_number=recent[0][0], recent=recent, waves=waves)
+    return Version(run=run, listed=listed)
 
 
 # --- questionnaire labels ---------------------------------------------------------------------
@@ -597,11 +603,14 @@ def _domain_table(
 def history_of(
     survey: Survey, item: str, option: str, statistic: str, version: Version
 ) -> dict[str, list[Any]]:
-    """The overall estimate and its CI in every published version, oldest first."""
+    """The overall estimate and its CI in the listed versions (each closed wave's official
+    run, the latest provisional one) and the one shown, oldest first."""
+    numbers = {choice.number for choice in version.choices}
     points = (
         Estimate.objects.filter(
             run__survey=survey,
             run__status=EstimateRun.Status.PUBLISHED,
+            run__number__in=numbers,
             item=item,
             option=option,
             statistic=statistic,

@@ -8,18 +8,24 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from analytics.pipeline import close_wave
+from analytics.pipeline import request_close
 from surveys.models import Response, Survey
 
 from .. import aapor, import_templates, imports, mailing
-from ..forms import ContactForm, DispositionForm, FieldworkImportForm, MessageTemplateForm, WaveForm
+from ..forms import (
+    NO_DEADLINE,
+    ContactForm,
+    DispositionForm,
+    FieldworkImportForm,
+    MessageTemplateForm,
+    WaveForm,
+)
 from ..models import Case, MessageTemplate, Wave
 from ..tabular import ImportRefused
 
@@ -42,19 +48,24 @@ def waves(request: HttpRequest, survey: str) -> HttpResponse:
         wave.save()
         messages.success(request, _("Wave “%(name)s” added.") % {"name": wave.name})
         return redirect("respondents:waves", survey=target.slug)
-    rows = (
-        Wave.objects.filter(survey=target)
-        .annotate(
-            queued=Count("messages", filter=Q(messages__status="queued")),
-            sent=Count("messages", filter=Q(messages__status="sent")),
-            skipped=Count("messages", filter=Q(messages__status="skipped")),
-            bounced=Count("messages", filter=Q(messages__status__in=["bounced", "failed"])),
-            uncertain=Count("messages", filter=Q(messages__status="uncertain")),
-        )
-        .select_related("official_run")
-    )
+    rows = list(Wave.objects.filter(survey=target).select_related("official_run"))
+    progress = mailing.progress_by_wave([wave.pk for wave in rows])
+    for wave in rows:
+        wave.progress = progress[wave.pk]  # type: ignore[attr-defined]
     context = {"survey": target, "waves": rows, "form": form, "now": timezone.now()}
     return render(request, "respondents/waves.html", context)
+
+
+@require_GET
+@login_required
+@permission_required(FIELDWORK, raise_exception=True)
+def wave_progress(request: HttpRequest, survey: str, wave: int) -> HttpResponse:
+    """The wave's progress element alone: the waves page polls it while mail is queued."""
+    target = _survey(survey)
+    chosen = get_object_or_404(Wave, pk=wave, survey=target)
+    chosen.progress = mailing.progress_by_wave([wave])[wave]  # type: ignore[attr-defined]
+    context = {"survey": target, "wave": chosen, "progress": chosen.progress}  # type: ignore[attr-defined]
+    return render(request, "respondents/_wave_progress.html", context)
 
 
 @require_POST
@@ -63,19 +74,18 @@ def waves(request: HttpRequest, survey: str) -> HttpResponse:
 def send_wave(request: HttpRequest, survey: str, wave: int) -> HttpResponse:
     target = _survey(survey)
     chosen = get_object_or_404(Wave, pk=wave, survey=target)
-    result = mailing.queue_wave(chosen, user=request.user)
+    try:
+        mailing.request_sending(chosen, user=request.user)
+    except mailing.NoDeadline:
+        messages.error(request, NO_DEADLINE)
+        return redirect("respondents:waves", survey=target.slug)
     messages.success(
         request,
         _(
-            "%(queued)s emails queued for “%(wave)s” (%(already)s already queued earlier, "
-            "%(missing)s cases without an email address)."
+            "The emails of “%(wave)s” are being prepared and sent in the background; their "
+            "progress shows below. Firms already sent this wave's email get no second one."
         )
-        % {
-            "queued": result.queued,
-            "wave": chosen.name,
-            "already": result.already,
-            "missing": result.without_email,
-        },
+        % {"wave": chosen.name},
     )
     return redirect("respondents:waves", survey=target.slug)
 
@@ -86,15 +96,14 @@ def send_wave(request: HttpRequest, survey: str, wave: int) -> HttpResponse:
 def close(request: HttpRequest, survey: str, wave: int) -> HttpResponse:
     target = _survey(survey)
     chosen = get_object_or_404(Wave, pk=wave, survey=target, closed_at__isnull=True)
-    run = close_wave(chosen, user=request.user)
-    if run is None:
-        messages.warning(request, _("The wave is closed; no estimates could be computed yet."))
-    else:
-        messages.success(
-            request,
-            _("The wave is closed: version %(number)s is its official set of figures.")
-            % {"number": run.number},
-        )
+    request_close(chosen, user=request.user)
+    messages.success(
+        request,
+        _(
+            "The wave is closed. Its official figures are being computed from the answers "
+            "and dispositions recorded until now; the version appears here when ready."
+        ),
+    )
     return redirect("respondents:waves", survey=target.slug)
 
 
@@ -178,10 +187,7 @@ def _record(
             messages.success(request, _("Disposition recorded."))
         return True
     if contact.is_bound and contact.is_valid():
-        attempt = contact.save(commit=False)
-        attempt.case, attempt.staff = case, request.user
-        attempt.wave = Wave.objects.open_at(case.survey_id, attempt.at)
-        attempt.save()
+        case.log_contact(**contact.cleaned_data, by=request.user)
         messages.success(request, _("Contact attempt recorded."))
         return True
     return False

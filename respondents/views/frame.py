@@ -100,15 +100,20 @@ def report(request: HttpRequest, survey: str, name: str) -> FileResponse:
 
 
 def frame_tables(survey: Survey) -> list[Table]:
-    """Firms by size class, region, region area and industry group (three queries)."""
-    units = survey.frame_units.order_by()
-    sizes = dict(units.values_list("size_class").annotate(n=Count("id")))
-    regions = dict(units.values_list("region").annotate(n=Count("id")))
-    divisions = dict(
-        units.annotate(division=Substr("ksic", 1, 2))
-        .values_list("division")
+    """Firms by size class, region, region area and industry group: one pass over the
+    frame's covering index (size class, region, KSIC), the margins summed here."""
+    cells = (
+        survey.frame_units.order_by()
+        .annotate(division=Substr("ksic", 1, 2))
+        .values_list("size_class", "region", "division")
         .annotate(n=Count("id"))
     )
+    sizes: dict[str, int] = {}
+    regions: dict[str, int] = {}
+    divisions: dict[str, int] = {}
+    for size, region, division, n in cells:
+        for margin, key in ((sizes, size), (regions, region), (divisions, division)):
+            margin[key] = margin.get(key, 0) + n
     areas = _regroup(regions, REGION_AREAS)
     groups = _regroup(divisions, KSIC_DIVISIONS)
     total = sum(sizes.values())

@@ -4,7 +4,9 @@ real worker), and the audit log of every file served."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,12 @@ import openpyxl
 import pyreadstat
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.utils import timezone
 
 from analytics import exports, pipeline
 from analytics.export_jobs import export_job, sweep
 from analytics.models import Download, EstimateRun, ExportJob
+from respondents.models import Wave
 from surveys.models import Survey
 from tests.analytics.test_recompute_synthetic import load_synthetic_case
 from tests.conftest import client_for, staff_user
@@ -111,7 +115,7 @@ def test_the_page_runs_a_fixed_number_of_queries(
     client = client_for(analyst)
     for _ in range(3):
         ExportJob.objects.create(survey=run.survey, user=analyst, what="microdata", format="sav")
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         assert client.get(url(run.survey)).status_code == 200
 
 
@@ -202,14 +206,56 @@ def test_response_rates_are_downloaded_as_csv(run: EstimateRun, analyst: User) -
     assert Download.objects.get().what == "response-rates"
 
 
-def test_an_earlier_version_can_be_chosen(run: EstimateRun, analyst: User) -> None:
-    newer = pipeline.recompute(run.survey, trigger="test", force=True)
-    assert newer is not None
-    response = client_for(analyst).post(
-        url(run.survey), ask("estimates", "csv", run=str(run.number))
+def test_a_closed_waves_official_version_can_be_chosen(run: EstimateRun, analyst: User) -> None:
+    # given: a closed wave's official figures, then a newer provisional version
+    start = timezone.now() - dt.timedelta(days=30)
+    wave = Wave.objects.create(
+        survey=run.survey,
+        name="초청",
+        kind="invitation",
+        starts_at=start,
+        ends_at=start + dt.timedelta(days=21),
     )
-    assert f"run{run.number}" in response["Content-Disposition"]
-    assert Download.objects.get().parameters["run"] == run.number
+    official = pipeline.close_wave(wave)
+    newer = pipeline.recompute(run.survey, trigger="test", force=True)
+    assert official is not None and newer is not None
+
+    # when
+    response = client_for(analyst).post(
+        url(run.survey), ask("estimates", "csv", run=str(official.number))
+    )
+
+    # then
+    assert f"run{official.number}" in response["Content-Disposition"]
+    assert Download.objects.get().parameters["run"] == official.number
+
+
+def test_only_official_and_the_latest_provisional_versions_are_offered(
+    run: EstimateRun, analyst: User
+) -> None:
+    # given: run 1 (provisional), the wave's official run 2, provisional runs 3 and 4
+    start = timezone.now() - dt.timedelta(days=30)
+    wave = Wave.objects.create(
+        survey=run.survey,
+        name="초청",
+        kind="invitation",
+        starts_at=start,
+        ends_at=start + dt.timedelta(days=21),
+    )
+    official = pipeline.close_wave(wave)
+    pipeline.recompute(run.survey, trigger="test", force=True)
+    latest = pipeline.recompute(run.survey, trigger="test", force=True)
+    assert official is not None and latest is not None
+
+    # when
+    page = client_for(analyst).get(url(run.survey)).content.decode()
+    refused = client_for(analyst).post(url(run.survey), ask("estimates", "csv", run="1"))
+
+    # then
+    offered = set(re.findall(r'<option value="(\d+)"', page))
+    assert offered == {str(official.number), str(latest.number)}
+    assert "official figures of 초청" in page
+    assert refused.status_code == 400
 
 
 # --- export jobs ------------------------------------------------------------------------------

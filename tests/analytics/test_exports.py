@@ -332,7 +332,7 @@ def test_spss_and_stata_files_carry_labels_value_labels_and_missing_codes(
     # then: variable labels (Korean), value labels with the missing codes
     labels = meta.column_names_to_labels
     assert labels["sf_level"] == "귀사 스마트공장의 수준은 어느 단계에 해당합니까?"
-    assert labels["sf_tech_erp"].endswith(": ERP(전사적 자원관리)")
+    assert labels["sf_tech__erp"].endswith(": ERP(전사적 자원관리)")
     values = meta.variable_value_labels["sf_level"]
     not_asked, not_answered, refusal = ("a", "b", "c") if fmt == "dta" else (-1, -2, -3)
     suppressed = "d" if fmt == "dta" else -4
@@ -340,7 +340,7 @@ def test_spss_and_stata_files_carry_labels_value_labels_and_missing_codes(
     assert values[not_asked] == "비해당(질문하지 않음)"
     assert values[not_answered] == "무응답" and values[refusal] == "응답 거부"
     assert values[suppressed] == "공개 보호를 위해 비공개"
-    assert meta.variable_value_labels["sf_tech_erp"][1] == "선택"
+    assert meta.variable_value_labels["sf_tech__erp"][1] == "선택"
     # the missing values are declared
     if fmt == "sav":
         assert meta.missing_ranges["sf_level"] == [{"lo": -4.0, "hi": -1.0}]
@@ -459,7 +459,7 @@ def test_microdata_keeps_the_columns_of_every_questionnaire_version(
     cells = frame.set_index("unit_id")
     assert cells.loc[exports.unit_id(old.pk), "cloud_use"] == -1
     assert cells.loc[exports.unit_id(new.pk), "mfg_ai"] == -1
-    assert cells.loc[exports.unit_id(old.pk), "sf_tech_vision_ai"] == -1
+    assert cells.loc[exports.unit_id(old.pk), "sf_tech__vision_ai"] == -1
     assert cells.loc[exports.unit_id(old.pk), "mfg_ai"] == 2
     assert meta.column_names_to_labels["mfg_ai"].startswith("귀사는 제조 AI")
     # the codebook says where each variable appears
@@ -560,7 +560,7 @@ def test_the_codebook_describes_every_variable(run: EstimateRun) -> None:
     assert "-1 (.a) = 비해당(질문하지 않음)" in level["missing_codes"]
     assert "-3 (.c) = 응답 거부" in level["missing_codes"]
     assert level["versions"] == "2024.1"
-    assert rows["sf_tech/erp"]["sav_dta_name"] == "sf_tech_erp"
+    assert rows["sf_tech/erp"]["sav_dta_name"] == "sf_tech__erp"
     assert rows["sf_tech_other"]["universe_expression"] == (
         "(${sf_adopted} = 'yes') and (selected(${sf_tech}, 'other'))"
     )

@@ -235,6 +235,66 @@ def test_another_version_can_be_picked_by_number_or_by_wave(
     assert f"?wave={wave.pk}" in response.content.decode()
 
 
+def test_versions_are_grouped_by_wave_with_their_true_wave(
+    survey: Survey, run: EstimateRun
+) -> None:
+    # given: three waves; the first two closed late (the next had begun), runs in between
+    start = timezone.now() - dt.timedelta(days=60)
+    waves = [
+        Wave.objects.create(
+            survey=survey,
+            name=name,
+            kind=Wave.Kind.REMINDER,
+            starts_at=start + dt.timedelta(days=day),
+            ends_at=start + dt.timedelta(days=day + length),
+        )
+        for name, day, length in (("초청", 0, 20), ("1차 독려", 20, 20), ("2차 독려", 40, 30))
+    ]
+    Wave.objects.filter(survey=survey, name="1차 조사").delete()
+    first = pipeline.close_wave(waves[0])
+    pipeline.recompute(survey, trigger="test", force=True)
+    second = pipeline.close_wave(waves[1])
+    pipeline.recompute(survey, trigger="test", force=True)
+    latest = pipeline.recompute(survey, trigger="test", force=True)
+    assert first and second and latest and latest.number == run.number + 5
+
+    # when
+    response = viewer().get(headline_url(survey))
+
+    # then: the latest (provisional, in the open wave), then each closed wave's own version
+    menu = element(response.content, "run-select", "select")
+    options = [text(o) for o in re.findall(r"<option.*?</option>", menu, re.S)]
+    assert [o.split(" · ")[0] for o in options] == [
+        f"Version {n}" for n in (latest.number, second.number, first.number)
+    ]
+    assert options[0].endswith("· 2차 독려")
+    assert options[1].endswith("· 1차 독려 ★ official figures of 1차 독려")
+    assert options[2].endswith("· 초청 ★ official figures of 초청")
+    as_of = timezone.localtime(first.data_as_of).strftime("%Y-%m-%d %H:%M")
+    assert f"Version {first.number} · {as_of} ·" in options[2]
+    official = viewer().get(headline_url(survey, f"?wave={waves[0].pk}"))
+    assert "Wave 초청" in text(element(official.content, "version-statement", "dl"))
+
+
+def test_each_closed_wave_gets_a_version_of_its_own(survey: Survey, run: EstimateRun) -> None:
+    start = timezone.now() - dt.timedelta(days=30)
+    waves = [
+        Wave.objects.create(
+            survey=survey,
+            name=f"wave {k}",
+            kind=Wave.Kind.REMINDER,
+            starts_at=start + dt.timedelta(days=k),
+            ends_at=start + dt.timedelta(days=k + 1),
+        )
+        for k in (1, 2)
+    ]
+
+    official = [pipeline.close_wave(wave) for wave in waves]
+
+    assert [r.number for r in official if r] == [run.number + 1, run.number + 2]
+    assert [r.wave_id for r in official if r] == [w.pk for w in waves]
+
+
 def test_unknown_versions_and_items_are_not_found(survey: Survey, run: EstimateRun) -> None:
     client = viewer()
 

@@ -162,3 +162,35 @@ def test_a_stale_claim_is_marked_uncertain_and_never_resent(
     assert result["uncertain"] == 1
     assert Message.objects.get(case=case).status == "uncertain"
     assert mailing.claim_next(wave.pk) is None
+
+
+def test_every_email_tells_the_firm_its_deadline(
+    survey: Survey, smtp_server: MailServer, django_capture_on_commit_callbacks
+) -> None:
+    # given: a reminder wave ending on a known day (in Seoul)
+    factories.case(survey)
+    wave = make_wave(survey, Wave.Kind.REMINDER, "Reminder 1")
+    day = timezone.localtime(wave.ends_at).strftime("%Y-%m-%d")
+
+    # when
+    send(wave, django_capture_on_commit_callbacks)
+
+    # then
+    body = smtp_server.body()
+    assert f"응답 기한: {day}\r\n" in body and f"Please answer by {day}." in body
+
+
+def test_a_wave_without_an_end_date_sends_nothing(
+    survey: Survey, smtp_server: MailServer, django_capture_on_commit_callbacks
+) -> None:
+    # given: a reminder wave without an end date (made outside the wave form)
+    factories.case(survey)
+    wave = Wave.objects.create(
+        survey=survey, name="Reminder", kind=Wave.Kind.REMINDER, starts_at=timezone.now()
+    )
+
+    # when / then
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(mailing.NoDeadline):
+        mailing.queue_wave(wave)
+    assert not Message.objects.filter(wave=wave).exists()
+    assert smtp_server.messages == []

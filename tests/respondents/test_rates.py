@@ -12,10 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone, translation
 
 from respondents import rates
-from respondents.models import Case, ContactAttempt, FrameUnit, SampleDesign, Stratum, Wave
+from respondents.models import (
+    Case,
+    ContactAttempt,
+    DispositionEvent,
+    FrameUnit,
+    SampleDesign,
+    Stratum,
+    Wave,
+)
 from surveys.models import Response, Survey
 from tests import factories
 from tests.respondents.test_aapor import SYNTHETIC_RATES
@@ -374,6 +383,27 @@ def test_completes_per_day_follow_the_disposition_history(waves_survey: Any) -> 
     assert by_day[start + dt.timedelta(days=15)] == (1, 2)
     assert progress.completes[-1] == 1 and progress.responses[-1] == 2
     assert progress.target == 3  # 60 % of 5 without a survey target
+
+
+def test_settled_events_are_counted_once_and_new_ones_added_to_them(waves_survey: Any) -> None:
+    # given: the history recorded two hours ago (settled), counted once
+    survey, cases, waves, _t0 = waves_survey
+    DispositionEvent.objects.update(recorded_at=timezone.now() - dt.timedelta(hours=2))
+    rates.fieldwork(survey, weighted=False)
+    settled = DispositionEvent.objects.order_by("-pk").first()
+    assert settled is not None
+    key = rates._moves_key(survey, [w.ends_at for w in waves[:2]], 5)
+
+    # when: a case completes now, and the page is shown again
+    cases["silent"].record_disposition("1.1", source="respondent")
+    again = rates.fieldwork(survey, weighted=False)
+
+    # then: the settled counts were kept, and the result is that of a count from scratch
+    assert cache.get(key).upto == settled.pk
+    cache.delete(key)
+    fresh = rates.fieldwork(survey, weighted=False)
+    assert [r.counts for r in again.tables["wave"]] == [r.counts for r in fresh.tables["wave"]]
+    assert again.progress == fresh.progress and again.progress.completes[-1] == 2
 
 
 def test_the_curve_runs_to_the_planned_end_with_nothing_after_today(waves_survey: Any) -> None:

@@ -192,6 +192,7 @@ def build_world(media: Path) -> World:
         name="Invitation",
         kind="invitation",
         starts_at=timezone.now() - dt.timedelta(days=10),
+        ends_at=timezone.now() + dt.timedelta(days=10),
     )
     job_file = media / "exports" / "estimates.csv"
     job_file.parent.mkdir(parents=True, exist_ok=True)

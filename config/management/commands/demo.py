@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management.base import BaseCommand, CommandParser
@@ -43,8 +45,22 @@ class Command(BaseCommand):
         parser.add_argument("--rows", type=int, default=163_273, help="frame size")
         parser.add_argument("--sample", type=int, default=5_000, help="sample size")
         parser.add_argument("--reset", action="store_true", help="rebuild the demo survey")
+        parser.add_argument(
+            "--relay-per-hour",
+            type=int,
+            default=simulation.RELAY_PER_HOUR,
+            help="emails an hour the simulated mail relay accepts",
+        )
 
-    def handle(self, *args: Any, rows: int, sample: int, reset: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        rows: int,
+        sample: int,
+        reset: bool,
+        relay_per_hour: int,
+        **options: Any,
+    ) -> None:
         ensure_roles()
         self._users()
         survey = Survey.objects.filter(slug=SLUG).first()
@@ -53,7 +69,7 @@ class Command(BaseCommand):
             _delete(survey)
             survey = None
         if survey is None or not survey.cases.exists():
-            survey = self._build(rows, sample)
+            survey = self._build(rows, sample, relay_per_hour)
         self._print(survey)
 
     def _users(self) -> None:
@@ -71,48 +87,45 @@ class Command(BaseCommand):
             )
         )
 
-    def _build(self, rows: int, sample: int) -> Survey:
+    def _build(self, rows: int, sample: int, relay: int) -> Survey:
         started = time.perf_counter()
-        survey = Survey.objects.filter(slug=SLUG).first()
-        if survey is None:
-            survey = load_questionnaire(FORM.read_bytes(), source_name=FORM.name).survey
-        survey.target_responses = int(sample * 0.6)
-        survey.save(update_fields=["target_responses"])
-        self._step(f"Questionnaire “{survey.title}” loaded", started)
-        frame = Path(settings.VAR_DIR) / "demo" / "frame.csv"
-        frame.parent.mkdir(parents=True, exist_ok=True)
-        write_frame(frame, rows=rows)
-        result = import_frame(survey, frame, filename=frame.name)
-        self._step(f"Synthetic frame of {result.rows:,} firms imported ({frame})", started)
-        design = sampling.draw_sample(
-            survey,
-            strata_variables=["industry_group", "size_class", "region_area"],
-            allocation="proportional",
-            sample_size=sample,
-            min_per_stratum=2,
-            seed=42,
-            reserve_fraction=0.2,
-        )
+        # The set-up happens two weeks before fieldwork, on the simulated clock as well.
+        today = timezone.now()
+        # Fieldwork began 55 days ago, at nine in the morning in Seoul.
+        fieldwork = timezone.localtime(today).replace(
+            hour=9, minute=0, second=0, microsecond=0
+        ) - dt.timedelta(days=55)
+        with time_machine.travel(fieldwork - dt.timedelta(days=14), tick=False) as clock:
+            survey = self._prepare(rows, sample, started, clock)
+            clock.move_to(fieldwork - dt.timedelta(days=7))
+            for _issued in sampling.issue_credentials(survey):
+                pass
+            self._step("Links and access codes issued", started)
+            mail = Path(settings.VAR_DIR) / "demo" / "mail"
+            shutil.rmtree(mail, ignore_errors=True)
+            mail.mkdir(parents=True)
+            summary = simulation.simulate(
+                survey,
+                start=fieldwork,
+                until=today,
+                manager=User.objects.get(username="manager"),
+                mail_dir=mail,
+                relay_per_hour=relay,
+                clock=clock,
+            )
         self._step(
-            f"Stratified sample of {design.sample_size:,} drawn "
-            f"({design.strata.count()} strata, seed 42, 20 % reserve)",
+            f"Fieldwork played through the platform: {len(summary.waves)} waves, "
+            f"{summary.emails:,} emails sent ({mail}), {summary.responses:,} responses; "
+            "each closed wave's official estimates and the latest provisional ones",
             started,
         )
-        for _issued in sampling.issue_credentials(survey):
-            pass
-        self._step("Links and access codes issued", started)
-        start = timezone.now() - dt.timedelta(days=55)
+        self._second_weighting(survey, started)
+        return survey
 
-        def estimate(wave: Wave) -> None:
-            if wave.ends_at and wave.ends_at < timezone.now():
-                pipeline.close_wave(wave)
-            else:
-                pipeline.recompute(survey, trigger="demo")
-
-        simulation.simulate(survey, start=start, after_wave=estimate)
-        self._step("Four waves of fieldwork simulated; an estimate version per wave", started)
-        # The second weighting: raked to the eligible population by size and region, the
-        # variance from 500 Rao-Wu bootstrap replicates that repeat the whole weighting.
+    def _second_weighting(self, survey: Survey, started: float) -> None:
+        """The administrator's second weighting: raked to the eligible population by size and
+        region, the variance from 500 Rao-Wu bootstrap replicates that repeat the whole
+        weighting."""
         spec = replace(
             pipeline.current_spec(survey)[0],
             calibration="raking",
@@ -130,6 +143,34 @@ class Command(BaseCommand):
                 "population, bootstrap variance (500 replicates in the microdata)",
                 started,
             )
+
+    def _prepare(self, rows: int, sample: int, started: float, clock: Any) -> Survey:
+        survey = Survey.objects.filter(slug=SLUG).first()
+        if survey is None:
+            survey = load_questionnaire(FORM.read_bytes(), source_name=FORM.name).survey
+        survey.target_responses = int(sample * 0.6)
+        survey.save(update_fields=["target_responses"])
+        self._step(f"Questionnaire “{survey.title}” loaded", started)
+        frame = Path(settings.VAR_DIR) / "demo" / "frame.csv"
+        frame.parent.mkdir(parents=True, exist_ok=True)
+        write_frame(frame, rows=rows)
+        result = import_frame(survey, frame, filename=frame.name)
+        self._step(f"Synthetic frame of {result.rows:,} firms imported ({frame})", started)
+        clock.shift(dt.timedelta(days=4))
+        design = sampling.draw_sample(
+            survey,
+            strata_variables=["industry_group", "size_class", "region_area"],
+            allocation="proportional",
+            sample_size=sample,
+            min_per_stratum=2,
+            seed=42,
+            reserve_fraction=0.2,
+        )
+        self._step(
+            f"Stratified sample of {design.sample_size:,} drawn "
+            f"({design.strata.count()} strata, seed 42, 20 % reserve)",
+            started,
+        )
         return survey
 
     def _step(self, text: str, started: float) -> None:
