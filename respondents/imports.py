@@ -18,7 +18,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
 from analytics.recompute import request_recompute
-from surveys.models import Response, Survey
+from surveys import flow
+from surveys.models import AnswerChange, Response, Survey
 from surveys.questionnaire import Form, get_form
 
 from . import aapor, dispositions
@@ -318,6 +319,7 @@ def _keyed_row(
 
 
 def _store_keyed(row: KeyedRow, survey: Survey, form: Form, mode: str, user: Any) -> None:
+    before = flow.current_raw(Response.objects.filter(case=row.case).first(), form)
     response, _created = Response.objects.update_or_create(
         case=row.case,
         defaults={
@@ -332,6 +334,8 @@ def _store_keyed(row: KeyedRow, survey: Survey, form: Form, mode: str, user: Any
             "updated_at": timezone.now(),
         },
     )
+    editor = flow.Editor("", AnswerChange.Editor.IMPORT, user=user)
+    flow.record_changes(response, form, before, editor)
     code, reason = dispositions.classify(form.completeness(row.answers))
     row.case.record_disposition(
         code,

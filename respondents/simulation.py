@@ -38,7 +38,7 @@ from django.utils import timezone
 from analytics import pipeline
 from config.celery import tasks_held
 from surveys import flow
-from surveys.models import Response, Survey
+from surveys.models import AnswerChange, Response, Survey
 from surveys.questionnaire import Form, Page, get_form
 
 from . import dispositions, mailing
@@ -451,12 +451,11 @@ class Play:
     def _pages(
         self, response: Response, pages: list[Page], answers: dict[str, Any], *, by: Any
     ) -> None:
-        editor = flow.new_editor_id()
+        kind = AnswerChange.Editor.STAFF if by else AnswerChange.Editor.FIRM
+        editor = flow.Editor(flow.new_editor_id(), kind, user=by)
         for page in pages:
             posted = _posted(page, answers)
-            result = flow.save_page(
-                response, page, posted, revision=response.revision, editor=editor, by=by
-            )
+            result = flow.save_page(response, page, posted, shown=None, editor=editor)
             if result.errors or not result.saved:
                 raise ValueError(f"page {page.name} not saved: {result.errors}")
 

@@ -1,13 +1,18 @@
 """The respondent flow: start, save a page, autosave, submit. Shared by web and keyed entry.
 
-Each function owns its transaction. Saves use an optimistic revision check so that two
-people answering for one firm never silently overwrite each other.
+Every save merges field by field under the response's row lock. A save says what the page
+showed for each field; a field only this editor changed is stored whatever others changed
+elsewhere on the page, and a field someone else changed since the page was shown is a
+conflict for that field alone, left for a person to decide. One browser is one editor: it
+is never in conflict with itself, and its saves are ordered by its own clock, so a late
+save-on-leave never overwrites what it typed after.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,15 +23,58 @@ from django.utils import timezone
 from respondents import dispositions
 from respondents.models import Case
 
-from .models import Response
-from .questionnaire import Page, get_form
+from .models import AnswerChange, Response
+from .questionnaire import Form, Page, Question, get_form
 
-Posted = Mapping[str, str | list[str]]
+Raw = str | list[str]
+Posted = Mapping[str, Raw]
 REVIEW = "_review"
 
 
 def new_editor_id() -> str:
     return secrets.token_urlsafe(12)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Editor:
+    """Who saves: one browser (its tabs, reloads, late save-on-leave requests)."""
+
+    browser: str
+    kind: str = AnswerChange.Editor.FIRM
+    clock: int = field(default_factory=now_ms)
+    user: Any = None
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A field someone else changed since this editor's page showed it."""
+
+    name: str
+    stored: Raw
+    mine: Raw
+    kind: str
+    at: str | None
+
+
+@dataclass
+class SaveResult:
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+    conflicts: dict[str, Conflict] = field(default_factory=dict)
+    saved: bool = False
+    submitted: bool = False
+    revision: int = 0
+    relevant: set[str] = field(default_factory=set)
+    current: dict[str, Raw] = field(default_factory=dict)
+
+    @property
+    def conflict(self) -> bool:
+        return bool(self.conflicts)
 
 
 def start_response(
@@ -61,15 +109,129 @@ def start_response(
     return response
 
 
-@dataclass
-class SaveResult:
-    values: dict[str, Any] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    dropped: list[str] = field(default_factory=list)
-    conflict: bool = False
-    saved: bool = False
-    revision: int = 0
-    relevant: set[str] = field(default_factory=set)
+def raw_of(value: Any) -> Raw:
+    """A stored answer as a browser shows it."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return str(value)
+
+
+def stored_raw(response: Response, question: Question) -> Raw:
+    """What a field holds now: the typed draft if there is one, else the answer."""
+    if question.name in response.drafts:
+        draft: Raw = response.drafts[question.name]
+        return draft
+    return raw_of(response.answers.get(question.name))
+
+
+def same(question: Question, a: Raw, b: Raw) -> bool:
+    """Whether two inputs mean the same answer ("1,200" and "1200", checkbox order)."""
+    if a == b:
+        return True
+    try:
+        return bool(question.parse_value(a) == question.parse_value(b))
+    except ValueError:
+        return _text(a) == _text(b)
+
+
+def _text(raw: Raw) -> str:
+    return " ".join(sorted(raw)) if isinstance(raw, list) else raw.strip()
+
+
+def typed_or_raw(question: Question, raw: Raw) -> Any:
+    try:
+        return question.parse_value(raw)
+    except ValueError:
+        return raw
+
+
+def page_state(response: Response, page: Page) -> tuple[dict[str, Raw], set[str]]:
+    """What a page shows (typed drafts first) and which questions apply to it."""
+    form = get_form(response.questionnaire_id)
+    shown = {q.name: stored_raw(response, q) for q in page.inputs}
+    return shown, _relevant(form, response, page, shown)
+
+
+def _relevant(form: Form, response: Response, page: Page, raw: Posted) -> set[str]:
+    typed, _errors = form.parse_page(page, raw)
+    merged = {k: v for k, v in response.answers.items() if k not in page.question_names}
+    merged.update({k: v for k, v in typed.items() if v is not None})
+    return form.evaluate(merged)[1]
+
+
+def _merge(
+    response: Response,
+    page: Page,
+    posted: Posted,
+    shown: Mapping[str, Raw] | None,
+    editor: Editor,
+) -> tuple[dict[str, Raw], dict[str, Conflict], dict[str, str]]:
+    """Which posted fields to store, which are conflicts, which are too long to keep."""
+    accepted: dict[str, Raw] = {}
+    conflicts: dict[str, Conflict] = {}
+    refused: dict[str, str] = {}
+    for question in page.inputs:
+        if question.name not in posted:
+            continue
+        mine = _without_nul(posted[question.name])
+        stored = stored_raw(response, question)
+        if same(question, mine, stored):
+            continue
+        if len(_text(mine)) > question.raw_limit:
+            refused[question.name] = _too_long()
+            continue
+        base = None if shown is None else shown.get(question.name)
+        if base is not None and same(question, base, mine):
+            continue  # not changed on this page: whatever is stored stands
+        if base is None or same(question, base, stored):
+            accepted[question.name] = mine
+            continue
+        stamp = response.stamps.get(question.name) or [None, 0, "", None]
+        if stamp[0] == editor.browser:
+            if editor.clock >= stamp[1]:
+                accepted[question.name] = mine
+            continue  # an earlier save of this browser arriving late
+        conflicts[question.name] = Conflict(question.name, stored, mine, stamp[2], stamp[3])
+    return accepted, conflicts, refused
+
+
+def _too_long() -> str:
+    from django.utils.translation import gettext
+
+    return gettext("This answer is too long to be right: check it.")
+
+
+def autosave(
+    response: Response,
+    page: Page,
+    posted: Posted,
+    *,
+    shown: Mapping[str, Raw] | None,
+    editor: Editor,
+) -> SaveResult:
+    """Keep what is being typed (as raw text) and report which questions now apply."""
+    form = get_form(response.questionnaire_id)
+    with transaction.atomic():
+        locked = _lock(response)
+        if locked.is_submitted:
+            return SaveResult(submitted=True, revision=locked.revision)
+        accepted, conflicts, refused = _merge(locked, page, posted, shown, editor)
+        _store(
+            locked, form, page.inputs, editor, drafts={**locked.drafts, **accepted}, page=page.name
+        )
+    current = {q.name: stored_raw(locked, q) for q in page.inputs}
+    raw = {**current, **{name: c.mine for name, c in conflicts.items()}}
+    _typed, errors = form.parse_page(page, raw)
+    return SaveResult(
+        errors={**errors, **refused},
+        conflicts=conflicts,
+        saved=True,
+        revision=locked.revision,
+        relevant=_relevant(form, locked, page, raw),
+        current=current,
+    )
 
 
 def save_page(
@@ -77,108 +239,163 @@ def save_page(
     page: Page,
     posted: Posted,
     *,
-    revision: int,
-    editor: str,
-    by: Any = None,
+    shown: Mapping[str, Raw] | None,
+    editor: Editor,
 ) -> SaveResult:
-    """Validate and store one page. Nothing is stored when anything on it is invalid."""
-    for attempt in range(3):
-        if attempt:
-            _reload(response)
-        if _conflicts(response, revision, editor):
-            return SaveResult(conflict=True, revision=response.revision)
-        form = get_form(response.questionnaire_id)
-        values, errors, dropped = form.clean_page(page, posted, response.answers)
-        _answers, relevant = form.evaluate(values)
+    """Validate and store one page. Its answers are taken only when the whole page is valid
+    and free of conflicts; until then what was typed is kept as drafts."""
+    form = get_form(response.questionnaire_id)
+    with transaction.atomic():
+        locked = _lock(response)
+        if locked.is_submitted:
+            return SaveResult(submitted=True, revision=locked.revision)
+        accepted, conflicts, refused = _merge(locked, page, posted, shown, editor)
+        drafts = {**locked.drafts, **accepted}
+        raw = {q.name: drafts.get(q.name, raw_of(locked.answers.get(q.name))) for q in page.inputs}
+        if conflicts or refused:
+            _store(locked, form, page.inputs, editor, drafts=drafts, page=page.name)
+            current = {q.name: stored_raw(locked, q) for q in page.inputs}
+            shown_raw = {**current, **{n: c.mine for n, c in conflicts.items()}}
+            return SaveResult(
+                errors=refused,
+                conflicts=conflicts,
+                revision=locked.revision,
+                relevant=_relevant(form, locked, page, shown_raw),
+                current=current,
+            )
+        values, errors, dropped = form.clean_page(page, raw, locked.answers)
+        relevant = form.evaluate(values)[1]
         if errors:
+            _store(locked, form, page.inputs, editor, drafts=drafts, page=page.name)
+            current = {q.name: stored_raw(locked, q) for q in page.inputs}
             return SaveResult(
-                values, errors, dropped, revision=response.revision, relevant=relevant
+                values,
+                errors,
+                dropped,
+                revision=locked.revision,
+                relevant=relevant,
+                current=current,
             )
-        drafts = {k: v for k, v in response.drafts.items() if k != page.name}
         following = form.next_page(page, relevant)
-        resume = following.name if following else REVIEW
-        if _write(response, answers=values, drafts=drafts, page=resume, editor=editor, by=by):
-            if values:
-                dispositions.respondent_started(response.case)
-            return SaveResult(
-                values, {}, dropped, saved=True, revision=response.revision, relevant=relevant
-            )
-    return SaveResult(conflict=True, revision=response.revision)
+        _store(
+            locked,
+            form,
+            form.inputs(),
+            editor,
+            answers=values,
+            drafts={k: v for k, v in drafts.items() if k not in page.question_names},
+            page=following.name if following else REVIEW,
+        )
+    if any(v is not None for v in values.values()):
+        dispositions.respondent_started(locked.case)
+    return SaveResult(
+        values,
+        {},
+        dropped,
+        saved=True,
+        revision=locked.revision,
+        relevant=relevant,
+        current={q.name: stored_raw(locked, q) for q in page.inputs},
+    )
 
 
-def page_state(response: Response, page: Page) -> tuple[dict[str, Any], set[str]]:
-    """What a page shows (autosaved typing first) and which questions apply to it."""
-    form = get_form(response.questionnaire_id)
-    draft = response.drafts.get(page.name)
-    if not draft:
-        return form.evaluate(response.answers)
-    typed, _errors = form.parse_page(page, draft)
-    merged = {k: v for k, v in response.answers.items() if k not in page.question_names}
-    merged.update({k: v for k, v in typed.items() if v is not None})
-    _values, relevant = form.evaluate(merged)
-    return draft, relevant
-
-
-def autosave(
-    response: Response, page: Page, posted: Posted, *, revision: int, editor: str
-) -> SaveResult:
-    """Keep what is being typed (as raw text) and report which questions now apply."""
-    form = get_form(response.questionnaire_id)
+def _without_nul(value: Raw) -> Raw:
     # PostgreSQL's jsonb cannot hold NUL characters, and nobody types them on purpose.
-    raw = {q.name: _without_nul(posted[q.name]) for q in page.inputs if q.name in posted}
-    typed, errors = form.parse_page(page, posted)
-    merged = {k: v for k, v in response.answers.items() if k not in page.question_names}
-    merged.update({k: v for k, v in typed.items() if v is not None})
-    _values, relevant = form.evaluate(merged)
-    for attempt in range(3):
-        if attempt:
-            _reload(response)
-        if _conflicts(response, revision, editor):
-            break
-        drafts = {**response.drafts, page.name: raw}
-        if _write(response, drafts=drafts, page=page.name, editor=editor):
-            return SaveResult(
-                errors=errors, saved=True, revision=response.revision, relevant=relevant
-            )
-    return SaveResult(conflict=True, revision=response.revision, relevant=relevant)
-
-
-def _without_nul(value: str | list[str]) -> str | list[str]:
     if isinstance(value, str):
         return value.replace("\x00", "")
-    return [item.replace("\x00", "") for item in value]
+    return [str(item).replace("\x00", "") for item in value]
 
 
-def _conflicts(response: Response, revision: int, editor: str) -> bool:
-    # The same browser page may be ahead of its own form (autosave); anyone else may not.
-    return response.revision != revision and response.last_editor != editor
+def _lock(response: Response) -> Response:
+    locked = Response.objects.select_for_update().select_related("case").get(pk=response.pk)
+    locked.case = response.case
+    return locked
 
 
-def _reload(response: Response) -> None:
-    fresh = Response.objects.get(pk=response.pk)
-    for name in ("answers", "drafts", "revision", "last_editor", "status", "questionnaire_id"):
-        setattr(response, name, getattr(fresh, name))
+def _store(
+    locked: Response,
+    form: Form,
+    questions: Iterable[Question],
+    editor: Editor,
+    **fields: Any,
+) -> None:
+    """Write the response and one history row per answer that changed, under the lock."""
+    questions = list(questions)
+    before = {q.name: stored_raw(locked, q) for q in questions}
+    if all(getattr(locked, name) == value for name, value in fields.items()):
+        return  # nothing new: no write, no revision
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    now = timezone.now()
+    changes = _changes(locked, questions, before, editor, now)
+    update = [*fields, "stamps", "revision", "last_editor", "updated_at"]
+    locked.revision += 1
+    locked.last_editor = editor.browser
+    locked.updated_at = now
+    if editor.kind == AnswerChange.Editor.STAFF and _user(editor.user):
+        locked.keyed_by = editor.user
+        update.append("keyed_by")
+    locked.save(update_fields=update)
+    if changes:
+        AnswerChange.objects.bulk_create(changes)
 
 
-def _write(response: Response, *, editor: str, by: Any = None, **fields: Any) -> bool:
-    """Store when nobody wrote since we read: a compare-and-swap on the revision."""
-    changes = {**fields, "last_editor": editor, "updated_at": timezone.now()}
-    if _user(by):
-        changes["keyed_by"] = by
-    updated = Response.objects.filter(
-        pk=response.pk, revision=response.revision, status=Response.Status.IN_PROGRESS
-    ).update(revision=F("revision") + 1, **changes)
-    if updated == 1:
-        for name, value in changes.items():
-            setattr(response, name, value)
-        response.revision += 1
-    return updated == 1
+def current_raw(response: Response | None, form: Form) -> dict[str, Raw]:
+    """Every answer of a response as a browser would show it (blank without a response)."""
+    if response is None:
+        return {q.name: "" for q in form.inputs()}
+    return {q.name: stored_raw(response, q) for q in form.inputs()}
 
 
-def submit(response: Response, *, by: Any = None) -> tuple[Response, dict[str, str]]:
+def record_changes(
+    response: Response, form: Form, before: Mapping[str, Raw], editor: Editor
+) -> None:
+    """The history of a response written outside the pages (an import of keyed answers)."""
+    changes = _changes(response, list(form.inputs()), before, editor, timezone.now())
+    if changes:
+        Response.objects.filter(pk=response.pk).update(stamps=response.stamps)
+        AnswerChange.objects.bulk_create(changes)
+
+
+def _changes(
+    response: Response,
+    questions: list[Question],
+    before: Mapping[str, Raw],
+    editor: Editor,
+    now: Any,
+) -> list[AnswerChange]:
+    """One history row per answer that now differs; the stamps say who changed it last."""
+    changes = []
+    stamp = [editor.browser, editor.clock, editor.kind, now.isoformat()]
+    for question in questions:
+        old, new = before.get(question.name, ""), stored_raw(response, question)
+        if same(question, old, new):
+            continue
+        response.stamps[question.name] = stamp
+        changes.append(
+            AnswerChange(
+                response=response,
+                item=question.name,
+                old=typed_or_raw(question, old),
+                new=typed_or_raw(question, new),
+                editor=editor.kind,
+                browser=editor.browser,
+                user=_user(editor.user),
+                at=now,
+            )
+        )
+    return changes
+
+
+def submit(
+    response: Response, *, by: Any = None, editor: Editor | None = None
+) -> tuple[Response, dict[str, str]]:
     """Submit once. A second submit (double click, retry, other tab) changes nothing."""
+    if editor is None:
+        kind = AnswerChange.Editor.STAFF if _user(by) else AnswerChange.Editor.FIRM
+        editor = Editor("", kind, user=by)
     with transaction.atomic(savepoint=False):
-        locked = Response.objects.select_for_update().select_related("case").get(pk=response.pk)
+        locked = _lock(response)
         if locked.is_submitted:
             return locked, {}
         form = get_form(locked.questionnaire_id)
@@ -186,14 +403,17 @@ def submit(response: Response, *, by: Any = None) -> tuple[Response, dict[str, s
         if errors:
             return locked, errors
         values, _relevant = form.evaluate(locked.answers)
-        locked.status = Response.Status.SUBMITTED
-        locked.submitted_at = timezone.now()
-        locked.reference = Response.new_reference()
-        locked.answers, locked.drafts = values, {}
-        locked.revision += 1
-        if _user(by):
-            locked.keyed_by = by
-        locked.save()
+        _store(
+            locked,
+            form,
+            form.inputs(),
+            editor,
+            status=Response.Status.SUBMITTED,
+            submitted_at=timezone.now(),
+            reference=Response.new_reference(),
+            answers=values,
+            drafts={},
+        )
         dispositions.response_submitted(locked, form.completeness(values), by=_user(by))
     return locked, {}
 

@@ -120,7 +120,12 @@ class Response(models.Model):
     )
     answers = models.JSONField(default=dict, blank=True)
     drafts = models.JSONField(
-        default=dict, blank=True, help_text="Raw autosaved input per page, not yet validated."
+        default=dict, blank=True, help_text="Raw autosaved input per question, not yet validated."
+    )
+    stamps = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per question: who last changed it (browser, its clock, kind) and when.",
     )
     page = models.CharField(max_length=64, blank=True, help_text="Last page visited.")
     revision = models.PositiveIntegerField(default=0)
@@ -161,6 +166,35 @@ class Response(models.Model):
         alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
         body = "".join(secrets.choice(alphabet) for _ in range(10))
         return f"SMF-{body[:5]}-{body[5:]}"
+
+
+class AnswerChange(models.Model):
+    """One change to one answer: a disputed answer can be traced to who changed it, when."""
+
+    class Editor(models.TextChoices):
+        FIRM = "firm", _("the firm (web)")
+        STAFF = "staff", _("staff keyed entry")
+        IMPORT = "import", _("import")
+
+    response = models.ForeignKey(Response, models.CASCADE, related_name="changes")
+    item = models.CharField(_("question"), max_length=64)
+    old = models.JSONField(_("old value"), null=True, blank=True)
+    new = models.JSONField(_("new value"), null=True, blank=True)
+    editor = models.CharField(_("changed by"), max_length=8, choices=Editor.choices)
+    browser = models.CharField(max_length=32, blank=True, help_text="The editor's browser.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["response", "-at"], name="answer_change_by_response")]
+        verbose_name = _("answer change")
+        verbose_name_plural = _("answer changes")
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.old!r} -> {self.new!r}"
 
 
 class QuestionnaireUpload(models.Model):

@@ -95,6 +95,17 @@ class Question:
     def calculation_expr(self) -> Expression | None:
         return parse(self.calculation) if self.calculation else None
 
+    @property
+    def raw_limit(self) -> int:
+        """The most characters a typed answer of this type can sensibly hold: longer input
+        is refused, not stored, even as a draft."""
+        if self.type in ("select_one", "select_multiple"):
+            names = sum(len(name) + 1 for name in self.choice_names)
+            return names if self.type == "select_multiple" else max(names, 1)
+        if self.type in ("integer", "decimal", "date"):
+            return 64
+        return TEXT_MAX_LENGTH * 2
+
     def parse_value(self, raw: str | list[str]) -> Any:
         """Convert posted text to the stored value; ValueError carries the message to show."""
         if any("\x00" in text for text in ([raw] if isinstance(raw, str) else raw)):

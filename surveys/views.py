@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -13,7 +14,9 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
@@ -26,13 +29,14 @@ from respondents.models import AccessFailure, Case, check_password_timing, hash_
 
 from . import flow
 from .forms import AccessCodeForm, QuestionnaireUploadForm
-from .models import QuestionnaireUpload, Response, cached_survey
+from .models import AnswerChange, QuestionnaireUpload, Response, cached_survey
 from .questionnaire import Form, Page, get_form
 from .tasks import load_upload
 from .xlsform import FormError, check_size, load_questionnaire
 
 SESSION_CASE = "respondent_case"
 SESSION_CREDENTIAL = "respondent_credential"
+SESSION_EDITOR = "editor"
 RespondentView = Callable[..., HttpResponse]
 
 
@@ -159,6 +163,21 @@ class Channel:
     def mode_label(self) -> str:
         return str(Response.Mode(self.mode).label)
 
+    def editor(self, request: HttpRequest) -> flow.Editor:
+        """This browser, as one editor whatever its tabs and reloads; its saves are ordered
+        by the clock the page sends (the browser's own)."""
+        browser = request.session.get(SESSION_EDITOR)
+        if not browser:
+            browser = request.session[SESSION_EDITOR] = flow.new_editor_id()
+        try:
+            clock = int(request.POST.get("clock", ""))
+        except ValueError:
+            clock = 0
+        if not 0 < clock < 2**53:
+            clock = flow.now_ms()
+        kind = AnswerChange.Editor.STAFF if self.staff else AnswerChange.Editor.FIRM
+        return flow.Editor(browser, kind, clock, self.staff)
+
     def start(self, *, move: bool = True) -> Response:
         return flow.start_response(self.case, mode=self.mode, by=self.staff, move=move)
 
@@ -268,54 +287,46 @@ def _page(request: HttpRequest, channel: Channel, name: str) -> HttpResponse:
     shown, relevant = flow.page_state(response, current)
     if current.name not in relevant:
         return redirect(_next_url(channel, form, relevant, current))
-    return _render_page(request, channel, response, form, current, shown, relevant)
+    state = flow.SaveResult(relevant=relevant, current=shown)
+    return _render_page(request, channel, response, form, current, state)
 
 
 def _save_page(
     request: HttpRequest, channel: Channel, response: Response, form: Form, current: Page
 ) -> HttpResponse:
-    posted = _posted(request, current)
-    revision, editor = _revision(request), request.POST.get("editor", "")[:32]
+    posted, shown = _posted(request, current), _shown(request)
     action = request.POST.get("action", "next")
-    if action == "back":
-        result = flow.autosave(response, current, posted, revision=revision, editor=editor)
-        if not result.conflict:
+    decided = _decide(request, current, posted, shown)
+    if decided or action == "back":
+        result = flow.autosave(
+            response, current, posted, shown=shown, editor=channel.editor(request)
+        )
+        if action == "back" and not decided and not result.conflict:
             return redirect(_previous_url(channel, form, result.relevant, current))
     else:
         result = flow.save_page(
-            response, current, posted, revision=revision, editor=editor, by=channel.staff
+            response, current, posted, shown=shown, editor=channel.editor(request)
         )
-    if result.conflict:
-        messages.warning(
-            request,
-            _(
-                "Someone else from your company saved this questionnaire while you were "
-                "typing. What you typed is kept below: check it and save again."
-            ),
-        )
-        relevant = result.relevant or form.evaluate(response.answers)[1]
+    if result.submitted:
+        return redirect(channel.url("receipt"))
+    if result.conflict or result.errors or decided:
+        if result.conflict:
+            messages.warning(
+                request,
+                _(
+                    "Another person of your company changed an answer on this page after "
+                    "you opened it. Your other answers are saved; choose below which "
+                    "answer to keep."
+                ),
+            )
         return _render_page(
             request,
             channel,
             response,
             form,
             current,
-            posted,
-            relevant,
-            status=409,
-            revision=result.revision,
-        )
-    if result.errors:
-        return _render_page(
-            request,
-            channel,
-            response,
-            form,
-            current,
-            posted,
-            result.relevant,
-            errors=result.errors,
-            revision=result.revision,
+            result,
+            status=409 if result.conflict else 200,
         )
     for name in result.dropped:
         messages.info(
@@ -332,8 +343,8 @@ def _save_page(
     return redirect(_next_url(channel, form, result.relevant, current))
 
 
-def _posted(request: HttpRequest, page: Page) -> dict[str, str | list[str]]:
-    posted: dict[str, str | list[str]] = {}
+def _posted(request: HttpRequest, page: Page) -> dict[str, flow.Raw]:
+    posted: dict[str, flow.Raw] = {}
     for question in page.inputs:
         if question.type == "select_multiple":
             if question.name in request.POST or f"{question.name}__present" in request.POST:
@@ -343,11 +354,43 @@ def _posted(request: HttpRequest, page: Page) -> dict[str, str | list[str]]:
     return posted
 
 
-def _revision(request: HttpRequest) -> int:
+def _shown(request: HttpRequest) -> dict[str, flow.Raw] | None:
+    """What the page showed for each field; None from a client that does not say."""
+    return _raw_json(request.POST.get("shown"))
+
+
+def _raw_json(text: str | None) -> Any:
+    if text is None:
+        return None
     try:
-        return int(request.POST.get("revision", "-1"))
+        value = json.loads(text)
     except ValueError:
-        return -1
+        return None
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if _is_raw(v)}
+    return value if _is_raw(value) else None
+
+
+def _is_raw(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(item, str) for item in value)
+    )
+
+
+def _decide(
+    request: HttpRequest, page: Page, posted: dict[str, flow.Raw], shown: dict[str, flow.Raw] | None
+) -> bool:
+    """A person's decision on a conflict: keep mine, or take the stored answer. Either way
+    the page now counts as having shown the stored answer they decided on."""
+    choice, _sep, name = request.POST.get("decide", "").partition(":")
+    seen = _raw_json(request.POST.get(f"seen__{name}"))
+    if choice not in ("mine", "theirs") or name not in page.question_names or seen is None:
+        return False
+    if shown is not None:
+        shown[name] = seen
+    if choice == "theirs":
+        posted[name] = seen
+    return True
 
 
 def _next_url(channel: Channel, form: Form, relevant: set[str], current: Page) -> str:
@@ -366,33 +409,52 @@ def _render_page(
     response: Response,
     form: Form,
     current: Page,
-    shown: Any,
-    relevant: set[str],
+    result: flow.SaveResult | None = None,
     *,
     status: int = 200,
-    errors: dict[str, str] | None = None,
-    revision: int | None = None,
 ) -> HttpResponse:
-    errors = errors or {}
+    if result is None or not result.current:
+        stored, relevant = flow.page_state(response, current)
+        errors: dict[str, str] = {}
+        conflicts: dict[str, flow.Conflict] = {}
+    else:
+        stored, relevant = result.current, result.relevant
+        errors, conflicts = result.errors, result.conflicts
+    # A conflicted field shows what this person typed, and counts as showing what they
+    # saw before, until they decide.
+    values = {**stored, **{name: c.mine for name, c in conflicts.items()}}
+    shown = {**stored, **_shown_before(request, conflicts)}
     pages = [page for page in form.pages if page.name in relevant]
     number = [page.name for page in pages].index(current.name) + 1 if current in pages else 1
     context = {
         "response": response,
         "form": form,
         "page": current,
-        "fields": [_field(q, shown, relevant, errors) for q in current.questions],
+        "fields": [
+            _field(q, values, relevant, errors, conflicts.get(q.name)) for q in current.questions
+        ],
         "errors": [(form.questions[name], message) for name, message in errors.items()],
         "page_number": number,
         "page_count": len(pages),
-        "revision": response.revision if revision is None else revision,
-        "editor": flow.new_editor_id(),
+        "shown": json.dumps(shown, ensure_ascii=False),
         "is_first": number == 1,
         "autosave_delay": settings.AUTOSAVE_DELAY_MS,
     }
     return channel.render(request, "respondent/page.jinja", context, status=status)
 
 
-def _field(question: Any, shown: Any, relevant: set[str], errors: dict[str, str]) -> dict[str, Any]:
+def _shown_before(request: HttpRequest, conflicts: dict[str, flow.Conflict]) -> dict[str, Any]:
+    before = _shown(request) or {}
+    return {name: before.get(name, "") for name in conflicts}
+
+
+def _field(
+    question: Any,
+    shown: Any,
+    relevant: set[str],
+    errors: dict[str, str],
+    conflict: flow.Conflict | None = None,
+) -> dict[str, Any]:
     value = shown.get(question.name)
     if question.type == "select_multiple":
         selected = set(value if isinstance(value, list) else str(value or "").split())
@@ -407,7 +469,37 @@ def _field(question: Any, shown: Any, relevant: set[str], errors: dict[str, str]
         "error": errors.get(question.name),
         "hidden": question.name not in relevant,
         "required": question.is_input and question.required.lower() in ("yes", "true", "true()"),
+        "conflict": conflict and conflict_context(question, conflict),
     }
+
+
+def conflict_context(question: Any, conflict: flow.Conflict) -> dict[str, Any]:
+    """What the person deciding a conflict is told: both answers, who saved theirs, when."""
+    at = parse_datetime(conflict.at) if conflict.at else None
+    if conflict.kind == AnswerChange.Editor.STAFF:
+        who = _("The survey staff entered this answer")
+    elif conflict.kind == AnswerChange.Editor.IMPORT:
+        who = _("This answer was imported by the survey staff")
+    else:
+        who = _("Another person of your company saved this answer")
+    return {
+        "name": question.name,
+        "who": who,
+        "at": date_format(localtime(at), "Y-m-d H:i") if at else "",
+        "stored": _raw_text(question, conflict.stored) or _("(blank)"),
+        "mine": _raw_text(question, conflict.mine) or _("(blank)"),
+        "seen": json.dumps(conflict.stored, ensure_ascii=False),
+    }
+
+
+def _raw_text(question: Any, raw: flow.Raw) -> str:
+    value = flow.typed_or_raw(question, raw)
+    if isinstance(value, list) and question.type != "select_multiple":
+        return " ".join(value)
+    try:
+        return display_answer(question, value)
+    except (KeyError, ValueError, TypeError):
+        return flow._text(raw)
 
 
 def _autosave(request: HttpRequest, channel: Channel, name: str) -> HttpResponse:
@@ -422,16 +514,28 @@ def _autosave(request: HttpRequest, channel: Channel, name: str) -> HttpResponse
         response,
         current,
         _posted(request, current),
-        revision=_revision(request),
-        editor=request.POST.get("editor", "")[:32],
+        shown=_shown(request),
+        editor=channel.editor(request),
     )
+    if result.submitted:
+        return JsonResponse({"submitted": True, "redirect": channel.url("receipt")})
+    conflicts = {
+        name: render_to_string(
+            "respondent/_conflict.jinja",
+            {"c": conflict_context(form.questions[name], conflict)},
+            request,
+        )
+        for name, conflict in result.conflicts.items()
+    }
     return JsonResponse(
         {
             "saved": result.saved,
             "conflict": result.conflict,
+            "conflicts": conflicts,
             "revision": result.revision,
             "relevant": sorted(q.name for q in current.questions if q.name in result.relevant),
             "errors": result.errors,
+            "current": result.current,
         },
         status=409 if result.conflict else 200,
     )
@@ -443,7 +547,7 @@ def _review(request: HttpRequest, channel: Channel) -> HttpResponse:
         return redirect(channel.url("receipt"))
     errors: dict[str, str] = {}
     if request.method == "POST":
-        response, errors = flow.submit(response, by=channel.staff)
+        response, errors = flow.submit(response, by=channel.staff, editor=channel.editor(request))
         if response.is_submitted:
             return redirect(channel.url("receipt"))
     form = get_form(response.questionnaire_id)
@@ -478,6 +582,53 @@ def answer_sections(
         ]
         sections.append({"page": page, "title": page.text(), "rows": rows})
     return sections
+
+
+HISTORY_ROWS = 200
+
+
+def answer_history(
+    response: Response, limit: int = HISTORY_ROWS
+) -> tuple[list[dict[str, Any]], int]:
+    """The latest changes to a response's answers, newest first, and how many there are in
+    all, for the case page: each browser that answered for the firm is numbered so that two
+    people can be told apart."""
+    form = get_form(response.questionnaire_id)
+    changes = list(response.changes.select_related("user")[: limit + 1])
+    total = len(changes) if len(changes) <= limit else response.changes.count()
+    changes = changes[:limit]
+    browsers: dict[str, int] = {}
+    for change in reversed(changes):
+        if change.browser and change.editor == AnswerChange.Editor.FIRM:
+            browsers.setdefault(change.browser, len(browsers) + 1)
+    rows = []
+    for change in changes:
+        question = form.questions.get(change.item)
+        if change.user is not None:
+            who = change.user.get_username()
+        elif change.browser in browsers:
+            who = _("browser %(n)d") % {"n": browsers[change.browser]}
+        else:
+            who = ""
+        rows.append(
+            {
+                "change": change,
+                "question": question.text() if question else change.item,
+                "old": _shown_value(question, change.old),
+                "new": _shown_value(question, change.new),
+                "who": who,
+            }
+        )
+    return rows, total
+
+
+def _shown_value(question: Any, value: Any) -> str:
+    if question is None or value is None:
+        return "" if value is None else str(value)
+    try:
+        return display_answer(question, value)
+    except (KeyError, TypeError, ValueError):
+        return str(value)
 
 
 def display_answer(question: Any, value: Any) -> str:

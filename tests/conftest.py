@@ -25,6 +25,15 @@ def respondent(survey: Survey, client: Client) -> factories.Respondent:
     return factories.Respondent(case=case, token=token, code=code, client=client)
 
 
+@pytest.fixture
+def colleague(respondent: factories.Respondent) -> Client:
+    """Another person of the same firm, in another browser, through the same link."""
+    other = Client()
+    other.cookies["django_language"] = "en"
+    assert other.get(f"/r/{respondent.token}/").status_code == 302
+    return other
+
+
 @pytest.fixture(autouse=True)
 def _fresh_form_cache() -> None:
     # Questionnaire versions are cached per process by primary key; a test database that

@@ -38,7 +38,7 @@ PAGES = {
     "waves/": 7,
     "waves/{wave}/progress/": 7,
     "templates/reminder/ko/": 6,
-    "cases/{case}/": 10,
+    "cases/{case}/": 11,
     "cases/{silent}/key/phone/": 6,
     "imports/": 5,
     "weighting/": 8,

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from analytics.pipeline import request_close
 from surveys.models import Response, Survey
+from surveys.views import answer_history
 
 from .. import aapor, import_templates, imports, mailing
 from ..forms import (
@@ -202,11 +203,14 @@ def _case_context(
 ) -> dict[str, Any]:
     response = Response.objects.filter(case=case).select_related("keyed_by").first()
     events = case.disposition_events.select_related("wave", "by").order_by("-at", "-pk")
+    history, history_count = answer_history(response) if response else ([], 0)
     return {
         "survey": survey,
         "case": case,
         "code_label": _(aapor.parse_code(case.disposition).label),
         "response": response,
+        "history": history,
+        "history_count": history_count,
         "events": [(e, _(aapor.parse_code(e.code).label)) for e in events],
         "contacts": case.contacts.select_related("wave", "staff"),
         "messages_sent": case.messages.select_related("wave").order_by("-queued_at"),

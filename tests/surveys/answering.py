@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+from html import unescape
 from typing import Any
 
 from django.test import Client
-
-from surveys.models import Response
 
 ADOPTER: dict[str, dict[str, Any]] = {
     "profile": {"employees": "45", "sales_krw_mn": "12500.5"},
@@ -43,13 +44,24 @@ def post_page(
     data: dict[str, Any],
     *,
     action: str = "next",
-    revision: int | None = None,
-    editor: str = "tab-1",
+    shown: dict[str, Any] | None = None,
+    autosave: bool = False,
 ) -> Any:
-    if revision is None:
-        revision = Response.objects.values_list("revision", flat=True).order_by("-pk").first() or 0
-    payload = {**data, "revision": str(revision), "editor": editor, "action": action}
-    return client.post(f"/q/p/{page}/", payload)
+    """Post a page as a browser does; `shown` is what the page showed for each field (a
+    client that leaves it out is taken to have seen what is stored)."""
+    payload = {**data, "action": action}
+    if shown is not None:
+        payload["shown"] = json.dumps(shown)
+    path = f"/q/p/{page}/autosave/" if autosave else f"/q/p/{page}/"
+    return client.post(path, payload)
+
+
+def shown_on(client: Client, page: str) -> dict[str, Any]:
+    """What the page shows now, as its form would send it back."""
+    html = client.get(f"/q/p/{page}/").content.decode()
+    found = re.search(r'name="shown" value="([^"]*)"', html)
+    assert found, html[-2000:]
+    return dict(json.loads(unescape(found.group(1))))
 
 
 def answer_all(client: Client, answers: dict[str, dict[str, Any]]) -> None:

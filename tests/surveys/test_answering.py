@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.test import Client
 
 from respondents.models import Case
-from surveys.models import Response
+from surveys.models import AnswerChange, Response
 from tests.factories import Respondent
-from tests.surveys.answering import ADOPTER, NON_ADOPTER, answer_all, post_page
+from tests.surveys.answering import ADOPTER, NON_ADOPTER, answer_all, post_page, shown_on
 
 pytestmark = pytest.mark.django_db
 
@@ -147,24 +150,22 @@ def test_autosave_keeps_typed_text_and_reports_skip_logic(respondent: Respondent
     )
     revision = Response.objects.get(case=respondent.case).revision
 
-    result = respondent.client.post(
-        "/q/p/sf_data/autosave/",
-        {"data_collect": "no", "main_area": "oth", "revision": revision, "editor": "tab-1"},
+    result = post_page(
+        respondent.client, "sf_data", {"data_collect": "no", "main_area": "oth"}, autosave=True
     )
 
     body = result.json()
     assert body["saved"] and body["revision"] == revision + 1
     assert "data_analyze" not in body["relevant"] and "main_area" in body["relevant"]
-    assert Response.objects.get(case=respondent.case).drafts["sf_data"]["main_area"] == "oth"
+    assert body["current"]["main_area"] == "oth"
+    assert Response.objects.get(case=respondent.case).drafts["main_area"] == "oth"
 
 
 def test_autosaved_typing_is_shown_again_after_a_reload(respondent: Respondent) -> None:
     respondent.client.get("/q/")
-    revision = Response.objects.get(case=respondent.case).revision
 
-    respondent.client.post(
-        "/q/p/profile/autosave/",
-        {"employees": "4", "sales_krw_mn": "12,5", "revision": revision, "editor": "tab-1"},
+    post_page(
+        respondent.client, "profile", {"employees": "4", "sales_krw_mn": "12,5"}, autosave=True
     )
 
     page = respondent.client.get("/q/p/profile/").content.decode()
@@ -172,28 +173,148 @@ def test_autosaved_typing_is_shown_again_after_a_reload(respondent: Respondent) 
     assert stored(respondent.case) == {}
 
 
-def test_a_later_save_from_another_person_gets_a_conflict_and_keeps_the_typing(
-    respondent: Respondent,
+def test_a_field_another_person_changed_since_the_page_was_shown_is_a_conflict_for_it_alone(
+    respondent: Respondent, colleague: Client
 ) -> None:
     answer_all(respondent.client, {"profile": ADOPTER["profile"]})
-    revision = Response.objects.get(case=respondent.case).revision
-    post_page(
-        respondent.client, "awareness", ADOPTER["awareness"], revision=revision, editor="colleague"
-    )
+    mine = shown_on(respondent.client, "awareness")
+    post_page(colleague, "awareness", ADOPTER["awareness"], shown=shown_on(colleague, "awareness"))
 
     result = post_page(
         respondent.client,
         "awareness",
-        {"importance": "neutral", "implementing": "no"},
-        revision=revision,
-        editor="me",
+        {"importance": "neutral", "implementing": "yes"},
+        shown=mine,
     )
 
     body = result.content.decode()
     assert result.status_code == 409
-    assert "Someone else from your company saved" in body
-    assert 'value="neutral" checked' in body
+    assert "Another person of your company saved this answer" in body
+    assert 'value="neutral" checked' in body and 'value="mine:importance"' in body
+    assert 'value="mine:implementing"' not in body
     assert stored(respondent.case)["importance"] == "very_important"
+
+
+def test_keeping_my_answer_after_a_conflict_stores_it(
+    respondent: Respondent, colleague: Client
+) -> None:
+    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
+    mine = shown_on(respondent.client, "awareness")
+    post_page(colleague, "awareness", ADOPTER["awareness"], shown=shown_on(colleague, "awareness"))
+    post_page(respondent.client, "awareness", {"importance": "neutral"}, shown=mine)
+
+    again = post_page(respondent.client, "awareness", {"importance": "neutral"}, shown=mine)
+    assert again.status_code == 409, "Next never overwrites without a decision"
+    decided = respondent.client.post(
+        "/q/p/awareness/",
+        {
+            "importance": "neutral",
+            "implementing": "yes",
+            "shown": json.dumps(mine),
+            "seen__importance": json.dumps("very_important"),
+            "decide": "mine:importance",
+        },
+    )
+
+    assert decided.status_code == 200
+    assert Response.objects.get(case=respondent.case).drafts["importance"] == "neutral"
+    assert post_page(respondent.client, "awareness", {}).status_code == 302
+    assert stored(respondent.case)["importance"] == "neutral"
+
+
+def test_taking_the_stored_answer_after_a_conflict_keeps_it(
+    respondent: Respondent, colleague: Client
+) -> None:
+    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
+    mine = shown_on(respondent.client, "awareness")
+    post_page(colleague, "awareness", ADOPTER["awareness"], shown=shown_on(colleague, "awareness"))
+
+    respondent.client.post(
+        "/q/p/awareness/",
+        {
+            "importance": "neutral",
+            "shown": json.dumps(mine),
+            "seen__importance": json.dumps("very_important"),
+            "decide": "theirs:importance",
+        },
+    )
+
+    assert post_page(respondent.client, "awareness", {}).status_code == 302
+    assert stored(respondent.case)["importance"] == "very_important"
+
+
+def test_fields_two_people_change_merge(respondent: Respondent, colleague: Client) -> None:
+    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
+    mine, theirs = shown_on(respondent.client, "profile"), shown_on(colleague, "profile")
+
+    post_page(colleague, "profile", {"employees": "46", "sales_krw_mn": "12500.5"}, shown=theirs)
+    result = post_page(
+        respondent.client, "profile", {"employees": "45", "sales_krw_mn": "999"}, shown=mine
+    )
+
+    assert result.status_code == 302
+    assert stored(respondent.case) == {"employees": 46, "sales_krw_mn": 999}
+
+
+def test_one_browser_is_never_in_conflict_with_itself_and_a_late_save_loses_nothing(
+    respondent: Respondent,
+) -> None:
+    respondent.client.get("/q/")
+    first = shown_on(respondent.client, "profile")
+    # The newer save arrives first; the older one (a save-on-leave) arrives late.
+    newer = {"employees": "999", "sales_krw_mn": "", "clock": "2000"}
+    older = {"employees": "99", "sales_krw_mn": "", "clock": "1000"}
+    post_page(respondent.client, "profile", newer, shown=first, autosave=True)
+    late = post_page(respondent.client, "profile", older, shown=first, autosave=True)
+
+    assert late.status_code == 200 and not late.json()["conflict"]
+    assert Response.objects.get(case=respondent.case).drafts["employees"] == "999"
+    # A reloaded page showing the old value, then another answer: the stored one stands.
+    post_page(
+        respondent.client,
+        "profile",
+        {"employees": "", "sales_krw_mn": "12", "clock": "3000"},
+        shown=first,
+        autosave=True,
+    )
+    assert Response.objects.get(case=respondent.case).drafts == {
+        "employees": "999",
+        "sales_krw_mn": "12",
+    }
+
+
+def test_every_change_is_kept_in_the_answer_history(
+    respondent: Respondent, colleague: Client
+) -> None:
+    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
+    post_page(
+        colleague,
+        "profile",
+        {"employees": "46", "sales_krw_mn": "12500.5"},
+        shown=shown_on(colleague, "profile"),
+    )
+
+    changes = list(
+        AnswerChange.objects.filter(response__case=respondent.case)
+        .order_by("at", "pk")
+        .values_list("item", "old", "new", "editor")
+    )
+    assert changes == [
+        ("employees", None, 45, "firm"),
+        ("sales_krw_mn", None, 12500.5, "firm"),
+        ("employees", 45, 46, "firm"),
+    ]
+
+
+def test_an_oversize_draft_answer_is_refused(respondent: Respondent) -> None:
+    respondent.client.get("/q/")
+
+    result = post_page(
+        respondent.client, "profile", {"employees": "9" * 5000, "sales_krw_mn": "1"}, autosave=True
+    )
+
+    assert "employees" in result.json()["errors"]
+    assert Response.objects.get(case=respondent.case).drafts == {"sales_krw_mn": "1"}
 
 
 def test_resuming_in_a_new_session_returns_to_the_last_page(respondent: Respondent) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 
 from respondents.models import DispositionEvent
 from surveys.models import Response, Survey
 from tests import factories
-from tests.surveys.answering import NON_ADOPTER
+from tests.factories import Respondent
+from tests.surveys.answering import NON_ADOPTER, answer_all, post_page
 
 pytestmark = pytest.mark.django_db
 
@@ -16,8 +19,7 @@ pytestmark = pytest.mark.django_db
 def key_in(client: Client, base: str, answers: dict[str, dict[str, str]]) -> None:
     client.get(base)
     for page, data in answers.items():
-        revision = Response.objects.values_list("revision", flat=True).get()
-        payload = {**data, "revision": str(revision), "editor": "desk-1", "action": "next"}
+        payload = {**data, "action": "next"}
         result = client.post(f"{base}p/{page}/", payload)
         assert result.status_code == 302, result.content.decode()[-1500:]
 
@@ -80,3 +82,39 @@ def test_an_unknown_mode_is_not_found(survey: Survey, manager_client: Client) ->
     assert (
         manager_client.get(f"/manage/{survey.slug}/cases/{case.pk}/key/email/").status_code == 404
     )
+
+
+def test_the_case_page_traces_each_answer_to_the_firm_or_the_staff_who_changed_it(
+    survey: Survey, manager_client: Client, respondent: Respondent, colleague: Client
+) -> None:
+    answer_all(respondent.client, {"profile": NON_ADOPTER["profile"]})
+    post_page(colleague, "profile", {"employees": "9", "sales_krw_mn": "900"})
+    base = f"/manage/{survey.slug}/cases/{respondent.case.pk}/key/phone/"
+    manager_client.get(base)
+    manager_client.post(
+        f"{base}p/profile/", {"employees": "10", "sales_krw_mn": "900", "action": "save"}
+    )
+
+    page = manager_client.get(f"/manage/{survey.slug}/cases/{respondent.case.pk}/")
+
+    staff = page.wsgi_request.user.get_username()
+    assert [row[1:] for row in rows_of(page)] == [
+        ["employees", "9", "10", "staff keyed entry", staff],
+        ["employees", "8", "9", "the firm (web)", "browser 2"],
+        ["sales_krw_mn", "—", "900", "the firm (web)", "browser 1"],
+        ["employees", "—", "8", "the firm (web)", "browser 1"],
+    ]
+
+
+def rows_of(page: Any) -> list[list[str]]:
+    return [
+        [
+            row["change"].at,
+            row["change"].item,
+            row["old"] or "—",
+            row["new"] or "—",
+            str(row["change"].get_editor_display()),
+            row["who"],
+        ]
+        for row in page.context["history"]
+    ]

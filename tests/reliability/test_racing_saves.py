@@ -1,0 +1,59 @@
+"""Two people of one firm saving at the same instant, as two PostgreSQL transactions: the
+row lock orders them, each merges over what the other stored, and neither answer is lost."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from surveys import flow
+from surveys.models import AnswerChange, Response, Survey
+from surveys.questionnaire import get_form
+from tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROUNDS = 15
+
+
+def test_two_transactions_racing_saves_on_one_response_lose_nothing(survey: Survey) -> None:
+    assert connection.vendor == "postgresql"
+    case, _token, _code = factories.case(survey)
+    response = flow.start_response(case)
+    form = get_form(response.questionnaire_id)
+    page = form.page_by_name["profile"]
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def person(field: str, browser: str, scale: int) -> None:
+        try:
+            for i in range(1, ROUNDS + 1):
+                mine = Response.objects.select_related("case").get(pk=response.pk)
+                shown = {field: flow.stored_raw(mine, form.questions[field])}
+                start.wait(timeout=30)
+                flow.autosave(
+                    mine, page, {field: str(i * scale)}, shown=shown, editor=flow.Editor(browser)
+                )
+        except BaseException as exc:  # reported in the main thread
+            failures.append(exc)
+            start.abort()
+        finally:
+            connection.close()
+
+    people = [
+        threading.Thread(target=person, args=("employees", "browser-a", 1)),
+        threading.Thread(target=person, args=("sales_krw_mn", "browser-b", 100)),
+    ]
+    for thread in people:
+        thread.start()
+    for thread in people:
+        thread.join()
+
+    assert failures == []
+    stored = Response.objects.get(pk=response.pk)
+    assert stored.drafts == {"employees": str(ROUNDS), "sales_krw_mn": str(ROUNDS * 100)}
+    assert stored.revision == 2 * ROUNDS
+    for item in ("employees", "sales_krw_mn"):
+        assert AnswerChange.objects.filter(response=stored, item=item).count() == ROUNDS
