@@ -294,9 +294,7 @@ def _questions(
         return []
     if element.get("unit") and TYPES[kind] not in NUMBER_TYPES:
         problems.append(
-            _row_message(
-                rows, element, _("a “unit” applies only to integer and decimal questions")
-            )
+            _row_message(rows, element, _("a “unit” applies only to integer and decimal questions"))
         )
     return [_question(element, default, rows, page, inherited)]
 
