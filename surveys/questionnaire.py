@@ -51,6 +51,7 @@ class Question:
     row: int
     label: dict[str, str] = field(default_factory=dict)
     hint: dict[str, str] = field(default_factory=dict)
+    unit: dict[str, str] = field(default_factory=dict)
     choices: tuple[Choice, ...] = ()
     list_name: str = ""
     required: str = ""
@@ -72,6 +73,9 @@ class Question:
 
     def hint_text(self, language: str | None = None) -> str:
         return pick(self.hint, language)
+
+    def unit_text(self, language: str | None = None) -> str:
+        return pick(self.unit, language)
 
     @cached_property
     def choice_names(self) -> tuple[str, ...]:

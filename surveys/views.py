@@ -639,10 +639,13 @@ def display_answer(question: Any, value: Any) -> str:
     if question.type == "select_multiple":
         return ", ".join(question.choice_text(v) for v in value)
     if isinstance(value, float):
-        return f"{value:,.10g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+        number = f"{value:,.10g}"
+    elif isinstance(value, int):
+        number = f"{value:,}"
+    else:
+        return str(value)
+    unit = question.unit_text()
+    return f"{number} {unit}" if unit else number
 
 
 def _receipt(request: HttpRequest, channel: Channel) -> HttpResponse:

@@ -34,6 +34,9 @@ TYPES = {
     "note": "note",
     "calculate": "calculate",
 }
+# A `unit` column (`unit::Korean (ko)`, ...) names what a number counts; pyxform passes it
+# through untouched and leaves it out of the XForm, so the form still converts.
+NUMBER_TYPES = {"integer", "decimal"}
 EXPRESSION_COLUMNS = ("relevant", "constraint", "calculation", "required")
 LANGUAGE_RE = re.compile(r"\(([A-Za-z]{2,3})\)\s*$")
 BOOLEAN_WORDS = {"yes", "no", "true", "false", "true()", "false()", "1", "0", ""}
@@ -289,6 +292,10 @@ def _questions(
             _row_message(rows, element, _("the type “%(type)s” is not supported") % {"type": kind})
         )
         return []
+    if element.get("unit") and TYPES[kind] not in NUMBER_TYPES:
+        problems.append(
+            _row_message(rows, element, _("a “unit” applies only to integer and decimal questions"))
+        )
     return [_question(element, default, rows, page, inherited)]
 
 
@@ -308,6 +315,7 @@ def _question(
         "row": rows.get(element["name"], 0),
         "label": _texts(element.get("label"), default),
         "hint": _texts(element.get("hint"), default),
+        "unit": _texts(element.get("unit"), default),
         "choices": [
             {"name": str(c["name"]), "label": _texts(c.get("label"), default)}
             for c in element.get("choices", [])

@@ -236,3 +236,14 @@ def test_core_and_pii_flags() -> None:
     pii = {n for n, i in q.items() if i.get("instance", {}).get("pii") == "yes"}
     assert core == CORE
     assert pii == {n for n, _ in EXPECTED["contact"] if n != "note_contact"}
+
+
+def test_every_number_states_its_unit_in_both_languages() -> None:
+    units = {n: i["unit"] for n, i in questions().items() if "unit" in i}
+    assert units == {
+        "employees": {"Korean (ko)": "명", "English (en)": "persons"},
+        "sales_krw_mn": {"Korean (ko)": "백만 원", "English (en)": "million won"},
+        "invest_amount": {"Korean (ko)": "백만 원", "English (en)": "million won"},
+    }
+    numbers = {n for n, i in questions().items() if i["type"] in ("integer", "decimal")}
+    assert numbers == set(units)

@@ -54,6 +54,34 @@ def test_a_form_with_every_supported_type_loads_and_keeps_its_rules() -> None:
     assert form.page_by_name["p2"].relevant == "${staff} > 5 or not(${adopted} = 'no')"
 
 
+def test_a_unit_column_names_what_a_number_counts_in_each_language() -> None:
+    form = load_questionnaire(
+        workbook(
+            [
+                q("integer", "staff", "Staff", **{"unit::Korean (ko)": "명"}),
+                q("decimal", "sales", "Sales", **{"unit::English (en)": "million won"}),
+                q("decimal", "area", "Area", unit="m²"),
+                q("integer", "plants", "Plants"),
+            ],
+            settings={"form_id": "units", "version": "1", "default_language": "Korean (ko)"},
+        )
+    ).form
+
+    assert form.questions["staff"].unit == {"ko": "명"}
+    assert form.questions["sales"].unit_text("en") == "million won"
+    assert form.questions["sales"].unit_text("ko") == "million won"  # the only one there is
+    assert form.questions["area"].unit == {"ko": "m²"}  # a plain column: the default language
+    assert form.questions["plants"].unit_text("ko") == ""
+
+
+def test_a_unit_on_a_question_that_is_not_a_number_is_refused() -> None:
+    problems = _problems([q("integer", "a", "A"), q("text", "b", "B", unit="명")])
+
+    assert problems == [
+        "survey sheet, row 3: a “unit” applies only to integer and decimal questions"
+    ]
+
+
 def test_loading_a_new_version_keeps_the_old_one() -> None:
     load_questionnaire(workbook(EVERY_TYPE, CHOICES))
 
