@@ -8,6 +8,7 @@ requests/s, p50 and p99. Run with `make bench-web`.
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import os
 import re
 import shutil
@@ -41,19 +42,19 @@ def prepare_cases() -> list[str]:
 
 
 def sign_in(base: str, token: str) -> dict[str, str]:
-    """Open the link like a browser; return the cookies, CSRF token and editor id."""
+    """Open the link like a browser; return the cookies and the CSRF token."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     opener.open(f"{base}/r/{token}/").read()
     html = opener.open(f"{base}/q/p/profile/").read().decode()
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
-    editor = re.search(r'name="editor" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
     cookies = "; ".join(f"{c.name}={c.value}" for c in jar)
-    return {"cookie": cookies, "csrf": csrf, "editor": editor}
+    return {"cookie": cookies, "csrf": csrf}
 
 
 LUA = """
 sessions = {%(sessions)s}
+SHOWN = "%(shown)s"
 counter = 0
 request = function()
   counter = counter + 1
@@ -61,7 +62,8 @@ request = function()
   if "%(method)s" == "GET" then
     return wrk.format("GET", "/q/p/profile/", {["Cookie"] = s.cookie})
   end
-  local body = "csrfmiddlewaretoken=" .. s.csrf .. "&revision=0&editor=" .. s.editor ..
+  -- what the page showed, as the form sends it back: the field-level merge compares with it
+  local body = "csrfmiddlewaretoken=" .. s.csrf .. "&shown=" .. SHOWN ..
     "&action=next&employees=" .. (10 + counter %% 200) .. "&sales_krw_mn=1500.5"
   return wrk.format("POST", "/q/p/profile/", {
     ["Cookie"] = s.cookie,
@@ -72,10 +74,9 @@ end
 
 
 def lua_script(sessions: list[dict[str, str]], method: str) -> str:
-    rows = ",\n".join(
-        f"{{cookie={s['cookie']!r}, csrf={s['csrf']!r}, editor={s['editor']!r}}}" for s in sessions
-    )
-    return LUA % {"sessions": rows.replace("'", '"'), "method": method}
+    rows = ",\n".join(f"{{cookie={s['cookie']!r}, csrf={s['csrf']!r}}}" for s in sessions)
+    shown = urllib.parse.quote(json.dumps({"employees": "", "sales_krw_mn": ""}))
+    return LUA % {"sessions": rows.replace("'", '"'), "method": method, "shown": shown}
 
 
 def run_wrk(base: str, script: str, connections: int) -> dict[str, str]:

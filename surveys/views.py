@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,9 +42,18 @@ RespondentView = Callable[..., HttpResponse]
 
 
 def _sign_in(request: HttpRequest, case: Case) -> None:
+    # The browser keeps its editor id across sign-ins (the link opened again in a new tab).
+    request.session.setdefault(SESSION_EDITOR, flow.new_editor_id())
     request.session.cycle_key()
     request.session[SESSION_CASE] = case.pk
     request.session[SESSION_CREDENTIAL] = case.credential_version
+
+
+def _session_editor(request: HttpRequest) -> str:
+    """A session signed in without an editor id (staff) gets one derived from its key, not
+    stored: two first saves racing from two tabs must agree on who they are."""
+    key = request.session.session_key or ""
+    return hashlib.sha256(f"editor:{key}".encode()).hexdigest()[:16]
 
 
 def _respondent_case(request: HttpRequest) -> Case | None:
@@ -51,14 +61,14 @@ def _respondent_case(request: HttpRequest) -> Case | None:
     version = request.session.get(SESSION_CREDENTIAL)
     if case_id is None or version is None:
         return None
-    case = (
-        Case.objects.select_related("response")
-        .filter(pk=case_id, credential_version=version)
-        .exclude(token_hash=None)
-        .first()
-    )
-    if case is not None:
-        case.survey = cached_survey(case.survey_id)
+    try:
+        # get(), not first(): no ORDER BY to compile and run on every page.
+        case = Case.objects.select_related("response").get(
+            pk=case_id, credential_version=version, token_hash__isnull=False
+        )
+    except Case.DoesNotExist:
+        return None
+    case.survey = cached_survey(case.survey_id)
     return case
 
 
@@ -166,9 +176,7 @@ class Channel:
     def editor(self, request: HttpRequest) -> flow.Editor:
         """This browser, as one editor whatever its tabs and reloads; its saves are ordered
         by the clock the page sends (the browser's own)."""
-        browser = request.session.get(SESSION_EDITOR)
-        if not browser:
-            browser = request.session[SESSION_EDITOR] = flow.new_editor_id()
+        browser = request.session.get(SESSION_EDITOR) or _session_editor(request)
         try:
             clock = int(request.POST.get("clock", ""))
         except ValueError:
