@@ -197,7 +197,8 @@ class Release:
         )
         width = len(categorical)
         unique_numbers = ((keys[:, width:] < 0) & (done.keys[:, width:] >= 0)).any(axis=1)
-        lonely = lonely | unique_numbers
+        lonely = _short_groups(groups, lonely | unique_numbers, k)
+        keys[lonely, width:] = disclosure.MISSING
         after = disclosure.measure(keys, base, k)
         self._apply(numeric, released, categorical, blanked, lonely)
         suppressed = {name: int(blanked[:, j].sum()) for j, name in enumerate(categorical)}
@@ -468,6 +469,20 @@ class FrameCheck:
             "min_matches": int(checked.min()) if checked.size else 0,
             "variables": self.names + self.numeric,
         }
+
+
+def _short_groups(groups: np.ndarray, lonely: np.ndarray, k: int) -> np.ndarray:
+    """Blanking some members' numbers leaves the rest of their group fewer than k firms
+    sharing a value: those are blanked too, until every value shown is shared by k."""
+    lonely = lonely.copy()
+    grouped = groups >= 0
+    while True:
+        shown = grouped & ~lonely
+        visible = np.bincount(groups[shown], minlength=int(groups.max(initial=0)) + 1)
+        short = shown & (visible[np.maximum(groups, 0)] < k)
+        if not short.any():
+            return lonely
+        lonely |= short
 
 
 def _frame_columns(frame: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
