@@ -10,7 +10,6 @@ suppressed cell goes out with its reasons and without any value (methodology F4)
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import secrets
 from collections.abc import Iterable
@@ -44,6 +43,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from config.http import client_address
+from config.tokens import hash_token
 from respondents.aapor import CATEGORIES, RATE_NAMES
 from respondents.models import Wave
 from surveys.models import Survey
@@ -64,10 +64,6 @@ QUALITY = {"SUPPRESS": "suppressed", "REVIEW": "review", "CAUTION": "caution"}
 
 
 # --- tokens -----------------------------------------------------------------------------------
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue_token(

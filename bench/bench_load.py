@@ -496,7 +496,8 @@ def verify_database(
     """One submitted response per simulated firm with exactly its answers; nothing else."""
     from django.db.models import Count
 
-    from respondents.models import Case, DispositionEvent, hash_token
+    from config.tokens import hash_token
+    from respondents.models import Case, DispositionEvent
     from surveys.models import Response
     from surveys.questionnaire import get_form
 

@@ -319,7 +319,8 @@ def _keyed_row(
 
 
 def _store_keyed(row: KeyedRow, survey: Survey, form: Form, mode: str, user: Any) -> None:
-    before = flow.current_raw(Response.objects.filter(case=row.case).first(), form)
+    earlier = Response.objects.filter(case=row.case).only("answers").first()
+    before = dict(earlier.answers) if earlier else {}
     response, _created = Response.objects.update_or_create(
         case=row.case,
         defaults={

@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.tokens import hash_token
 from surveys.models import Survey
 
 from . import aapor, dispositions
@@ -250,6 +251,11 @@ class Case(models.Model):
         verbose_name = _("case")
         verbose_name_plural = _("cases")
 
+    @property
+    def in_sample(self) -> bool:
+        """Drawn into the sample, or a reserve unit released into it (as the QuerySet's)."""
+        return not self.is_reserve or self.released_at is not None
+
     def __str__(self) -> str:
         return self.business_id
 
@@ -399,11 +405,6 @@ def check_password_timing(code: str) -> None:
 
 def normalise_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
-
-
-def hash_token(token: str) -> str:
-    # A 128-bit random token needs no stretching: a plain digest cannot be brute-forced.
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class AccessCodeHasher(PBKDF2PasswordHasher):

@@ -115,6 +115,8 @@ def raw_of(value: Any) -> Raw:
         return ""
     if isinstance(value, list):
         return [str(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 12500, not 12500.0
     return str(value)
 
 
@@ -319,15 +321,21 @@ def _store(
     editor: Editor,
     **fields: Any,
 ) -> None:
-    """Write the response and one history row per answer that changed, under the lock."""
+    """Write the response under the lock: who changed each field last (for conflicts) and
+    one history row per answer that changed."""
     questions = list(questions)
-    before = {q.name: stored_raw(locked, q) for q in questions}
     if all(getattr(locked, name) == value for name, value in fields.items()):
         return  # nothing new: no write, no revision
+    shown_before = {q.name: stored_raw(locked, q) for q in questions}
+    answers_before = dict(locked.answers)
     for name, value in fields.items():
         setattr(locked, name, value)
     now = timezone.now()
-    changes = _changes(locked, questions, before, editor, now)
+    stamp = [editor.browser, editor.clock, editor.kind, now.isoformat()]
+    for question in questions:
+        if not same(question, shown_before[question.name], stored_raw(locked, question)):
+            locked.stamps[question.name] = stamp
+    changes = _changes(locked, questions, answers_before, editor, now)
     update = [*fields, "stamps", "revision", "last_editor", "updated_at"]
     locked.revision += 1
     locked.last_editor = editor.browser
@@ -340,51 +348,38 @@ def _store(
         AnswerChange.objects.bulk_create(changes)
 
 
-def current_raw(response: Response | None, form: Form) -> dict[str, Raw]:
-    """Every answer of a response as a browser would show it (blank without a response)."""
-    if response is None:
-        return {q.name: "" for q in form.inputs()}
-    return {q.name: stored_raw(response, q) for q in form.inputs()}
-
-
 def record_changes(
-    response: Response, form: Form, before: Mapping[str, Raw], editor: Editor
+    response: Response, form: Form, before: Mapping[str, Any], editor: Editor
 ) -> None:
-    """The history of a response written outside the pages (an import of keyed answers)."""
+    """The history of answers written outside the pages (an import of keyed answers)."""
     changes = _changes(response, list(form.inputs()), before, editor, timezone.now())
     if changes:
-        Response.objects.filter(pk=response.pk).update(stamps=response.stamps)
         AnswerChange.objects.bulk_create(changes)
 
 
 def _changes(
     response: Response,
     questions: list[Question],
-    before: Mapping[str, Raw],
+    before: Mapping[str, Any],
     editor: Editor,
     now: Any,
 ) -> list[AnswerChange]:
-    """One history row per answer that now differs; the stamps say who changed it last."""
-    changes = []
-    stamp = [editor.browser, editor.clock, editor.kind, now.isoformat()]
-    for question in questions:
-        old, new = before.get(question.name, ""), stored_raw(response, question)
-        if same(question, old, new):
-            continue
-        response.stamps[question.name] = stamp
-        changes.append(
-            AnswerChange(
-                response=response,
-                item=question.name,
-                old=typed_or_raw(question, old),
-                new=typed_or_raw(question, new),
-                editor=editor.kind,
-                browser=editor.browser,
-                user=_user(editor.user),
-                at=now,
-            )
+    """One row per answer that differs from `before`. Typing not yet taken as an answer
+    (a draft, perhaps invalid) is not an answer, so it is not history."""
+    return [
+        AnswerChange(
+            response=response,
+            item=question.name,
+            old=before.get(question.name),
+            new=response.answers.get(question.name),
+            editor=editor.kind,
+            browser=editor.browser,
+            user=_user(editor.user),
+            at=now,
         )
-    return changes
+        for question in questions
+        if before.get(question.name) != response.answers.get(question.name)
+    ]
 
 
 def submit(

@@ -25,8 +25,9 @@ from django.views.decorators.http import require_POST
 
 from config.celery import enqueue_on_commit
 from config.http import client_address
+from config.tokens import hash_token
 from respondents import dispositions
-from respondents.models import AccessFailure, Case, check_password_timing, hash_token
+from respondents.models import AccessFailure, Case, check_password_timing
 
 from . import flow
 from .forms import AccessCodeForm, QuestionnaireUploadForm
@@ -322,9 +323,8 @@ def _save_page(
             messages.warning(
                 request,
                 _(
-                    "Another person of your company changed an answer on this page after "
-                    "you opened it. Your other answers are saved; choose below which "
-                    "answer to keep."
+                    "An answer on this page was changed by someone else after you opened "
+                    "it. Your other answers are saved; choose below which answer to keep."
                 ),
             )
         return _render_page(

@@ -21,7 +21,11 @@
   var backoff = 0;
   var stopped = false;
 
-  function say(text) { if (status) { status.textContent = text; } }
+  function say(text, warn) {
+    if (!status) { return; }
+    status.textContent = text;
+    status.classList.toggle("autosave-status--warn", !!warn);
+  }
 
   function names() { return Object.keys(shown); }
 
@@ -115,7 +119,7 @@
       first = first || panel;
     });
     if (first) {
-      say(status.dataset.conflictText);
+      say(status.dataset.conflictText, true);
       first.focus();
     }
   }
@@ -141,7 +145,7 @@
     }).then(function (result) {
       var body = result.body;
       inFlight = null;
-      if (stopped) { unsent = true; say(status.dataset.stoppedText); return; }
+      if (stopped) { unsent = true; say(status.dataset.stoppedText, true); return; }
       if (body.redirect) { window.location.assign(body.redirect); return; }
       backoff = 0;
       settle(body, sent);
@@ -154,7 +158,7 @@
       inFlight = null;
       unsent = true;
       backoff = Math.min(backoff ? backoff * 2 : 1000, 30000);
-      say(status.dataset.retryText);
+      say(status.dataset.retryText, true);
       if (timer) { clearTimeout(timer); }
       timer = setTimeout(send, backoff);
     });
@@ -201,6 +205,14 @@
   // Moving on: a waiting autosave is superseded by the page save; one on its way is
   // awaited, so the page save carries what the page now shows.
   form.addEventListener("submit", function (event) {
+    // Offline, the post would end on the browser's error page: stay, and keep the answers.
+    if (navigator.onLine === false) {
+      event.preventDefault();
+      unsent = true;
+      say(status.dataset.offlineText, true);
+      status.scrollIntoView({ block: "center" });
+      return;
+    }
     if (timer) { clearTimeout(timer); timer = null; }
     form.elements.shown.value = JSON.stringify(shown);
     form.elements.clock.value = String(Date.now());
@@ -214,6 +226,13 @@
   });
 
   window.addEventListener("online", function () { if (unsent && !inFlight) { schedule(0); } });
+
+  // A conflict found by a page post: take the person to it, as autosave does.
+  var conflict = form.querySelector("[data-conflict]");
+  if (conflict) {
+    say(status.dataset.conflictText, true);
+    conflict.focus();
+  }
 
   window.addEventListener("beforeunload", function (event) {
     if (form.dataset.leaving || !pending()) { return; }

@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 from django.template import engines
 from django.utils import translation
+from django.utils.html import escape
 
 from config.jinja2 import summary_item
+from surveys.models import Response
+from tests.factories import Respondent
+from tests.surveys.answering import ADOPTER, answer_all
 
 # The summary's line in templates/jinja2/respondent/page.jinja.
 SUMMARY_LINE = (
@@ -56,3 +60,18 @@ def test_the_summary_line_escapes_what_it_joins() -> None:
         '<li><a href="#q-other">&lt;b&gt;기타&lt;/b&gt;를 적어 주십시오: '
         "내용을 입력해 주십시오.</a></li>"
     )
+
+
+@pytest.mark.django_db
+def test_the_review_page_summary_names_each_question(respondent: Respondent) -> None:
+    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
+
+    page = respondent.client.get("/q/review/").content.decode()
+
+    summary = page[page.index('id="error-summary"') :]
+    summary = summary[: summary.index("</ul>")]
+    form = Response.objects.get(case=respondent.case).questionnaire.form
+    with translation.override("en"):
+        importance = form.questions["importance"].text().rstrip(".?")
+    assert escape(importance) in summary
+    assert all(": " in item for item in summary.split("<li>")[1:])

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from respondents.models import DispositionEvent
+from respondents.models import Case, DispositionEvent
 from surveys.models import Response, Survey
 from tests import factories
 from tests.factories import Respondent
@@ -118,3 +118,14 @@ def rows_of(page: Any) -> list[list[str]]:
         ]
         for row in page.context["history"]
     ]
+
+
+def test_a_reserve_not_yet_released_offers_no_keyed_entry(
+    survey: Survey, manager_client: Client
+) -> None:
+    case = factories.case(survey)[0]
+    Case.objects.filter(pk=case.pk).update(is_reserve=True)
+
+    page = manager_client.get(f"/manage/{survey.slug}/cases/{case.pk}/").content.decode()
+
+    assert "/key/phone/" not in page and "not yet released" in page

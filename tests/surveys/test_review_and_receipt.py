@@ -24,7 +24,7 @@ UNITS = {
 def answers_shown(page: bytes) -> list[str]:
     return [
         re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", dd)).strip()
-        for dd in re.findall(r'<dd class="col-sm-6">(.*?)</dd>', page.decode(), re.S)
+        for dd in re.findall(r'<dd class="col-sm-6[^"]*">(.*?)</dd>', page.decode(), re.S)
     ]
 
 
