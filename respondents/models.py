@@ -251,13 +251,13 @@ class Case(models.Model):
         verbose_name = _("case")
         verbose_name_plural = _("cases")
 
+    def __str__(self) -> str:
+        return self.business_id
+
     @property
     def in_sample(self) -> bool:
         """Drawn into the sample, or a reserve unit released into it (as the QuerySet's)."""
         return not self.is_reserve or self.released_at is not None
-
-    def __str__(self) -> str:
-        return self.business_id
 
     @property
     def has_credentials(self) -> bool:
