@@ -4,7 +4,7 @@ tokens.
 
 A token is a random string shown once; only its SHA-256 is stored. It sees only its own
 surveys: any other survey answers 404, so the API never confirms that a survey exists. A
-suppressed cell goes out with its reasons and without any value (methodology F4).
+suppressed cell goes out with its reasons and without any value (docs/methodology.md, F4).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ MAX_MARGINS_FILE = 1_000_000
 
 
 class WeightingSpecForm(forms.Form):
-    """The survey's weighting and publication settings (methodology D, E, F)."""
+    """The survey's weighting and publication settings (docs/methodology.md, D, E, F)."""
 
     classes = forms.MultipleChoiceField(
         label=_("Weighting classes"),

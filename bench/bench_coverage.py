@@ -7,7 +7,7 @@ A synthetic population with known truth (20,000 firms; 4 size classes x 2 region
 strata; 3 industry groups; confirmed-ineligible firms, more among micro firms). Each sample is
 a stratified random sample of 1,200 firms; 8 % of them stay of unknown eligibility; eligible
 firms respond with a probability that depends on their stratum (the response-homogeneity
-assumption of methodology D3). Every sample runs the platform's own pipeline
+assumption of docs/methodology.md, D3). Every sample runs the platform's own pipeline
 (analytics.pipeline.compute_weights and estimate_all): unknown eligibility, nonresponse
 classes, raking on size class and industry group to the eligible population estimated from
 the sample, then Taylor, delete-a-group jackknife (100 groups) and Rao-Wu bootstrap (500)

@@ -25,7 +25,7 @@ FRAME_SIZE = 163_273
 SAMPLE_SIZE = 5_000
 SEED = 20250428
 SLUG = "bench-draw"
-# Published size shares of the seed survey (methodology sec. 0) and rough sido shares.
+# Published size shares of the seed survey (docs/methodology.md, sec. 0) and rough sido shares.
 SIZE_SHARES = {"micro": 0.618, "small": 0.272, "medium": 0.097, "midsize": 0.013}
 EMPLOYEES = {"micro": (1, 10), "small": (10, 50), "medium": (50, 300), "midsize": (300, 1000)}
 REGION_SHARES = {

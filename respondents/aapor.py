@@ -1,4 +1,4 @@
-"""AAPOR final dispositions and outcome rates (methodology sec. C).
+"""AAPOR final dispositions and outcome rates (docs/methodology.md, sec. C).
 
 Categories: I complete, P partial, R refusal and break-off, NC non-contact, O other eligible
 non-interview, U unknown eligibility (AAPOR's UH + UO), NE known ineligible.

@@ -1,4 +1,4 @@
-"""Sample allocation across strata for stratified SRSWOR (methodology sec. B).
+"""Sample allocation across strata for stratified SRSWOR (docs/methodology.md, sec. B).
 
 Every allocation has the form n_h = clip(t·a_h, L_h, N_h) with Σ c_h n_h = C, where a_h is
 the allocation's size measure (N_h, N_h S_h, N_h S_h/√c_h or N_h^q), L_h = min(m_min, N_h), and

@@ -1,5 +1,5 @@
 """Fieldwork progress: AAPOR outcome rates by domain and wave, completes per day against the
-target, the rate table's export and the chase list (methodology sec. C).
+target, the rate table's export and the chase list (docs/methodology.md, sec. C).
 
 Only in-sample cases count (unreleased reserve units are not in the sample). Every row
 estimates e from its own resolved cases (a domain's own cases; the total row all cases), as

@@ -1,5 +1,5 @@
 """Sample design workflows: strata from the frame, allocation preview, the draw, reserve
-releases and respondents' credentials (methodology sec. B).
+releases and respondents' credentials (docs/methodology.md, sec. B).
 
 Stratification variables are frame variables: the core columns, the derived ones
 (``ksic_division``, ``industry_group``, ``region_area``), any key of ``FrameUnit.attributes``

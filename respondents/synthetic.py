@@ -1,9 +1,9 @@
 """A seeded synthetic frame of Korean small and medium manufacturers, streamed row by row.
 
 The shares are rough stand-ins for the real register, not official figures: size classes as
-published for the seed survey (methodology sec. 0); KSIC divisions and regions shaped like the
-Mining and Manufacturing Survey (many firms in food, rubber and plastics, fabricated metals,
-machinery and electronics; a third of firms in Gyeonggi).
+published for the seed survey (docs/methodology.md, sec. 0); KSIC divisions and regions shaped
+like the Mining and Manufacturing Survey (many firms in food, rubber and plastics, fabricated
+metals, machinery and electronics; a third of firms in Gyeonggi).
 """
 
 from __future__ import annotations

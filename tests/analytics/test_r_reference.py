@@ -1,4 +1,4 @@
-"""The estimation engine against values printed by R `survey` (methodology sec. H).
+"""The estimation engine against values printed by R `survey` (docs/methodology.md, sec. H).
 
 Fixtures: tests/analytics/fixtures/r-survey (a copy of shared/testdata/r-survey, preferred so a
 fresh clone runs), else ../shared/testdata/r-survey. Tolerance (sec. H and the brief): point
