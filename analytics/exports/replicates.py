@@ -91,8 +91,18 @@ def weighting_section(run: EstimateRun | None) -> dict[str, Any]:
         ),
         "stata": "svyset [pweight=final_weight], strata(stratum) fpc(stratum_population)",
     }
+    if section["controls"].get("margins"):
+        # The final weights are calibrated: a design on them alone gives the uncalibrated
+        # Taylor variance, larger than the one published.
+        section["r_calibrated"] = (
+            "The run is calibrated: the call above reproduces its estimates, not its standard "
+            "errors. Build the design on the nonresponse-adjusted weights and calibrate it "
+            "with the controls above (rake() or calibrate()), as docs/methodology.md section "
+            "K shows, or export with replicate variance."
+        )
     stored = run_replicates(run)
     if stored is not None:
+        section.pop("r_calibrated", None)
         section.update(
             variance=stored.method,
             replicates={

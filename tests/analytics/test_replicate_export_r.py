@@ -111,3 +111,18 @@ def test_a_taylor_run_exports_no_replicate_weights(survey: Survey) -> None:
 
     assert "rw_1" not in header and weighting["variance"] == "taylor"
     assert "svydesign(" in weighting["r"] and weighting["stata"].startswith("svyset")
+
+
+def test_a_calibrated_taylor_run_says_the_plain_design_misses_its_standard_errors(
+    survey: Survey,
+) -> None:
+    load_synthetic_case(survey)
+    plain = pipeline.recompute(survey, trigger="test")
+    raked = pipeline.recompute(survey, trigger="test", spec=RAKED, force=True)
+    assert plain is not None and raked is not None
+
+    def weighting(run: EstimateRun) -> dict:
+        return dict(json.loads(export(survey, run, "codebook", "json"))["weighting"])
+
+    assert "r_calibrated" not in weighting(plain)
+    assert "docs/methodology.md" in weighting(raked)["r_calibrated"]
