@@ -1110,7 +1110,7 @@ def sweep() -> dict[str, int]:
 
 def close_wave(wave: Wave, *, user: Any = None) -> EstimateRun | None:
     """Close the wave and publish its official version at once (commands, the demo)."""
-    _close(wave, user)
+    wave.close(user=user)
     return publish_official(wave.pk)
 
 
@@ -1120,31 +1120,28 @@ def request_close(wave: Wave, *, user: Any = None) -> None:
     lost task is found by the sweep, since the closed wave without one is the request."""
     from .tasks import publish_official as publish_official_task
 
-    _close(wave, user)
+    wave.close(user=user)
     enqueue_on_commit(publish_official_task, wave.pk)
-
-
-def _close(wave: Wave, user: Any) -> None:
-    now = timezone.now()
-    Wave.objects.filter(pk=wave.pk, closed_at__isnull=True).update(
-        closed_at=now,
-        closed_by=user if getattr(user, "is_authenticated", False) else None,
-        ends_at=wave.ends_at or now,
-    )
-    wave.refresh_from_db()
 
 
 def publish_official(wave_id: int) -> EstimateRun | None:
     """The closed wave's official version: a version computed now and labelled with the
     wave, new even when nothing changed, so that each closed wave has one of its own. Once:
-    a wave that has it keeps it."""
+    a wave that has it keeps it. Under the survey's lock, like every recompute: while
+    another run holds it, nothing is done now; the closed wave without its version is the
+    request, which the next sweep sends again."""
     wave = Wave.objects.select_related("survey").get(pk=wave_id)
     if wave.closed_at is None or wave.official_run_id is not None:
         return wave.official_run
-    trigger = f"wave closed: {wave.name}"[:32]
-    run = recompute(wave.survey, trigger=trigger, force=True, wave=wave)
-    Wave.objects.filter(pk=wave.pk, official_run__isnull=True).update(official_run=run)
-    wave.refresh_from_db()
+    with survey_lock(wave.survey_id) as locked:
+        if not locked:
+            return None
+        wave.refresh_from_db()
+        if wave.official_run_id is None:
+            trigger = f"wave closed: {wave.name}"[:32]
+            run = recompute(wave.survey, trigger=trigger, force=True, wave=wave)
+            Wave.objects.filter(pk=wave.pk, official_run__isnull=True).update(official_run=run)
+            wave.refresh_from_db()
     return wave.official_run
 
 

@@ -4,7 +4,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
@@ -482,6 +482,18 @@ class Wave(models.Model):
     def sending_requested(self) -> bool:
         requested, queued = self.send_requested_at, self.queued_at
         return requested is not None and (queued is None or queued < requested)
+
+    def close(self, *, user: Any = None) -> bool:
+        """Close once (a second close, or a close racing another, changes nothing); the
+        caller then asks for the wave's official version. False when it was closed."""
+        now = timezone.now()
+        closed = Wave.objects.filter(pk=self.pk, closed_at__isnull=True).update(
+            closed_at=now,
+            closed_by=user if getattr(user, "is_authenticated", False) else None,
+            ends_at=self.ends_at or now,
+        )
+        self.refresh_from_db()
+        return bool(closed)
 
 
 class DispositionEvent(models.Model):

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from analytics import pipeline
+from analytics.locks import survey_lock
 from analytics.models import EstimateRun
 from respondents import mailing
 from respondents.models import ContactAttempt, DispositionEvent, Message, Wave
@@ -276,3 +279,36 @@ def test_the_waves_page_shows_each_waves_progress(
     mailing.send_wave(wave.pk)
     partial = manager_client.get(url).content.decode()
     assert "3 of 3 sent" in partial and "data-progress-url" not in partial
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wave_closed_while_a_recompute_runs_waits_for_the_survey_lock(survey: Survey) -> None:
+    # given: a wave closed while another process holds the survey's recompute lock
+    load_synthetic_case(survey)
+    wave = Wave.objects.create(
+        survey=survey, name="Invitation", kind="invitation", starts_at=timezone.now()
+    )
+    held, release = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with survey_lock(survey.pk) as locked:
+            assert locked
+            held.set()
+            release.wait(timeout=30)
+        connection.close()
+
+    other = threading.Thread(target=worker)
+    other.start()
+    held.wait(timeout=30)
+    try:
+        # when: its official version is asked for
+        first = pipeline.close_wave(wave)
+    finally:
+        release.set()
+        other.join()
+    swept = pipeline.sweep()
+
+    # then: nothing ran beside the other run; the next sweep published it, once
+    wave.refresh_from_db()
+    assert first is None and swept["official"] == 1 and wave.official_run is not None
+    assert pipeline.sweep()["official"] == 0 and wave.close() is False
