@@ -10,7 +10,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install install-dev demo run worker test lint typecheck bench bench-web bench-frame \
         bench-draw bench-mail bench-estimates bench-coverage bench-dashboard bench-export \
-        bench-letters bench-pages bench-load messages fonts clean
+        bench-letters bench-pages bench-load bench-templates messages fonts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,10 +79,14 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
 bench: bench-web bench-frame bench-draw bench-mail bench-estimates bench-dashboard bench-export \
-       bench-letters bench-pages
+       bench-letters bench-pages bench-templates
 
 bench-web: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_web.py
+
+# Why the firm's pages use Jinja2 and the staff pages Django templates: the same page in both.
+bench-templates: install-dev
+	$(BIN)/python bench/bench_templates.py
 
 bench-frame: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_frame_import.py --format csv
