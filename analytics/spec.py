@@ -55,7 +55,7 @@ CI_LABELS = {
     "wald": gettext_lazy("Wald"),
 }
 LONELY_PSU_LABELS = {
-    "adjust": gettext_lazy("centre at the mean of all strata (R: adjust)"),
+    "adjust": gettext_lazy("centre the lone unit at zero, as survey 4.1.1 (R: adjust)"),
     "remove": gettext_lazy("add nothing to the variance (R: remove)"),
     "certainty": gettext_lazy("treat as a certainty unit (R: certainty)"),
     "average": gettext_lazy("the average of the other strata (R: average)"),

@@ -96,10 +96,10 @@ def test_the_options_read_as_words_not_codes(survey: Survey, admin_user_client: 
     # then: every choice has a label of its own, and the current settings are listed by them
     assert '<option value="poststratify">post-stratification</option>' in page
     assert '<option value="korn_graubard">Korn–Graubard (Clopper–Pearson)</option>' in page
-    assert "centre at the mean of all strata (R: adjust)" in page
+    assert "centre the lone unit at zero, as survey 4.1.1 (R: adjust)" in page
     assert 'value="region_area"' in page and "region area" in page
     settings = page[page.index('id="current-settings"') :]
-    assert "<dt>Stratum with one respondent</dt><dd>centre at the mean of all strata" in settings
+    assert "<dt>Stratum with one respondent</dt><dd>centre the lone unit at zero" in settings
 
 
 def test_the_description_names_variables_by_their_labels(
