@@ -82,15 +82,6 @@ def issue_token(
     return token, plaintext
 
 
-def revoke_token(token: ApiToken) -> bool:
-    """Revoke once; False when it was already revoked."""
-    return bool(
-        ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-    )
-
-
 def _record_use(token: ApiToken) -> None:
     now = timezone.now()
     if token.last_used_at is not None and now - token.last_used_at < LAST_USED_RESOLUTION:
@@ -546,7 +537,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 @require_POST
 def revoke_api_token(request: HttpRequest, token: int) -> HttpResponse:
     found = get_object_or_404(ApiToken, pk=token)
-    if revoke_token(found):
+    if found.revoke():
         messages.success(request, _("Token “%(name)s” revoked.") % {"name": found.name})
     else:
         messages.info(request, _("Token “%(name)s” was already revoked.") % {"name": found.name})

@@ -274,3 +274,13 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def revoke(self) -> bool:
+        """Revoke once; False when it was already revoked (two clicks, two admins)."""
+        now = timezone.now()
+        revoked = ApiToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        if revoked:
+            self.revoked_at = now
+        return bool(revoked)
