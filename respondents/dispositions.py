@@ -135,15 +135,21 @@ def respondent_started(case: Case) -> DispositionEvent | None:
 
 
 def response_submitted(
-    response: Response, completeness: Completeness, *, by: Any = None
+    response: Response, completeness: Completeness, *, by: Any = None, imported: bool = False
 ) -> DispositionEvent:
+    """The disposition a submission earns. The caller asks for the recompute: a submission
+    changes the estimates even when the disposition's category stays the same."""
     code, reason = classify(completeness)
-    source = "manager" if by is not None else "respondent"
-    submitted = history_text(
-        gettext_noop("Submitted (%(mode)s)"), mode=mode_message(response.mode), translate=("mode",)
-    )
+    source = "import" if imported else "manager" if by is not None else "respondent"
+    what = gettext_noop("Keyed (%(mode)s)") if imported else gettext_noop("Submitted (%(mode)s)")
+    submitted = history_text(what, mode=mode_message(response.mode), translate=("mode",))
     return response.case.record_disposition(
-        code, source=source, by=by, reason=submitted + ": " + reason, at=response.submitted_at
+        code,
+        source=source,
+        by=by,
+        reason=submitted + ": " + reason,
+        at=response.submitted_at,
+        recompute=False,
     )
 
 

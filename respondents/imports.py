@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop
+from django.utils.translation import gettext_lazy
 
 from analytics.recompute import request_recompute
 from surveys import flow
@@ -319,36 +319,10 @@ def _keyed_row(
 
 
 def _store_keyed(row: KeyedRow, survey: Survey, form: Form, mode: str, user: Any) -> None:
-    earlier = Response.objects.filter(case=row.case).only("answers").first()
-    before = dict(earlier.answers) if earlier else {}
-    response, _created = Response.objects.update_or_create(
-        case=row.case,
-        defaults={
-            "questionnaire_id": survey.questionnaire_id,
-            "answers": row.answers,
-            "drafts": {},
-            "status": Response.Status.SUBMITTED,
-            "mode": mode,
-            "keyed_by": user if getattr(user, "is_authenticated", False) else None,
-            "submitted_at": timezone.now(),
-            "reference": Response.new_reference(),
-            "updated_at": timezone.now(),
-        },
-    )
+    response = flow.start_response(row.case, mode=mode, by=user)
     editor = flow.Editor("", AnswerChange.Editor.IMPORT, user=user)
-    flow.record_changes(response, form, before, editor)
-    code, reason = dispositions.classify(form.completeness(row.answers))
-    row.case.record_disposition(
-        code,
-        source="import",
-        by=user,
-        reason=dispositions.history_text(
-            gettext_noop("Keyed (%(mode)s)"),
-            mode=dispositions.mode_message(mode),
-            translate=("mode",),
-        )
-        + ": "
-        + reason,
-        at=response.submitted_at,
-        recompute=False,
+    _response, errors = flow.submit(
+        response, editor=editor, answers=row.answers, mode=mode, recompute=False
     )
+    if errors:  # the rows were checked against the same rules: a changed form, say
+        raise ValueError(f"{row.case.business_id}: {errors}")

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analytics.recompute import request_recompute
 from respondents import dispositions
 from respondents.models import Case
 
@@ -309,7 +310,8 @@ def _without_nul(value: Raw) -> Raw:
 
 
 def _lock(response: Response) -> Response:
-    locked = Response.objects.select_for_update().select_related("case").get(pk=response.pk)
+    # The response's row alone: a join would lock its case's row too.
+    locked = Response.objects.select_for_update().get(pk=response.pk)
     locked.case = response.case
     return locked
 
@@ -340,7 +342,7 @@ def _store(
     locked.revision += 1
     locked.last_editor = editor.browser
     locked.updated_at = now
-    if editor.kind == AnswerChange.Editor.STAFF and _user(editor.user):
+    if editor.kind != AnswerChange.Editor.FIRM and _user(editor.user):
         locked.keyed_by = editor.user
         update.append("keyed_by")
     locked.save(update_fields=update)
@@ -383,9 +385,17 @@ def _changes(
 
 
 def submit(
-    response: Response, *, by: Any = None, editor: Editor | None = None
+    response: Response,
+    *,
+    by: Any = None,
+    editor: Editor | None = None,
+    answers: Mapping[str, Any] | None = None,
+    mode: str | None = None,
+    recompute: bool = True,
 ) -> tuple[Response, dict[str, str]]:
-    """Submit once. A second submit (double click, retry, other tab) changes nothing."""
+    """Submit once: the one submit action of the web, keyed entry and imports (which bring
+    the whole response as `answers`). A second submit (double click, retry, other tab)
+    changes nothing. The disposition is recorded and the recompute asked for here."""
     if editor is None:
         kind = AnswerChange.Editor.STAFF if _user(by) else AnswerChange.Editor.FIRM
         editor = Editor("", kind, user=by)
@@ -394,10 +404,11 @@ def submit(
         if locked.is_submitted:
             return locked, {}
         form = get_form(locked.questionnaire_id)
-        errors = form.validate_all(locked.answers)
+        given = locked.answers if answers is None else answers
+        errors = form.validate_all(given)
         if errors:
             return locked, errors
-        values, _relevant = form.evaluate(locked.answers)
+        values, _relevant = form.evaluate(given)
         _store(
             locked,
             form,
@@ -408,8 +419,14 @@ def submit(
             reference=Response.new_reference(),
             answers=values,
             drafts={},
+            **({"mode": mode} if mode else {}),
         )
-        dispositions.response_submitted(locked, form.completeness(values), by=_user(by))
+        imported = editor.kind == AnswerChange.Editor.IMPORT
+        dispositions.response_submitted(
+            locked, form.completeness(values), by=_user(by or editor.user), imported=imported
+        )
+        if recompute:
+            request_recompute(locked.case.survey_id, reason="response submitted")
     return locked, {}
 
 

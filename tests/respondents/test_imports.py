@@ -10,7 +10,7 @@ from django.utils import timezone
 from respondents.imports import import_dispositions, import_responses
 from respondents.models import DispositionEvent
 from respondents.tabular import ImportRefused
-from surveys.models import Response, Survey
+from surveys.models import AnswerChange, Response, Survey
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -165,6 +165,10 @@ def test_keyed_answers_are_stored_as_submitted_paper_responses(survey: Survey) -
     assert response.answers["important_top2"] == 1
     adopter.refresh_from_db()
     assert adopter.disposition == "1.1"
+    event = adopter.disposition_events.get(code="1.1")
+    assert event.source == "import" and "Keyed (%(mode)s)" in str(event.reason_parts)
+    history = AnswerChange.objects.filter(response=response, item="employees").get()
+    assert (history.old, history.new, history.editor) == (None, 45, "import")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from analytics.models import RecomputeRequest
 from respondents.models import DispositionEvent
 from surveys.models import Response, Survey
 from tests import factories
@@ -116,3 +117,19 @@ def test_simultaneous_submits_from_two_tabs_produce_one_submission(survey: Surve
     assert results == [302, 302]
     assert Response.objects.filter(case=case, status="submitted").count() == 1
     assert DispositionEvent.objects.filter(case=case, code="1.1").count() == 1
+
+
+def test_a_submission_asks_for_a_recompute_even_when_the_disposition_stays_complete(
+    respondent: Respondent,
+) -> None:
+    # given: the call centre already recorded the firm as complete
+    respondent.case.record_disposition("1.1", source="manager", reason="by phone")
+    RecomputeRequest.objects.all().delete()
+    answer_all(respondent.client, NON_ADOPTER)
+
+    # when
+    respondent.client.post("/q/review/")
+
+    # then: the answers change the estimates, so the survey's estimates are stale
+    assert Response.objects.get(case=respondent.case).is_submitted
+    assert RecomputeRequest.objects.filter(survey_id=respondent.case.survey_id).exists()
