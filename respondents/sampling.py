@@ -795,15 +795,13 @@ def _issue_batch(
 def _save_credentials(cases: Sequence[Case]) -> None:
     """One prepared UPDATE per case. bulk_update's single statement compares every row with
     each case's WHEN, once per field: quadratic, and on SQLite slower than the hashing."""
-    fields = [Case._meta.get_field(name) for name in CREDENTIAL_FIELDS]
+    fields = [f for f in Case._meta.concrete_fields if f.name in CREDENTIAL_FIELDS]
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)  # type: ignore[union-attr]
-    pk = quote(Case._meta.pk.column)  # type: ignore[union-attr]
+    assignments = ", ".join(f"{quote(f.attname)} = %s" for f in fields)  # columns named as fields
     # Only the model's own names go into the statement; the values are parameters.
-    sql = f"UPDATE {quote(Case._meta.db_table)} SET {assignments} WHERE {pk} = %s"  # noqa: S608
+    sql = f"UPDATE {quote(Case._meta.db_table)} SET {assignments} WHERE id = %s"  # noqa: S608
     rows = [
-        [f.get_db_prep_save(getattr(case, f.attname), connection) for f in fields]  # type: ignore[union-attr]
-        + [case.pk]
+        [f.get_db_prep_save(getattr(case, f.attname), connection) for f in fields] + [case.pk]
         for case in cases
     ]
     with connection.cursor() as cursor:
