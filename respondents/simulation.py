@@ -57,6 +57,7 @@ ADOPTION = {"micro": 0.087, "small": 0.285, "medium": 0.542, "midsize": 0.857}
 INELIGIBLE = ("4.21", "4.22", "4.23", "4.24", "4.25", "4.26")
 INELIGIBLE_SHARE = (0.40, 0.25, 0.15, 0.10, 0.05, 0.05)
 BOUNCE_SHARE = 0.03
+TWO_PEOPLE_EVERY = 25  # every 25th web firm (by case id) answers with two people
 # Half the answers of a wave come within hours of its emails, the rest over its weeks.
 QUICK_SHARE, QUICK_HOURS = 0.5, 12.0
 # The demo's mail relay accepts this many emails an hour, so a wave takes hours to go out
@@ -442,7 +443,15 @@ class Play:
     def _answer(self, case: Case, answers: dict[str, Any], mode: str) -> None:
         by = None if mode == Response.Mode.WEB else self.manager
         response = flow.start_response(case, mode=mode, by=by)
-        self._pages(response, self.form.relevant_pages(answers), answers, by=by)
+        pages = self.form.relevant_pages(answers)
+        if mode == Response.Mode.WEB and case.pk % TWO_PEOPLE_EVERY == 0 and len(pages) > 2:
+            # Two people of the firm: the second finishes and corrects the headcount, which
+            # the case page's answer history shows by browser.
+            half = len(pages) // 2
+            self._pages(response, pages[:half], answers, by=None)
+            answers = {**answers, "employees": answers["employees"] + 1}
+            pages = [pages[0], *pages[half:]]
+        self._pages(response, pages, answers, by=by)
         _response, errors = flow.submit(response, by=by)
         if errors:
             raise ValueError(f"simulated answers of {case.business_id} invalid: {errors}")

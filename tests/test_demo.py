@@ -164,3 +164,21 @@ def test_running_the_demo_again_keeps_the_first_survey(demo_text: Any) -> None:
     call_command("demo", rows=4000, sample=400, stdout=io.StringIO())
 
     assert set(Case.objects.values_list("pk", flat=True)) == cases
+
+
+def test_some_firms_answered_with_two_people_and_their_history_shows_both(
+    demo_text: Any,
+) -> None:
+    from surveys.models import AnswerChange
+
+    two = (
+        AnswerChange.objects.filter(editor="firm", response__mode="web")
+        .values("response")
+        .annotate(browsers=Count("browser", distinct=True))
+        .filter(browsers=2)
+    )
+    assert two.exists()
+    corrected = AnswerChange.objects.filter(
+        response_id=two[0]["response"], item="employees"
+    ).order_by("at", "pk")
+    assert [c.new for c in corrected][-1] == corrected[0].new + 1
