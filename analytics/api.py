@@ -42,9 +42,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from analytics.engine.aapor import CATEGORIES, RATE_NAMES
 from config.http import client_address
 from config.tokens import hash_token
-from respondents.aapor import CATEGORIES, RATE_NAMES
 from respondents.models import Wave
 from surveys.models import Survey
 

@@ -29,14 +29,13 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from analytics.engine import aapor, estimation, quality, replication, weighting
 from config.celery import enqueue_on_commit, send_task
-from respondents import aapor
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
 from respondents.models import Case, SampleDesign, Wave
 from surveys.models import Response, Survey
 from surveys.questionnaire import Form, Question, get_form
 
-from . import estimation, quality, replication, weighting
 from .locks import survey_lock
 from .models import Estimate, EstimateRun, RecomputeRequest, WeightingSpec
 from .recompute import request_recompute
@@ -46,12 +45,12 @@ from .spec import calibration_key, collapse_levels, parse_spec
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 ENGINE_FILES = (
-    "weighting.py",
-    "estimation.py",
-    "quality.py",
+    "engine/weighting.py",
+    "engine/estimation.py",
+    "engine/quality.py",
     "pipeline.py",
     "spec.py",
-    "replication.py",
+    "engine/replication.py",
 )
 ESTIMATED_TYPES = ("select_one", "select_multiple", "integer", "decimal", "calculate")
 OVERALL = ("all", "all")

@@ -16,7 +16,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .quality import Thresholds
+from analytics.engine.quality import Thresholds
 
 CALIBRATION_METHODS = ("none", "poststratify", "raking", "linear", "logit")
 CI_METHODS = ("logit", "korn_graubard", "wald")

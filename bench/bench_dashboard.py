@@ -106,7 +106,7 @@ def population(rng: np.random.Generator) -> Units:
 
 def selection(rng: np.random.Generator, keys: np.ndarray, census: bool) -> dict[str, np.ndarray]:
     """Positions of the selected units by stratum: square-root allocation, or everyone."""
-    from respondents.allocation import allocate_power
+    from analytics.engine.allocation import allocate_power
 
     strata, counts = np.unique(keys, return_counts=True)
     n_h = counts if census else allocate_power(counts, SAMPLE_SIZE).n_h

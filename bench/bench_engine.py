@@ -1,4 +1,4 @@
-"""Benchmark the weighting + estimation engine (analytics.weighting / analytics.estimation).
+"""Benchmark the weighting + estimation engine (analytics.engine.weighting and estimation).
 
 Standalone (no Django). Generates a seeded synthetic stratified respondent file (100 strata =
 4 size classes x 25 industries, 7 regions), runs the sec. D pipeline and the sec. E
@@ -33,8 +33,8 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics.estimation import Design, estimate_by, estimate_mean
-from analytics.weighting import (
+from analytics.engine.estimation import Design, estimate_by, estimate_mean
+from analytics.engine.weighting import (
     adjust_nonresponse,
     adjust_unknown,
     collapse_classes,

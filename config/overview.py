@@ -14,8 +14,8 @@ from typing import Any
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from analytics.engine import aapor
 from analytics.models import EstimateRun, ExportJob
-from respondents import aapor
 from respondents.models import Case, Wave
 from respondents.rates import target_responses
 from surveys.models import Survey

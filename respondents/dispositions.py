@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
-from . import aapor
+from analytics.engine import aapor
 
 if TYPE_CHECKING:
     from surveys.models import Response

@@ -12,10 +12,11 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from analytics.engine import aapor
 from surveys.forms import UploadField
 from surveys.models import Survey
 
-from . import aapor, sampling
+from . import sampling
 from .classifications import Region, SizeClass
 from .models import (
     CaseQuerySet,

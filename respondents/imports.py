@@ -17,12 +17,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from analytics.engine import aapor
 from analytics.recompute import request_recompute
 from surveys import flow
 from surveys.models import AnswerChange, Response, Survey
 from surveys.questionnaire import Form, get_form
 
-from . import aapor, dispositions
+from . import dispositions
 from .classifications import normalise_business_id
 from .models import Case
 from .tabular import ImportRefused, ProblemLog, Source, TemplateColumn, open_binary, read_table

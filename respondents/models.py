@@ -13,10 +13,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from analytics.engine import aapor
 from config.tokens import hash_token
 from surveys.models import Survey
 
-from . import aapor, dispositions
+from . import dispositions
 from .classifications import VALUE_LABELS, Region, SizeClass
 
 if TYPE_CHECKING:

@@ -48,10 +48,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from numpy.typing import NDArray
 
+from analytics.engine import aapor
 from config.spreadsheets import csv_writer, safe_cell
 from surveys.models import Survey
 
-from . import aapor
 from .classifications import (
     INDUSTRY_GROUP_LABELS,
     KSIC_DIVISIONS,

@@ -28,14 +28,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from analytics.engine import allocation as alloc
+from analytics.engine.selection import Sample, SelectionError, select_stratified
 from analytics.recompute import request_recompute
 from config.spreadsheets import csv_writer, safe_cell
 from surveys.models import Survey
 
-from . import allocation as alloc
 from .classifications import KSIC_DIVISIONS, REGION_AREAS
 from .models import CREDENTIAL_FIELDS, Case, FrameUnit, ReserveRelease, SampleDesign, Stratum
-from .selection import Sample, SelectionError, select_stratified
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser

@@ -13,10 +13,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from analytics.engine import quality
 from respondents.classifications import VALUE_LABELS
 from surveys.questionnaire import Question
 
-from .. import quality
 from ..models import Estimate, EstimateRun
 from ..spec import SpecError, parse_spec
 from .options import ExportOptions, row_count

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, OuterRef, Subquery
 from django.utils.translation import gettext as _
 
-from respondents import aapor
+from analytics.engine import aapor
 from respondents.models import Case, ContactAttempt, DispositionEvent, Message
 from surveys.models import Response, Survey
 

@@ -21,7 +21,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from respondents import aapor
+from analytics.engine import aapor
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS, VALUE_LABELS
 from respondents.models import Case, DispositionEvent, SampleDesign, Stratum
 from surveys.models import Response, Survey

@@ -2,7 +2,7 @@
 
 The identified file is internal and goes out as the microdata writer makes it. A
 scientific-use or public-use file goes through these steps, applied to the rows the writer
-already produces (analytics/disclosure.py does the arithmetic), each recorded in the
+already produces (analytics/engine/disclosure.py does the arithmetic), each recorded in the
 disclosure-risk report that comes with the file:
 
 1. left out: business ID and personal data (as before), free text and dates (they can name
@@ -39,10 +39,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from analytics.engine import disclosure
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
 from respondents.models import FrameUnit
 
-from .. import disclosure
 from ..models import Estimate
 from .microdata import FRAME_VARIABLES, Layout, Missing, Records, Variable
 from .options import ExportOptions

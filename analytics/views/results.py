@@ -21,14 +21,14 @@ from django.utils.http import urlencode
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
+from analytics.engine import quality
+from analytics.engine.quality import Thresholds
 from respondents.classifications import VALUE_LABELS
 from respondents.models import Wave
 from surveys.models import Survey
 from surveys.questionnaire import Form, Question, get_form
 
-from .. import quality
 from ..models import Estimate, EstimateRun, ListedRun
-from ..quality import Thresholds
 from ..spec import SpecError, WeightingSpec, parse_spec
 
 VIEW_RESULTS = "analytics.view_results"

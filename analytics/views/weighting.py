@@ -12,12 +12,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
+from analytics.engine.weighting import WeightingError
 from surveys.models import Survey
 
 from ..forms import WeightingSpecForm
 from ..models import EstimateRun, WeightingSpec
 from ..pipeline import check_margin_totals, current_spec, sample_levels, save_spec
-from ..weighting import WeightingError
 
 # Actions on the form, not settings: the uploaded totals show in the controls table.
 UPLOAD_FIELDS = ("margins_file", "forget_margins")

@@ -5,9 +5,9 @@ from django.http import HttpRequest
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from analytics.engine import aapor
 from analytics.views import downloads
 from config import navigation, widgets
-from respondents import aapor
 
 register = template.Library()
 

@@ -14,11 +14,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from analytics.engine import aapor
 from analytics.pipeline import request_close
 from surveys.models import Response, Survey
 from surveys.views import answer_history
 
-from .. import aapor, import_templates, imports, mailing
+from .. import import_templates, imports, mailing
 from ..forms import (
     NO_DEADLINE,
     ContactForm,

@@ -1,4 +1,4 @@
-"""The disclosure-control functions alone (analytics/disclosure.py), on sdcMicro's own cases.
+"""The disclosure-control functions alone (analytics/engine/disclosure.py), on sdcMicro's own cases.
 
 The expected risks are those R printed for sdcMicro's test suite
 (sdcTools/sdcMicro tests/testthat/test_indivRisk.R: freqCalc + indivRisk, method "approx",
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from analytics.disclosure import (
+from analytics.engine.disclosure import (
     encode,
     encode_numbers,
     frame_matches,

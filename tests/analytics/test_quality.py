@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.estimation import Design, ci_korn_graubard, ci_logit, estimate_mean
-from analytics.quality import (
+from analytics.engine.estimation import Design, ci_korn_graubard, ci_logit, estimate_mean
+from analytics.engine.quality import (
     CAUTION,
     DF_LOW,
     DOMINANCE,
@@ -135,7 +135,7 @@ def test_top_share_is_the_largest_weighted_contribution() -> None:
 
 
 def test_complementary_suppression_hides_the_cell_that_would_give_a_suppressed_one_away() -> None:
-    from analytics.quality import complementary
+    from analytics.engine.quality import complementary
 
     # given: options a, b, c of one question (they add to 100 %); b is suppressed
     suppressed = np.array([False, True, False])
@@ -149,7 +149,7 @@ def test_complementary_suppression_hides_the_cell_that_would_give_a_suppressed_o
 
 
 def test_a_partition_whose_total_is_suppressed_gives_nothing_away() -> None:
-    from analytics.quality import complementary
+    from analytics.engine.quality import complementary
 
     suppressed = np.array([True, True, False, False])  # total, then three domain cells
     out = complementary(suppressed, np.array([9, 2, 4, 3]), [(np.array([1, 2, 3]), 0)])

@@ -18,8 +18,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from analytics.estimation import Design, estimate_by, estimate_mean, estimate_ratio, estimate_total
-from analytics.weighting import (
+from analytics.engine.estimation import (
+    Design,
+    estimate_by,
+    estimate_mean,
+    estimate_ratio,
+    estimate_total,
+)
+from analytics.engine.weighting import (
     adjust_nonresponse,
     adjust_unknown,
     calibrate,

@@ -20,7 +20,8 @@ from django.core.management import call_command
 from django.db import transaction
 from django.test import override_settings
 
-from analytics import disclosure, exports
+from analytics import exports
+from analytics.engine import disclosure
 from analytics.exports.release import estimate_from
 from analytics.models import Estimate, EstimateRun
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS

@@ -11,15 +11,15 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from analytics.estimation import Design, estimate_mean, estimate_total, factorize
-from analytics.replication import (
+from analytics.engine.estimation import Design, estimate_mean, estimate_total, factorize
+from analytics.engine.replication import (
     ReplicateDesign,
     ReplicateFactors,
     delete_a_group,
     jk1,
     rao_wu,
 )
-from analytics.weighting import Margin, WeightingPlan, poststratify
+from analytics.engine.weighting import Margin, WeightingPlan, poststratify
 from tests.analytics.test_r_reference import (
     POP_SCHWIDE,
     POP_TYPES,

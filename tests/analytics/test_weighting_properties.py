@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.estimation import (
+from analytics.engine.estimation import (
     Design,
     EstimationError,
     estimate_by,
@@ -19,7 +19,7 @@ from analytics.estimation import (
     estimate_ratio,
     estimate_total,
 )
-from analytics.weighting import (
+from analytics.engine.weighting import (
     WeightingError,
     adjust_nonresponse,
     adjust_unknown,

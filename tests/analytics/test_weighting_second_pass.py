@@ -19,9 +19,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from analytics import pipeline
+from analytics.engine.weighting import WeightingError
 from analytics.models import Estimate, EstimateRun
 from analytics.spec import SpecError, parse_margins_csv, parse_spec
-from analytics.weighting import WeightingError
 from surveys.models import Survey
 from tests.analytics.test_recompute_synthetic import R_REFERENCE_SPEC, load_synthetic_case
 

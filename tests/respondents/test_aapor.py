@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from respondents.aapor import (
+from analytics.engine.aapor import (
     CATEGORIES,
     DISPOSITION_CODES,
     RATE_NAMES,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from respondents.allocation import (
+from analytics.engine.allocation import (
     MINIMUM,
     TAKE_ALL,
     Allocation,

@@ -17,7 +17,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import translation
 
-from respondents import allocation, sampling
+from analytics.engine import allocation
+from respondents import sampling
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
 from respondents.models import Case, FrameUnit, ReserveRelease, SampleDesign, Stratum
 from respondents.sampling import SamplingError

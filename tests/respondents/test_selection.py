@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from respondents.allocation import allocate_proportional
-from respondents.selection import SelectionError, select_stratified
+from analytics.engine.allocation import allocate_proportional
+from analytics.engine.selection import SelectionError, select_stratified
 
 STRATA = np.array(["a"] * 12 + ["b"] * 7 + ["c"] * 20 + ["d"] * 9)
 N_H = {"a": 4, "b": 7, "c": 5, "d": 1}

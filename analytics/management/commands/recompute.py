@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
 from analytics import pipeline
+from analytics.engine.weighting import WeightingError
 from analytics.spec import (
     CALIBRATION_METHODS,
     VARIANCE_METHODS,
@@ -13,7 +14,6 @@ from analytics.spec import (
     parse_margins_csv,
     parse_spec,
 )
-from analytics.weighting import WeightingError
 from config.commands import get_survey
 
 

@@ -18,7 +18,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from analytics import pipeline
-from analytics.weighting import WeightingError
+from analytics.engine.weighting import WeightingError
 from config.celery import tasks_held
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS, ensure_roles
 from respondents import sampling, simulation

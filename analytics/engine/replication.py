@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from analytics.estimation import TAKE_ALL_TOLERANCE, factorize
+from analytics.engine.estimation import TAKE_ALL_TOLERANCE, factorize
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]

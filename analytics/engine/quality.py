@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from analytics.estimation import Estimates, ci_korn_graubard, is_extreme
+from analytics.engine.estimation import Estimates, ci_korn_graubard, is_extreme
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

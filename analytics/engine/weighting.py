@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from analytics.estimation import CalibrationProjection, factorize, group_sum
+from analytics.engine.estimation import CalibrationProjection, factorize, group_sum
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
