@@ -54,11 +54,12 @@ run:
 worker:
 	$(BIN)/celery -A config worker -B -l info --concurrency 2
 
-# Lint, types, migrations check and the whole suite (browser, worker and SMTP tests
+# Lint, the import contracts (pyproject.toml), types, migrations check and the whole suite (browser, worker and SMTP tests
 # included) against PostgreSQL and Redis.
 test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/mypy .
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py makemigrations --check --dry-run -v0
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest -q -n 2

@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from analytics.engine import aapor, estimation, quality, replication, weighting
-from config.celery import enqueue_on_commit, send_task
+from config.celery import send_task
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
 from respondents.models import Case, SampleDesign, Wave
 from surveys.models import Response, Survey
@@ -1111,16 +1111,6 @@ def close_wave(wave: Wave, *, user: Any = None) -> EstimateRun | None:
     """Close the wave and publish its official version at once (commands, the demo)."""
     wave.close(user=user)
     return publish_official(wave.pk)
-
-
-def request_close(wave: Wave, *, user: Any = None) -> None:
-    """Close the wave, as the manager's button does. Its official version is computed by the
-    worker (publish_official): at a census that is seconds, which no request waits for; a
-    lost task is found by the sweep, since the closed wave without one is the request."""
-    from .tasks import publish_official as publish_official_task
-
-    wave.close(user=user)
-    enqueue_on_commit(publish_official_task, wave.pk)
 
 
 def publish_official(wave_id: int) -> EstimateRun | None:

@@ -35,7 +35,7 @@ def build(slug: str, respondents: int) -> object:
     import numpy as np
     from django.utils import timezone
 
-    from respondents import simulation
+    from config import simulation
     from respondents.models import Case
     from surveys.models import Response
 

@@ -97,8 +97,8 @@ def _responses(survey: Any) -> None:
     """A submitted response, with answers along its path, for each complete or partial."""
     from django.db import transaction
 
+    from config.simulation import answers_for
     from respondents.models import Case
-    from respondents.simulation import answers_for
     from surveys.models import Response
     from surveys.questionnaire import get_form
 

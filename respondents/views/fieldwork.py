@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics.engine import aapor
-from analytics.pipeline import request_close
+from analytics.recompute import request_recompute
 from surveys.models import Response, Survey
 from surveys.views import answer_history
 
@@ -98,7 +98,8 @@ def send_wave(request: HttpRequest, survey: str, wave: int) -> HttpResponse:
 def close(request: HttpRequest, survey: str, wave: int) -> HttpResponse:
     target = _survey(survey)
     chosen = get_object_or_404(Wave, pk=wave, survey=target, closed_at__isnull=True)
-    request_close(chosen, user=request.user)
+    chosen.close(user=request.user)
+    request_recompute(chosen.survey_id, reason="wave closed", closed_wave=chosen.pk)
     messages.success(
         request,
         _(

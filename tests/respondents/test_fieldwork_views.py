@@ -11,6 +11,7 @@ from django.utils import timezone
 from analytics import pipeline
 from analytics.locks import survey_lock
 from analytics.models import EstimateRun
+from analytics.recompute import request_recompute
 from respondents import mailing
 from respondents.models import ContactAttempt, DispositionEvent, Message, Wave
 from surveys.models import Survey
@@ -230,7 +231,8 @@ def test_the_sweep_finds_a_closed_wave_whose_official_version_was_lost(
         survey=survey, name="Invitation", kind="invitation", starts_at=timezone.now()
     )
     with django_capture_on_commit_callbacks(execute=False):
-        pipeline.request_close(wave)
+        wave.close()
+        request_recompute(survey.pk, reason="wave closed", closed_wave=wave.pk)
 
     # when
     result = pipeline.sweep()

@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from analytics import pipeline
 from analytics.engine.weighting import WeightingError
+from config import simulation
 from config.celery import tasks_held
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS, ensure_roles
-from respondents import sampling, simulation
+from respondents import sampling
 from respondents.frame_import import import_frame
 from respondents.models import Wave
 from respondents.synthetic import write_frame

@@ -37,13 +37,12 @@ from django.utils import timezone
 
 from analytics import pipeline
 from config.celery import tasks_held
+from respondents import dispositions, mailing
+from respondents.forms import WaveForm
+from respondents.models import Case, ContactAttempt, Wave
 from surveys import flow
 from surveys.models import AnswerChange, Response, Survey
 from surveys.questionnaire import Form, Page, get_form
-
-from . import dispositions, mailing
-from .forms import WaveForm
-from .models import Case, ContactAttempt, Wave
 
 WAVES = (  # name, kind, days after the start of fieldwork
     ("초청 (Invitation)", Wave.Kind.INVITATION, 0),
