@@ -180,6 +180,25 @@ INDUSTRY_GROUP_LABELS = {
     "other_manufacturing": _("Furniture, other manufacturing and repair"),
 }
 
+# The variables derived from a frame unit's columns, defined once: the name, its source
+# column and its map. A frame that carries a column of the same name is the authority: its
+# value is used as given, and derivation fills only what it leaves blank (see
+# respondents.models.frame_variable). A value the map lacks is UNKNOWN.
+UNKNOWN = "other"
+DERIVED: dict[str, tuple[str, dict[str, str]]] = {
+    "industry_group": ("ksic", KSIC_DIVISIONS),  # by the code's 2-digit division
+    "region_area": ("region", REGION_AREAS),
+}
+
+
+def derive(name: str, source_value: str, unknown: str | None = UNKNOWN) -> str | None:
+    """A derived variable from its source column's value (a KSIC code or its division,
+    a region); `unknown` where the map lacks it (None: the sample design refuses it)."""
+    source, mapping = DERIVED[name]
+    key = source_value[:2] if source == "ksic" else source_value
+    return mapping.get(key, unknown)
+
+
 KSIC_RE = re.compile(r"^\d{5}$")
 
 

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import Case as SqlCase
+from django.db.models import F, Q, Value, When
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -18,10 +21,28 @@ from config.tokens import hash_token
 from surveys.models import Survey
 
 from . import dispositions
-from .classifications import VALUE_LABELS, Region, SizeClass
+from .classifications import DERIVED, UNKNOWN, VALUE_LABELS, Region, SizeClass
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+def frame_variable(name: str, prefix: str = "") -> Coalesce:
+    """A derived frame variable as a database expression (`prefix` reaches the frame unit,
+    "frame_unit__" from a case): the frame's own column of that name where it has a value,
+    else derived from its source column by the one map in classifications.DERIVED."""
+    source, mapping = DERIVED[name]
+    column = f"{prefix}{source}"
+    derived = SqlCase(
+        *(
+            When(**{f"{column}__startswith" if source == "ksic" else column: key}, then=Value(v))
+            for key, v in mapping.items()
+        ),
+        default=Value(UNKNOWN),
+        output_field=models.CharField(),
+    )
+    given = NullIf(KeyTextTransform(name, f"{prefix}attributes"), Value(""))
+    return Coalesce(given, derived, output_field=models.CharField())
 
 
 class FrameUnit(models.Model):

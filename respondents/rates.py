@@ -54,14 +54,20 @@ from surveys.models import Survey
 
 from .classifications import (
     INDUSTRY_GROUP_LABELS,
-    KSIC_DIVISIONS,
     REGION_AREA_LABELS,
-    REGION_AREAS,
     VALUE_LABELS,
     Region,
     SizeClass,
 )
-from .models import Case, ContactAttempt, DispositionEvent, Message, Stratum, Wave
+from .models import (
+    Case,
+    ContactAttempt,
+    DispositionEvent,
+    Message,
+    Stratum,
+    Wave,
+    frame_variable,
+)
 
 # The response target when Survey.target_responses is unset: 60 % of the sample (I + P).
 TARGET_RATE = 0.6
@@ -218,19 +224,31 @@ def load_strata(survey: Survey) -> list[Stratum]:
 def _load_cells(survey: Survey) -> _Cells:
     rows = list(
         in_sample_cases(survey)
-        .values("stratum_id", "disposition", "frame_unit__size_class", "frame_unit__region")
-        .annotate(division=Left("frame_unit__ksic", 2), n=Count("pk"))
+        .annotate(
+            industry_group=frame_variable("industry_group", "frame_unit__"),
+            region_area=frame_variable("region_area", "frame_unit__"),
+        )
+        .values(
+            "stratum_id",
+            "disposition",
+            "frame_unit__size_class",
+            "frame_unit__region",
+            "industry_group",
+            "region_area",
+        )
+        .annotate(n=Count("pk"))
         .values_list(
             "stratum_id",
             "disposition",
             "frame_unit__size_class",
             "frame_unit__region",
-            "division",
+            "industry_group",
+            "region_area",
             "n",
         )
         .order_by()
     )
-    strata, codes, sizes, regions, divisions, counts = _columns(rows, 6)
+    strata, codes, sizes, regions, groups, areas, counts = _columns(rows, 7)
     return _Cells(
         stratum=np.asarray(strata, dtype=np.int64),
         category=categories_of(codes),
@@ -239,8 +257,8 @@ def _load_cells(survey: Survey) -> _Cells:
             "stratum": np.asarray(strata, dtype=np.int64),
             "size_class": _mapped(sizes, None),
             "region": _mapped(regions, None),
-            "region_area": _mapped(regions, REGION_AREAS),
-            "industry_group": _mapped(divisions, KSIC_DIVISIONS),
+            "region_area": _mapped(areas, None),
+            "industry_group": _mapped(groups, None),
         },
     )
 

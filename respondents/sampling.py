@@ -34,7 +34,7 @@ from analytics.recompute import request_recompute
 from config.spreadsheets import csv_writer, safe_cell
 from surveys.models import Survey
 
-from .classifications import KSIC_DIVISIONS, REGION_AREAS
+from .classifications import derive
 from .models import CREDENTIAL_FIELDS, Case, FrameUnit, ReserveRelease, SampleDesign, Stratum
 
 if TYPE_CHECKING:
@@ -60,8 +60,8 @@ def _division(ksic: str) -> str | None:
 # name -> (source variable, map from a source value to the derived value, None if unmapped)
 DERIVED_VARIABLES: dict[str, tuple[str, Callable[[str], str | None]]] = {
     "ksic_division": ("ksic", _division),
-    "industry_group": ("ksic_division", KSIC_DIVISIONS.get),
-    "region_area": ("region", REGION_AREAS.get),
+    "industry_group": ("ksic_division", partial(derive, "industry_group", unknown=None)),
+    "region_area": ("region", partial(derive, "region_area", unknown=None)),
 }
 
 # Derivations also done in SQL, so that the frame is grouped by the 2-digit division

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 # the related rows of the shown page (one query per relation).
 PAGES = {
     "/": 12,
-    "frame/": 7,
+    "frame/": 8,
     "frame/upload/": 6,
     "design/": 7,
     "sample/": 9,

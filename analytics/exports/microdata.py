@@ -22,8 +22,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from analytics.engine import aapor
-from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS, VALUE_LABELS
-from respondents.models import Case, DispositionEvent, SampleDesign, Stratum
+from respondents.classifications import VALUE_LABELS
+from respondents.models import Case, DispositionEvent, SampleDesign, Stratum, frame_variable
 from surveys.models import Response, Survey
 from surveys.questionnaire import Form, Question, pick
 
@@ -352,12 +352,14 @@ class _CaseRow:
     answers: Mapping[str, Any] | None
     mode: str
     wave: str | None
+    industry_group: str
+    region_area: str
 
 
 CASE_FIELDS = (
     "pk", "business_id", "stratum_id", "disposition", "frame_unit__size_class",
     "frame_unit__region", "frame_unit__ksic", "response__questionnaire_id", "response__answers",
-    "response__mode", "wave_name",
+    "response__mode", "wave_name", "industry_group", "region_area",
 )  # fmt: skip
 
 
@@ -368,7 +370,11 @@ def _case_rows(survey: Survey) -> Iterator[_CaseRow]:
     rows = (
         Case.objects.in_sample()
         .filter(survey=survey)
-        .annotate(wave_name=Subquery(current.values("wave__name")[:1]))
+        .annotate(
+            wave_name=Subquery(current.values("wave__name")[:1]),
+            industry_group=frame_variable("industry_group", "frame_unit__"),
+            region_area=frame_variable("region_area", "frame_unit__"),
+        )
         .order_by("pk")
         .values_list(*CASE_FIELDS)
     )
@@ -425,12 +431,11 @@ class Records:
         stratum = self.strata[row.stratum_id]
         fallback = stratum.population / stratum.sample_size if stratum.sample_size else 0.0
         base, final = self.weights.of(row.pk, fallback)
-        division = row.ksic[:2]
         derived = {
             "size_class": row.size_class,
             "region": row.region,
-            "industry_group": KSIC_DIVISIONS.get(division, "other"),
-            "region_area": REGION_AREAS.get(row.region, "other"),
+            "industry_group": row.industry_group,
+            "region_area": row.region_area,
         }
         pseudonym = unit_id(row.pk, self.release)
         values: list[Any] = [pseudonym, *([row.business_id] if self.identified else [])]

@@ -40,8 +40,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics.engine import disclosure
-from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
-from respondents.models import FrameUnit
+from respondents.models import FrameUnit, frame_variable
 
 from ..models import Estimate
 from .microdata import FRAME_VARIABLES, Layout, Missing, Records, Variable
@@ -347,8 +346,13 @@ class Release:
     ) -> FrameCheck | None:
         names = [n for n in CLASSIFICATIONS if n in self.columns]
         frame = list(
-            FrameUnit.objects.filter(survey=self.options.survey).values_list(
-                "size_class", "region", "ksic", "employees", "sales_krw_mn"
+            FrameUnit.objects.filter(survey=self.options.survey)
+            .annotate(
+                industry_group=frame_variable("industry_group"),
+                region_area=frame_variable("region_area"),
+            )
+            .values_list(
+                "size_class", "region", "industry_group", "region_area", "employees", "sales_krw_mn"
             )
         )
         if not names or not frame:
@@ -486,13 +490,12 @@ def _short_groups(groups: np.ndarray, lonely: np.ndarray, k: int) -> np.ndarray:
 
 
 def _frame_columns(frame: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
-    sizes, regions, ksics, employees, sales = zip(*frame, strict=True)
-    groups = [KSIC_DIVISIONS.get(k[:2], "other") for k in ksics]
+    sizes, regions, groups, areas, employees, sales = zip(*frame, strict=True)
     return {
         "size_class": list(sizes),
         "region": list(regions),
-        "industry_group": groups,
-        "region_area": [REGION_AREAS.get(r, "other") for r in regions],
+        "industry_group": list(groups),
+        "region_area": list(areas),
         "employees": [float(e) for e in employees],
         "sales_krw_mn": [float(s) if s is not None else np.nan for s in sales],
     }

@@ -8,12 +8,12 @@ import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count
-from django.db.models.functions import Substr
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.functional import Promise
@@ -22,15 +22,16 @@ from django.utils.translation import gettext as _
 from surveys.models import Survey
 
 from ..classifications import (
+    DERIVED,
     INDUSTRY_GROUP_LABELS,
-    KSIC_DIVISIONS,
     REGION_AREA_LABELS,
-    REGION_AREAS,
     Region,
     SizeClass,
 )
 from ..forms import FrameUploadForm
 from ..frame_import import import_frame
+from ..models import frame_variable
+from ..sampling import attribute_keys, variable_label
 from ..tabular import ImportRefused, write_report
 
 SHOWN_PROBLEMS = 50
@@ -51,6 +52,7 @@ def summary(request: HttpRequest, survey: str) -> HttpResponse:
         "survey": target,
         "total": sum(count for _label, count, _share in tables[0][1]),
         "tables": tables,
+        "sources": derived_sources(target),
         "drawn": _is_drawn(target),
     }
     return render(request, "respondents/frame_summary.html", context)
@@ -100,29 +102,38 @@ def report(request: HttpRequest, survey: str, name: str) -> FileResponse:
 
 
 def frame_tables(survey: Survey) -> list[Table]:
-    """Firms by size class, region, region area and industry group: one pass over the
-    frame's covering index (size class, region, KSIC), the margins summed here."""
+    """Firms by size class, region, region area and industry group: one grouped pass over
+    the frame, the margins summed here. The derived variables are the frame's own columns
+    where it has them (respondents.models.frame_variable)."""
     cells = (
         survey.frame_units.order_by()
-        .annotate(division=Substr("ksic", 1, 2))
-        .values_list("size_class", "region", "division")
+        .annotate(area=frame_variable("region_area"), group=frame_variable("industry_group"))
+        .values_list("size_class", "region", "area", "group")
         .annotate(n=Count("id"))
     )
-    sizes: dict[str, int] = {}
-    regions: dict[str, int] = {}
-    divisions: dict[str, int] = {}
-    for size, region, division, n in cells:
-        for margin, key in ((sizes, size), (regions, region), (divisions, division)):
+    margins: tuple[dict[str, int], ...] = ({}, {}, {}, {})
+    for *keys, n in cells:
+        for margin, key in zip(margins, keys, strict=True):
             margin[key] = margin.get(key, 0) + n
-    areas = _regroup(regions, REGION_AREAS)
-    groups = _regroup(divisions, KSIC_DIVISIONS)
+    sizes, regions, areas, groups = margins
     total = sum(sizes.values())
     return [
         (_("Size class"), _rows(sizes, dict(SizeClass.choices), total)),
         (_("Region"), _rows(regions, dict(Region.choices), total)),
-        (_("Region area"), _rows(areas, REGION_AREA_LABELS, total)),
-        (_("Industry group"), _rows(groups, INDUSTRY_GROUP_LABELS, total)),
+        (_("Region area"), _rows(areas, _with_others(REGION_AREA_LABELS, areas), total)),
+        (_("Industry group"), _rows(groups, _with_others(INDUSTRY_GROUP_LABELS, groups), total)),
     ]
+
+
+def _with_others(labels: Mapping[str, str | Promise], counts: dict[str, int]) -> dict[str, Any]:
+    """The usual categories, then any other value a frame's own column brings."""
+    return {**labels, **{key: key for key in counts if key not in labels}}
+
+
+def derived_sources(survey: Survey) -> list[tuple[str, bool]]:
+    """For each derived variable, whether the frame brings it as a column of its own."""
+    keys = set(attribute_keys(survey))
+    return [(str(variable_label(name)), name in keys) for name in DERIVED]
 
 
 def _rows(counts: dict[str, int], labels: Mapping[str, str | Promise], total: int) -> list[Row]:
@@ -131,14 +142,6 @@ def _rows(counts: dict[str, int], labels: Mapping[str, str | Promise], total: in
         (str(label), counts.get(code, 0), 100 * counts.get(code, 0) / (total or 1))
         for code, label in labels.items()
     ]
-
-
-def _regroup(counts: dict[str, int], groups: dict[str, str]) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for code, count in counts.items():
-        group = groups.get(code, "")
-        totals[group] = totals.get(group, 0) + count
-    return totals
 
 
 def _is_drawn(survey: Survey) -> bool:

@@ -21,6 +21,7 @@ from django.utils import translation
 
 from respondents.classifications import KSIC_DIVISIONS
 from respondents.frame_import import ImportResult, import_frame
+from respondents.models import FrameUnit, frame_variable
 from respondents.synthetic import business_ids, frame_rows
 from respondents.tabular import MAX_PROBLEMS, ImportRefused, Problem
 from surveys.models import Survey
@@ -647,9 +648,33 @@ def test_the_summary_page_takes_a_fixed_number_of_queries(
 ) -> None:
     url = reverse("respondents:frame_summary", kwargs={"survey": survey.slug})
 
-    # session, user, permissions (2), survey, the counts in one pass, the design
-    with django_assert_num_queries(7):  # type: ignore[operator]
+    # session, user, permissions (2), survey, the counts in one pass, the design, and
+    # which derived variables the frame brings as its own columns
+    with django_assert_num_queries(8):  # type: ignore[operator]
         response = manager.get(url)
 
     assert response.status_code == 200
     assert "3 firms in the frame" in response.content.decode()
+
+
+def test_a_frame_that_brings_its_own_industry_group_is_the_authority(
+    survey: Survey, manager: Client
+) -> None:
+    # given: two food manufacturers, one classified by the frame itself as chemical
+    factories.frame_unit(survey, ksic="10711", attributes={"industry_group": "chemical"})
+    factories.frame_unit(survey, ksic="10711", attributes={"industry_group": ""})
+
+    # when
+    groups = (
+        FrameUnit.objects.filter(survey=survey)
+        .annotate(group=frame_variable("industry_group"), area=frame_variable("region_area"))
+        .order_by("pk")
+        .values_list("group", "area")
+    )
+    page = manager.get(reverse("respondents:frame_summary", kwargs={"survey": survey.slug}))
+
+    # then: the frame's column as given, derivation only where it is blank; the page says so
+    assert list(groups) == [("chemical", "capital"), ("food_beverage", "capital")]
+    text = page.content.decode()
+    assert "Industry group: as given in the frame's own column" in text
+    assert "Region area: derived from the frame's classification" in text
