@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from django.conf import settings
+from django.contrib.postgres.aggregates import JSONBAgg
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, Max, OuterRef, TextField
 from django.db.models.functions import Cast
@@ -213,24 +214,51 @@ def _frame_variables(
 ) -> dict[str, npt.NDArray[np.str_]]:
     """Domain and class variables: the design's own values for strata variables (values:
     one mapping per stratum, stratum_of: each case's), else derived from the frame columns."""
-    divisions = [k[:2] for k in ksics]
-    derived = {
-        "size_class": list(sizes),
-        "region": list(regions),
-        "ksic_division": divisions,
-        "industry_group": [KSIC_DIVISIONS.get(d, "other") for d in divisions],
-        "region_area": [REGION_AREAS.get(r, "other") for r in regions],
+    # Each distinct value is looked up once, then spread to the cases by its code.
+    size_codes, size_levels = _distinct(sizes)
+    region_codes, region_levels = _distinct(regions)
+    ksic_codes, ksic_levels = _distinct(ksics)
+    divisions = [k[:2] for k in ksic_levels]
+    out = {
+        "size_class": np.asarray(size_levels)[size_codes],
+        "region": np.asarray(region_levels)[region_codes],
+        "ksic_division": np.asarray(divisions)[ksic_codes],
+        "industry_group": np.asarray([KSIC_DIVISIONS.get(d, "other") for d in divisions])[
+            ksic_codes
+        ],
+        "region_area": np.asarray([REGION_AREAS.get(r, "other") for r in region_levels])[
+            region_codes
+        ],
     }
-    out = {name: np.asarray(column) for name, column in derived.items()}
     for name in strata_variables:
         out[name] = np.asarray([v[name] for v in values])[stratum_of]
     return out
 
 
+def _distinct(column: Sequence[Any]) -> tuple[npt.NDArray[np.intp], list[Any]]:
+    """Each value's code and the distinct values, in order of first appearance."""
+    index: dict[Any, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in column), np.intp, len(column))
+    return codes, list(index)
+
+
 def _versions(survey: Survey, case_ids: npt.NDArray[np.int64]) -> set[int]:
     """Questionnaire versions the respondents answered."""
-    found = Response.objects.filter(case__survey=survey).values_list("questionnaire_id", "case_id")
-    versions, cases = (np.asarray(c, dtype=np.int64) for c in _columns(found, 2))
+    found = Response.objects.filter(case__survey=survey).order_by()
+    if connection.vendor == "postgresql":
+        # One row per version with its cases, rather than a row per response.
+        grouped = found.values_list("questionnaire_id").annotate(
+            cases=Cast(JSONBAgg("case_id"), TextField())
+        )
+        return {
+            version
+            for version, cases in grouped
+            if np.isin(np.asarray(orjson.loads(cases), dtype=np.int64), case_ids).any()
+        }
+    versions, cases = (
+        np.asarray(c, dtype=np.int64)
+        for c in _columns(found.values_list("questionnaire_id", "case_id"), 2)
+    )
     return set(np.unique(versions[np.isin(cases, case_ids)]).tolist())
 
 
@@ -823,9 +851,9 @@ def _domains(
 ) -> Iterator[tuple[str, str, npt.NDArray[np.bool_] | None]]:
     yield ("all", "all", None)
     for variable in domain_variables(snapshot, spec):
-        values = snapshot.variables[variable][respondent]
-        for value in np.unique(values).tolist():
-            yield (variable, value, values == value)
+        codes, levels = estimation.factorize(snapshot.variables[variable][respondent])
+        for k, value in enumerate(levels.tolist()):
+            yield (variable, value, codes == k)
     for name in spec.domain_questions:
         answers = snapshot.choices.get(name)
         if answers is None:
