@@ -7,6 +7,7 @@ to published); a run that fails or is killed publishes nothing.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import hashlib
@@ -1121,9 +1122,7 @@ def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) ->
     replicates = timings.pop("replicates")
     started = time.perf_counter()
     with transaction.atomic():
-        for row in rows:
-            row.run = run
-        Estimate.objects.bulk_create(rows, batch_size=2000)
+        _write_estimates(run, rows)
         timings["write"] = time.perf_counter() - started
         EstimateRun.objects.filter(pk=run.pk, status=EstimateRun.Status.RUNNING).update(
             status=EstimateRun.Status.PUBLISHED,
@@ -1133,6 +1132,43 @@ def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) ->
             weights=weights,
             replicate_weights=replicates,
         )
+
+
+def _write_estimates(run: EstimateRun, rows: list[Estimate]) -> None:
+    """The run's estimates, by COPY on PostgreSQL (bulk_create builds and sends every row
+    as SQL parameters: a tenth of a second per few thousand rows)."""
+    if connection.vendor != "postgresql":
+        for row in rows:
+            row.run = run
+        Estimate.objects.bulk_create(rows, batch_size=2000)
+        return
+    fields = [f for f in Estimate._meta.concrete_fields if not f.primary_key]
+    names = [f.attname for f in fields if f.attname != "run_id"]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    # An empty field is NULL (a missing estimate), except in text columns, where it is "".
+    text = ", ".join(
+        quote(f.column) for f in fields if f.get_internal_type() in ("CharField", "TextField")
+    )
+    sql = (
+        f"COPY {quote(Estimate._meta.db_table)} ({columns}) FROM STDIN"
+        f" WITH (FORMAT csv, FORCE_NOT_NULL ({text}))"
+    )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    at_run = [f.attname for f in fields].index("run_id")
+    for row in rows:
+        values = [getattr(row, name) for name in names]
+        values.insert(at_run, run.pk)
+        writer.writerow(values)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        if hasattr(raw, "copy_expert"):  # psycopg2
+            buffer.seek(0)
+            raw.copy_expert(sql, buffer)
+        else:  # psycopg 3
+            with raw.copy(sql) as copy:
+                copy.write(buffer.getvalue())
 
 
 # --- scheduling ----------------------------------------------------------------------------
