@@ -26,7 +26,7 @@ import orjson
 from django.conf import settings
 from django.contrib.postgres.aggregates import JSONBAgg
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, Max, OuterRef, TextField
+from django.db.models import Exists, Max, Model, OuterRef, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -121,7 +121,8 @@ class Snapshot:
     def key(self) -> str:
         digest = hashlib.sha256()
         for array in (self.case_ids, self.strata, self.population, self.categories, self.y):
-            digest.update(np.ascontiguousarray(array).tobytes())
+            # The array's own buffer: tobytes() would copy a census's matrix (~80 MB).
+            digest.update(np.ascontiguousarray(array).data.cast("B"))
         digest.update(json.dumps([dataclasses.astuple(i) for i in self.items]).encode())
         return digest.hexdigest()
 
@@ -172,6 +173,8 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     lookup = {code: aapor.category_of(code) for code in set(codes)}
     categories = np.array([lookup[code] for code in codes])
     case_ids = np.asarray(ids, dtype=np.int64)
+    # The row lists (a census's 163,273 x 6 Python objects) go before the answers come.
+    del ids, stratum_ids, codes, sizes, regions, ksics
     respondent_ids = case_ids[np.isin(categories, ["I", "P"])]
     versions = _versions(survey, respondent_ids) if answers else set()
     forms = [get_form(v) for v in sorted(versions | _current(survey))] if answers else []
@@ -193,7 +196,7 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     )
 
 
-def _columns(query: Any, width: int) -> list[list[Any]]:
+def _columns(query: Any, width: int) -> list[Sequence[Any]]:
     """The rows of a values_list as columns, read with one plain cursor (Django's iterator
     costs seconds on a census's 163,273 rows)."""
     sql, params = query.query.sql_with_params()
@@ -201,8 +204,8 @@ def _columns(query: Any, width: int) -> list[list[Any]]:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+        return [() for _ in range(width)]
+    return list(zip(*rows, strict=True))
 
 
 def _frame_variables(
@@ -280,16 +283,15 @@ def _answer_columns(
         return _answer_rows(survey, case_ids, columns)
     quote = connection.ops.quote_name
     response, case = Response._meta, Case._meta
-    answers = f"r.{quote(response.get_field('answers').column)}"
-    case_id = f"r.{quote(response.get_field('case').column)}"
+    answers, case_id = f"r.{_column(Response, 'answers')}", f"r.{_column(Response, 'case')}"
     selected = ", ".join(
         [f"json_agg({case_id})::text"] + [f"json_agg({answers} -> %s)::text"] * len(names)
     )
     # Identifiers from the models, quoted; the question names are parameters.
     sql = (
         f"SELECT {selected} FROM {quote(response.db_table)} r"  # noqa: S608
-        f" JOIN {quote(case.db_table)} c ON c.{quote(case.pk.column)} = {case_id}"
-        f" WHERE c.{quote(case.get_field('survey').column)} = %s"
+        f" JOIN {quote(case.db_table)} c ON c.{_column(Case, 'id')} = {case_id}"
+        f" WHERE c.{_column(Case, 'survey')} = %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*names, survey.pk])
@@ -311,6 +313,13 @@ def _answer_columns(
         )
         columns[name][at] = column[wanted]
     return columns
+
+
+def _column(model: type[Model], field: str) -> str:
+    """A concrete field's column, quoted for raw SQL."""
+    column = getattr(model._meta.get_field(field), "column", None)
+    assert isinstance(column, str), field
+    return connection.ops.quote_name(column)
 
 
 def _answer_rows(
@@ -381,6 +390,9 @@ def compute_weights(snapshot: Snapshot, spec: Spec) -> Weights:
         hierarchy, base, everyone, masks.known, r_min=1, names=names
     )
     d1 = weighting.adjust_unknown(base, masks.known, known_classes.classes)
+    # A census's class labels run to ~30 MB an array: keep their codes and logs only.
+    known_log, unknown_classes = known_classes.log, estimation.factorize(known_classes.classes)
+    del known_classes
     collapsed = weighting.collapse_classes(
         hierarchy,
         d1,
@@ -390,6 +402,7 @@ def compute_weights(snapshot: Snapshot, spec: Spec) -> Weights:
         a_max=spec.max_adjustment,
         names=names,
     )
+    del hierarchy
     for step in collapsed.log:
         log.info(
             "weighting class %s collapsed into %s (%s: %s respondents, factor %.3g)",
@@ -400,16 +413,17 @@ def compute_weights(snapshot: Snapshot, spec: Spec) -> Weights:
             step.factor,
         )
     adjusted = weighting.adjust_nonresponse(d1, masks.eligible, masks.respondent, collapsed.classes)
-    plan = _plan(snapshot, spec, masks, known_classes.classes, collapsed.classes)
+    collapse_log, classes = collapsed.log, estimation.factorize(collapsed.classes)
+    del collapsed
+    plan = _plan(snapshot, spec, masks, unknown_classes, classes)
     result = plan.apply(base[:, None])
     final = result.weights[:, 0]
     steps = [spec.calibration] if spec.calibration != "none" else []
     if result.trim_rounds:
         steps.append("trim")
-    diagnostics = _diagnostics(snapshot, base, final, masks, collapsed, adjusted, steps)
+    diagnostics = _diagnostics(snapshot, base, final, masks, collapse_log, adjusted, steps)
     diagnostics["collapsed_for_eligibility"] = [
-        {"from": step.source, "into": step.target, "reason": step.reason}
-        for step in known_classes.log
+        {"from": step.source, "into": step.target, "reason": step.reason} for step in known_log
     ]
     diagnostics["controls"] = _controls_record(spec, plan, result, final)
     if result.trim_rounds:
@@ -428,15 +442,15 @@ def _plan(
     snapshot: Snapshot,
     spec: Spec,
     masks: weighting.StatusMasks,
-    unknown_classes: npt.NDArray[np.str_],
-    classes: npt.NDArray[np.str_],
+    unknown_classes: tuple[npt.NDArray[np.intp], npt.NDArray[np.generic]],
+    classes: tuple[npt.NDArray[np.intp], npt.NDArray[np.generic]],
 ) -> weighting.WeightingPlan:
     return weighting.WeightingPlan(
         known=masks.known,
         eligible=masks.eligible,
         respondent=masks.respondent,
-        unknown_classes=estimation.factorize(unknown_classes),
-        classes=estimation.factorize(classes),
+        unknown_classes=unknown_classes,
+        classes=classes,
         calibration=spec.calibration,
         margins=tuple(_margins(snapshot, spec, masks)),
         bounds=spec.calibration_bounds,
@@ -602,7 +616,7 @@ def _diagnostics(
     base: FloatArray,
     final: FloatArray,
     masks: Any,
-    collapsed: Any,
+    collapse_log: Sequence[weighting.CollapseStep],
     adjusted: Any,
     steps: list[str],
 ) -> dict[str, Any]:
@@ -647,7 +661,7 @@ def _diagnostics(
                 "respondents": int(step.respondents),
                 "factor": _number(step.factor),
             }
-            for step in collapsed.log
+            for step in collapse_log
         ],
     }
 
@@ -702,8 +716,15 @@ def item_columns(
     and free text are never estimated.
     """
     items: list[Item] = []
-    columns: list[FloatArray] = []
     choices: dict[str, npt.NDArray[np.object_]] = {}
+    # Filled in place: a census's columns and a stacked copy of them would be twice the
+    # matrix at once (~80 MB each). Calculations with text are dropped, hence at most.
+    width = sum(
+        len(q.choice_names) if q.type in ("select_one", "select_multiple") else 1
+        for q in questions.values()
+    )
+    y = np.empty((n, width))
+    j = 0
     for name, question in questions.items():
         values = raw.get(name)
         if values is None:
@@ -720,14 +741,16 @@ def item_columns(
             )
             for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",), exclusive=True))
-                columns.append(np.where(codes >= 0, (codes == k).astype(np.float64), np.nan))
+                y[:, j] = np.where(codes >= 0, (codes == k).astype(np.float64), np.nan)
+                j += 1
         elif question.type == "select_multiple":
             options = question.choice_names
             chosen = _chosen(values, options)
             answered = np.fromiter((bool(v) for v in values.tolist()), bool, n)
             for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",)))
-                columns.append(np.where(answered, chosen[:, k], np.nan))
+                y[:, j] = np.where(answered, chosen[:, k], np.nan)
+                j += 1
         else:
             listed = values.tolist()
             numbers = np.fromiter((_float(v) for v in listed), np.float64, n)
@@ -736,8 +759,10 @@ def item_columns(
             seen = numbers[~np.isnan(numbers)]
             binary = question.type == "calculate" and bool(np.isin(seen, (0.0, 1.0)).all())
             items.append(Item(name, "", ("proportion",) if binary else ("mean", "total")))
-            columns.append(numbers)
-    y = np.column_stack(columns) if columns else np.empty((n, 0))
+            y[:, j] = numbers
+            j += 1
+    if j < width:
+        y = np.ascontiguousarray(y[:, :j])
     return items, y, choices
 
 
@@ -1144,14 +1169,15 @@ def _write_estimates(run: EstimateRun, rows: list[Estimate]) -> None:
         return
     fields = [f for f in Estimate._meta.concrete_fields if not f.primary_key]
     names = [f.attname for f in fields if f.attname != "run_id"]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(_column(Estimate, f.name) for f in fields)
     # An empty field is NULL (a missing estimate), except in text columns, where it is "".
     text = ", ".join(
-        quote(f.column) for f in fields if f.get_internal_type() in ("CharField", "TextField")
+        _column(Estimate, f.name)
+        for f in fields
+        if f.get_internal_type() in ("CharField", "TextField")
     )
     sql = (
-        f"COPY {quote(Estimate._meta.db_table)} ({columns}) FROM STDIN"
+        f"COPY {connection.ops.quote_name(Estimate._meta.db_table)} ({columns}) FROM STDIN"
         f" WITH (FORMAT csv, FORCE_NOT_NULL ({text}))"
     )
     buffer = io.StringIO()
