@@ -73,12 +73,11 @@ def _factorize_text(arr: npt.NDArray[np.str_]) -> tuple[IntArray, npt.NDArray[np
     """np.unique(return_inverse=True) of text by hashing: sorting 163,273 strings (a census's
     strata) costs four times as much, and few labels are distinct. Python orders str by
     code point, as numpy does."""
-    index: dict[str, int] = {}
-    first = np.fromiter((index.setdefault(v, len(index)) for v in arr.tolist()), np.intp, arr.size)
-    levels = sorted(index)
-    rank = np.empty(len(levels), dtype=np.intp)
-    rank[[index[v] for v in levels]] = np.arange(len(levels))
-    return rank[first], np.array(levels, dtype=arr.dtype)
+    values = arr.tolist()
+    levels = sorted(dict.fromkeys(values))
+    code = {v: k for k, v in enumerate(levels)}
+    codes = np.fromiter(map(code.__getitem__, values), np.intp, len(values))
+    return codes, np.array(levels, dtype=arr.dtype)
 
 
 def group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:

@@ -170,8 +170,8 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
         ksics,
         strata_variables,
     )
-    lookup = {code: aapor.category_of(code) for code in set(codes)}
-    categories = np.array([lookup[code] for code in codes])
+    code_of, dispositions = _distinct(codes)
+    categories = np.array([aapor.category_of(code) for code in dispositions])[code_of]
     case_ids = np.asarray(ids, dtype=np.int64)
     # The row lists (a census's 163,273 x 6 Python objects) go before the answers come.
     del ids, stratum_ids, codes, sizes, regions, ksics
@@ -241,9 +241,9 @@ def _frame_variables(
 
 def _distinct(column: Sequence[Any]) -> tuple[npt.NDArray[np.intp], list[Any]]:
     """Each value's code and the distinct values, in order of first appearance."""
-    index: dict[Any, int] = {}
-    codes = np.fromiter((index.setdefault(v, len(index)) for v in column), np.intp, len(column))
-    return codes, list(index)
+    distinct = list(dict.fromkeys(column))
+    code = {v: k for k, v in enumerate(distinct)}
+    return np.fromiter(map(code.__getitem__, column), np.intp, len(column)), distinct
 
 
 def _versions(survey: Survey, case_ids: npt.NDArray[np.int64]) -> set[int]:
