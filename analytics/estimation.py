@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 # scipy.special, not scipy.stats: the same quantile functions (stats.t.ppf and stats.beta.ppf
 # call them) without the second that importing scipy.stats costs every recompute process.
 from scipy import special
-
-if TYPE_CHECKING:
-    import scipy.sparse as sp
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -84,18 +82,15 @@ def group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
     """Sum the rows of ``values`` (m or m x k) by group code, as R rowsum()."""
     if values.ndim == 1:
         return np.bincount(codes, weights=values, minlength=n_groups).astype(np.float64, copy=False)
-    # Column by column, each summed in unit order, as a sparse aggregation matrix would (same
-    # bits), without importing scipy.sparse into every recompute for designs that need none.
-    out = np.empty((n_groups, values.shape[1]))
-    for j in range(values.shape[1]):
-        out[:, j] = np.bincount(codes, weights=values[:, j], minlength=n_groups)
-    return out
+    if values.shape[1] == 1:
+        return group_sum(codes, values[:, 0], n_groups)[:, None]
+    m = codes.shape[0]
+    agg = sp.csr_array((np.ones(m), (codes, np.arange(m))), shape=(n_groups, m))
+    return np.asarray(agg @ values)
 
 
 def dummies(codes: IntArray, n_groups: int, scale: FloatArray | None = None) -> sp.csr_array:
     """Sparse n x G indicator matrix, rows optionally multiplied by ``scale``."""
-    import scipy.sparse as sp
-
     n = codes.shape[0]
     data = np.ones(n) if scale is None else np.asarray(scale, dtype=np.float64)
     return sp.csr_array((data, (np.arange(n), codes)), shape=(n, n_groups))
@@ -151,8 +146,6 @@ class CalibrationProjection:
         cls, x: npt.ArrayLike | sp.sparray, prior: npt.ArrayLike, calibrated: npt.ArrayLike
     ) -> CalibrationProjection:
         """GREG/calibrate(): X, pre-calibration weights d and calibrated (pre-trim) weights."""
-        import scipy.sparse as sp
-
         xs = sp.csr_array(x) if sp.issparse(x) else sp.csr_array(_column_matrix(x))
         d = np.asarray(prior, dtype=np.float64)
         w = np.asarray(calibrated, dtype=np.float64)
@@ -183,8 +176,6 @@ class CalibrationProjection:
         (an unweighted mean, unlike calibrate(calfun="raking")); gamma is that iteration
         applied to the identity, so the result equals R to rounding.
         """
-        import scipy.sparse as sp
-
         blocks_a: list[sp.csr_array] = []
         blocks_x: list[sp.csr_array] = []
         counts: list[FloatArray] = []
@@ -209,8 +200,6 @@ class CalibrationProjection:
 
     def then(self, later: CalibrationProjection) -> CalibrationProjection:
         """This calibration followed by ``later`` (R applies design$postStrata in order)."""
-        import scipy.sparse as sp
-
         first = self.a.shape[1]
         coupling = (later.a.T @ self.xt).toarray()
         top = np.hstack([self.gamma, np.zeros((first, later.gamma.shape[0]))])
