@@ -7,6 +7,7 @@ to published); a run that fails or is killed publishes nothing.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import hashlib
@@ -23,8 +24,9 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, Max, OuterRef, TextField
+from django.contrib.postgres.aggregates import JSONBAgg
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, Max, Model, OuterRef, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -118,7 +120,8 @@ class Snapshot:
     def key(self) -> str:
         digest = hashlib.sha256()
         for array in (self.case_ids, self.strata, self.population, self.categories, self.y):
-            digest.update(np.ascontiguousarray(array).tobytes())
+            # The array's own buffer: tobytes() would copy a census's matrix (~80 MB).
+            digest.update(np.ascontiguousarray(array).data.cast("B"))
         digest.update(json.dumps([dataclasses.astuple(i) for i in self.items]).encode())
         return digest.hexdigest()
 
@@ -150,13 +153,27 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
             "pk", "key", "population", "values"
         )
     }
-    keys = [strata[pk][0] for pk in stratum_ids]
+    # Per stratum, then spread to the cases: a census has 163,273 cases and few strata.
+    stratum_pks, stratum_of = np.unique(
+        np.asarray(stratum_ids, dtype=np.int64), return_inverse=True
+    )
+    held = [strata[pk] for pk in stratum_pks.tolist()]
+    keys = np.asarray([key for key, _population, _values in held])[stratum_of]
+    population = np.asarray([p for _key, p, _values in held], dtype=np.float64)[stratum_of]
     strata_variables = list(design.strata_variables)
-    stratum_values = [strata[pk][2] for pk in stratum_ids]
-    variables = _frame_variables(stratum_values, sizes, regions, ksics, strata_variables)
-    lookup = {code: aapor.category_of(code) for code in set(codes)}
-    categories = np.array([lookup[code] for code in codes])
+    variables = _frame_variables(
+        [values for _key, _population, values in held],
+        stratum_of,
+        sizes,
+        regions,
+        ksics,
+        strata_variables,
+    )
+    code_of, dispositions = _distinct(codes)
+    categories = np.array([aapor.category_of(code) for code in dispositions])[code_of]
     case_ids = np.asarray(ids, dtype=np.int64)
+    # The row lists (a census's 163,273 x 6 Python objects) go before the answers come.
+    del ids, stratum_ids, codes, sizes, regions, ksics
     respondent_ids = case_ids[np.isin(categories, ["I", "P"])]
     versions = _versions(survey, respondent_ids) if answers else set()
     forms = [get_form(v) for v in sorted(versions | _current(survey))] if answers else []
@@ -165,8 +182,8 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     items, y, choices = item_columns(questions, raw, int(respondent_ids.size))
     return Snapshot(
         case_ids=case_ids,
-        strata=np.asarray(keys),
-        population=np.asarray([strata[pk][1] for pk in stratum_ids], dtype=np.float64),
+        strata=keys,
+        population=population,
         categories=categories,
         variables=variables,
         strata_variables=strata_variables,
@@ -178,58 +195,141 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     )
 
 
-def _columns(query: Any, width: int) -> list[list[Any]]:
-    """The rows of a values_list as columns, each repeated text one shared object (a
-    census's codes and classifications would otherwise be 163,273 strings each)."""
-    columns: list[list[Any]] = [[] for _ in range(width)]
-    shared: dict[str, str] = {}
-    for row in query.iterator(chunk_size=20000):
-        for column, value in zip(columns, row, strict=True):
-            column.append(shared.setdefault(value, value) if type(value) is str else value)
-    return columns
+def _columns(query: Any, width: int) -> list[Sequence[Any]]:
+    """The rows of a values_list as columns, read with one plain cursor (Django's iterator
+    costs seconds on a census's 163,273 rows)."""
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return [() for _ in range(width)]
+    return list(zip(*rows, strict=True))
 
 
 def _frame_variables(
     values: Sequence[Mapping[str, str]],
+    stratum_of: npt.NDArray[np.intp],
     sizes: Sequence[str],
     regions: Sequence[str],
     ksics: Sequence[str],
     strata_variables: list[str],
 ) -> dict[str, npt.NDArray[np.str_]]:
-    """Domain and class variables: the design's own values for strata variables, else
-    derived from the frame columns."""
-    divisions = [k[:2] for k in ksics]
-    derived = {
-        "size_class": list(sizes),
-        "region": list(regions),
-        "ksic_division": divisions,
-        "industry_group": [KSIC_DIVISIONS.get(d, "other") for d in divisions],
-        "region_area": [REGION_AREAS.get(r, "other") for r in regions],
+    """Domain and class variables: the design's own values for strata variables (values:
+    one mapping per stratum, stratum_of: each case's), else derived from the frame columns."""
+    # Each distinct value is looked up once, then spread to the cases by its code.
+    size_codes, size_levels = _distinct(sizes)
+    region_codes, region_levels = _distinct(regions)
+    ksic_codes, ksic_levels = _distinct(ksics)
+    divisions = [k[:2] for k in ksic_levels]
+    out = {
+        "size_class": np.asarray(size_levels)[size_codes],
+        "region": np.asarray(region_levels)[region_codes],
+        "ksic_division": np.asarray(divisions)[ksic_codes],
+        "industry_group": np.asarray([KSIC_DIVISIONS.get(d, "other") for d in divisions])[
+            ksic_codes
+        ],
+        "region_area": np.asarray([REGION_AREAS.get(r, "other") for r in region_levels])[
+            region_codes
+        ],
     }
     for name in strata_variables:
-        derived[name] = [v[name] for v in values]
-    return {name: np.asarray(column) for name, column in derived.items()}
+        out[name] = np.asarray([v[name] for v in values])[stratum_of]
+    return out
+
+
+def _distinct(column: Sequence[Any]) -> tuple[npt.NDArray[np.intp], list[Any]]:
+    """Each value's code and the distinct values, in order of first appearance."""
+    distinct = list(dict.fromkeys(column))
+    code = {v: k for k, v in enumerate(distinct)}
+    return np.fromiter(map(code.__getitem__, column), np.intp, len(column)), distinct
 
 
 def _versions(survey: Survey, case_ids: npt.NDArray[np.int64]) -> set[int]:
     """Questionnaire versions the respondents answered."""
-    found = Response.objects.filter(case__survey=survey).values_list("case_id", "questionnaire_id")
-    wanted = set(case_ids.tolist())
-    return {version for case, version in found.iterator(chunk_size=20000) if case in wanted}
+    found = Response.objects.filter(case__survey=survey).order_by()
+    if connection.vendor == "postgresql":
+        # One row per version with its cases, rather than a row per response.
+        grouped = found.values_list("questionnaire_id").annotate(
+            cases=Cast(JSONBAgg("case_id"), TextField())
+        )
+        return {
+            version
+            for version, cases in grouped
+            if np.isin(np.asarray(orjson.loads(cases), dtype=np.int64), case_ids).any()
+        }
+    versions, cases = (
+        np.asarray(c, dtype=np.int64)
+        for c in _columns(found.values_list("questionnaire_id", "case_id"), 2)
+    )
+    return set(np.unique(versions[np.isin(cases, case_ids)]).tolist())
 
 
 def _answer_columns(
     survey: Survey, case_ids: npt.NDArray[np.int64], names: Sequence[str]
 ) -> dict[str, npt.NDArray[np.object_]]:
-    """Each question's answers in the order of case_ids (None where absent), read in one
-    pass: the JSON as text parsed by orjson, each answer dict dropped once its values are
-    taken (a census's dicts would hold hundreds of megabytes)."""
+    """Each question's answers in the order of case_ids (None where absent).
+
+    PostgreSQL takes each question's answers out of the JSON and sends one JSON array per
+    question (the aggregates see the rows in one order, that of the case ids' array), which
+    orjson parses at once: no answer dict per response is built in Python. Repeated text
+    (choice names) is kept as one object per distinct value."""
+    n = int(case_ids.size)
+    columns = {name: np.full(n, None, dtype=object) for name in names}
+    if not names or not n:
+        return columns
+    if connection.vendor != "postgresql":
+        return _answer_rows(survey, case_ids, columns)
+    quote = connection.ops.quote_name
+    response, case = Response._meta, Case._meta
+    answers, case_id = f"r.{_column(Response, 'answers')}", f"r.{_column(Response, 'case')}"
+    selected = ", ".join(
+        [f"json_agg({case_id})::text"] + [f"json_agg({answers} -> %s)::text"] * len(names)
+    )
+    # Identifiers from the models, quoted; the question names are parameters.
+    sql = (
+        f"SELECT {selected} FROM {quote(response.db_table)} r"  # noqa: S608
+        f" JOIN {quote(case.db_table)} c ON c.{_column(Case, 'id')} = {case_id}"
+        f" WHERE c.{_column(Case, 'survey')} = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*names, survey.pk])
+        texts = list(cursor.fetchone())
+    if texts[0] is None:
+        return columns
+    ids = np.asarray(orjson.loads(texts[0]), dtype=np.int64)
+    at = np.minimum(np.searchsorted(case_ids, ids), n - 1)
+    wanted = case_ids[at] == ids
+    at = at[wanted]
+    shared: dict[str, str] = {}
+    for j, name in enumerate(names, start=1):
+        values = orjson.loads(texts[j])
+        texts[j] = None
+        column = np.fromiter(
+            (shared.setdefault(v, v) if type(v) is str else v for v in values),
+            dtype=object,
+            count=len(values),
+        )
+        columns[name][at] = column[wanted]
+    return columns
+
+
+def _column(model: type[Model], field: str) -> str:
+    """A concrete field's column, quoted for raw SQL."""
+    column = getattr(model._meta.get_field(field), "column", None)
+    assert isinstance(column, str), field
+    return connection.ops.quote_name(column)
+
+
+def _answer_rows(
+    survey: Survey, case_ids: npt.NDArray[np.int64], columns: dict[str, npt.NDArray[np.object_]]
+) -> dict[str, npt.NDArray[np.object_]]:
+    """_answer_columns() without PostgreSQL's JSON functions: response by response."""
     position = {int(case): k for k, case in enumerate(case_ids.tolist())}
-    columns = {name: np.full(len(position), None, dtype=object) for name in names}
     query = Response.objects.filter(case__survey=survey).values_list(
         "case_id", Cast("answers", TextField())
     )
-    shared: dict[str, str] = {}  # one object per distinct text answer (choice names)
+    shared: dict[str, str] = {}
     for case_id, text in query.iterator(chunk_size=10000):
         k = position.get(case_id)
         if k is None:
@@ -289,6 +389,9 @@ def compute_weights(snapshot: Snapshot, spec: Spec) -> Weights:
         hierarchy, base, everyone, masks.known, r_min=1, names=names
     )
     d1 = weighting.adjust_unknown(base, masks.known, known_classes.classes)
+    # A census's class labels run to ~30 MB an array: keep their codes and logs only.
+    known_log, unknown_classes = known_classes.log, estimation.factorize(known_classes.classes)
+    del known_classes
     collapsed = weighting.collapse_classes(
         hierarchy,
         d1,
@@ -298,6 +401,7 @@ def compute_weights(snapshot: Snapshot, spec: Spec) -> Weights:
         a_max=spec.max_adjustment,
         names=names,
     )
+    del hierarchy
     for step in collapsed.log:
         log.info(
             "weighting class %s collapsed into %s (%s: %s respondents, factor %.3g)",
@@ -308,16 +412,17 @@ def compute_weights(snapshot: Snapshot, spec: Spec) -> Weights:
             step.factor,
         )
     adjusted = weighting.adjust_nonresponse(d1, masks.eligible, masks.respondent, collapsed.classes)
-    plan = _plan(snapshot, spec, masks, known_classes.classes, collapsed.classes)
+    collapse_log, classes = collapsed.log, estimation.factorize(collapsed.classes)
+    del collapsed
+    plan = _plan(snapshot, spec, masks, unknown_classes, classes)
     result = plan.apply(base[:, None])
     final = result.weights[:, 0]
     steps = [spec.calibration] if spec.calibration != "none" else []
     if result.trim_rounds:
         steps.append("trim")
-    diagnostics = _diagnostics(snapshot, base, final, masks, collapsed, adjusted, steps)
+    diagnostics = _diagnostics(snapshot, base, final, masks, collapse_log, adjusted, steps)
     diagnostics["collapsed_for_eligibility"] = [
-        {"from": step.source, "into": step.target, "reason": step.reason}
-        for step in known_classes.log
+        {"from": step.source, "into": step.target, "reason": step.reason} for step in known_log
     ]
     diagnostics["controls"] = _controls_record(spec, plan, result, final)
     if result.trim_rounds:
@@ -336,15 +441,15 @@ def _plan(
     snapshot: Snapshot,
     spec: Spec,
     masks: weighting.StatusMasks,
-    unknown_classes: npt.NDArray[np.str_],
-    classes: npt.NDArray[np.str_],
+    unknown_classes: tuple[npt.NDArray[np.intp], npt.NDArray[np.generic]],
+    classes: tuple[npt.NDArray[np.intp], npt.NDArray[np.generic]],
 ) -> weighting.WeightingPlan:
     return weighting.WeightingPlan(
         known=masks.known,
         eligible=masks.eligible,
         respondent=masks.respondent,
-        unknown_classes=estimation.factorize(unknown_classes),
-        classes=estimation.factorize(classes),
+        unknown_classes=unknown_classes,
+        classes=classes,
         calibration=spec.calibration,
         margins=tuple(_margins(snapshot, spec, masks)),
         bounds=spec.calibration_bounds,
@@ -510,7 +615,7 @@ def _diagnostics(
     base: FloatArray,
     final: FloatArray,
     masks: Any,
-    collapsed: Any,
+    collapse_log: Sequence[weighting.CollapseStep],
     adjusted: Any,
     steps: list[str],
 ) -> dict[str, Any]:
@@ -555,7 +660,7 @@ def _diagnostics(
                 "respondents": int(step.respondents),
                 "factor": _number(step.factor),
             }
-            for step in collapsed.log
+            for step in collapse_log
         ],
     }
 
@@ -610,8 +715,15 @@ def item_columns(
     and free text are never estimated.
     """
     items: list[Item] = []
-    columns: list[FloatArray] = []
     choices: dict[str, npt.NDArray[np.object_]] = {}
+    # Filled in place: a census's columns and a stacked copy of them would be twice the
+    # matrix at once (~80 MB each). Calculations with text are dropped, hence at most.
+    width = sum(
+        len(q.choice_names) if q.type in ("select_one", "select_multiple") else 1
+        for q in questions.values()
+    )
+    y = np.empty((n, width))
+    j = 0
     for name, question in questions.items():
         values = raw.get(name)
         if values is None:
@@ -628,14 +740,16 @@ def item_columns(
             )
             for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",), exclusive=True))
-                columns.append(np.where(codes >= 0, (codes == k).astype(np.float64), np.nan))
+                y[:, j] = np.where(codes >= 0, (codes == k).astype(np.float64), np.nan)
+                j += 1
         elif question.type == "select_multiple":
             options = question.choice_names
             chosen = _chosen(values, options)
             answered = np.fromiter((bool(v) for v in values.tolist()), bool, n)
             for k, option in enumerate(options):
                 items.append(Item(name, option, ("proportion",)))
-                columns.append(np.where(answered, chosen[:, k], np.nan))
+                y[:, j] = np.where(answered, chosen[:, k], np.nan)
+                j += 1
         else:
             listed = values.tolist()
             numbers = np.fromiter((_float(v) for v in listed), np.float64, n)
@@ -644,8 +758,10 @@ def item_columns(
             seen = numbers[~np.isnan(numbers)]
             binary = question.type == "calculate" and bool(np.isin(seen, (0.0, 1.0)).all())
             items.append(Item(name, "", ("proportion",) if binary else ("mean", "total")))
-            columns.append(numbers)
-    y = np.column_stack(columns) if columns else np.empty((n, 0))
+            y[:, j] = numbers
+            j += 1
+    if j < width:
+        y = np.ascontiguousarray(y[:, :j])
     return items, y, choices
 
 
@@ -760,9 +876,9 @@ def _domains(
 ) -> Iterator[tuple[str, str, npt.NDArray[np.bool_] | None]]:
     yield ("all", "all", None)
     for variable in domain_variables(snapshot, spec):
-        values = snapshot.variables[variable][respondent]
-        for value in np.unique(values).tolist():
-            yield (variable, value, values == value)
+        codes, levels = estimation.factorize(snapshot.variables[variable][respondent])
+        for k, value in enumerate(levels.tolist()):
+            yield (variable, value, codes == k)
     for name in spec.domain_questions:
         answers = snapshot.choices.get(name)
         if answers is None:
@@ -1030,9 +1146,7 @@ def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) ->
     replicates = timings.pop("replicates")
     started = time.perf_counter()
     with transaction.atomic():
-        for row in rows:
-            row.run = run
-        Estimate.objects.bulk_create(rows, batch_size=2000)
+        _write_estimates(run, rows)
         timings["write"] = time.perf_counter() - started
         EstimateRun.objects.filter(pk=run.pk, status=EstimateRun.Status.RUNNING).update(
             status=EstimateRun.Status.PUBLISHED,
@@ -1042,6 +1156,44 @@ def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) ->
             weights=weights,
             replicate_weights=replicates,
         )
+
+
+def _write_estimates(run: EstimateRun, rows: list[Estimate]) -> None:
+    """The run's estimates, by COPY on PostgreSQL (bulk_create builds and sends every row
+    as SQL parameters: a tenth of a second per few thousand rows)."""
+    if connection.vendor != "postgresql":
+        for row in rows:
+            row.run = run
+        Estimate.objects.bulk_create(rows, batch_size=2000)
+        return
+    fields = [f for f in Estimate._meta.concrete_fields if not f.primary_key]
+    names = [f.attname for f in fields if f.attname != "run_id"]
+    columns = ", ".join(_column(Estimate, f.name) for f in fields)
+    # An empty field is NULL (a missing estimate), except in text columns, where it is "".
+    text = ", ".join(
+        _column(Estimate, f.name)
+        for f in fields
+        if f.get_internal_type() in ("CharField", "TextField")
+    )
+    sql = (
+        f"COPY {connection.ops.quote_name(Estimate._meta.db_table)} ({columns}) FROM STDIN"
+        f" WITH (FORMAT csv, FORCE_NOT_NULL ({text}))"
+    )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    at_run = [f.attname for f in fields].index("run_id")
+    for row in rows:
+        values = [getattr(row, name) for name in names]
+        values.insert(at_run, run.pk)
+        writer.writerow(values)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        if hasattr(raw, "copy_expert"):  # psycopg2
+            buffer.seek(0)
+            raw.copy_expert(sql, buffer)
+        else:  # psycopg 3
+            with raw.copy(sql) as copy:
+                copy.write(buffer.getvalue())
 
 
 # --- scheduling ----------------------------------------------------------------------------

@@ -1,10 +1,17 @@
 """Helpers shared by the management commands."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
-from respondents.tabular import ImportRefused
 from surveys.models import Survey
+
+if TYPE_CHECKING:
+    # Only for the annotation: the spreadsheet readers cost every command ~0.1 s to import.
+    from respondents.tabular import ImportRefused
 
 
 def get_survey(slug: str) -> Survey:

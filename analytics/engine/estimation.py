@@ -60,8 +60,22 @@ class EstimationError(ValueError):
 
 def factorize(labels: npt.ArrayLike) -> tuple[IntArray, npt.NDArray[np.generic]]:
     """Integer codes 0..G-1 (sorted label order) and the labels."""
-    levels, codes = np.unique(np.asarray(labels), return_inverse=True)
+    arr = np.asarray(labels)
+    if arr.dtype.kind == "U" and arr.ndim == 1:
+        return _factorize_text(arr)
+    levels, codes = np.unique(arr, return_inverse=True)
     return codes.astype(np.intp).reshape(-1), levels
+
+
+def _factorize_text(arr: npt.NDArray[np.str_]) -> tuple[IntArray, npt.NDArray[np.str_]]:
+    """np.unique(return_inverse=True) of text by hashing: sorting 163,273 strings (a census's
+    strata) costs four times as much, and few labels are distinct. Python orders str by
+    code point, as numpy does."""
+    values = arr.tolist()
+    levels = sorted(dict.fromkeys(values))
+    code = {v: k for k, v in enumerate(levels)}
+    codes = np.fromiter(map(code.__getitem__, values), np.intp, len(values))
+    return codes, np.array(levels, dtype=arr.dtype)
 
 
 def group_sum(codes: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
@@ -260,7 +274,9 @@ class Design:
             else None
         )
         positive = w > 0
-        self.df = int(np.unique(self.psu[positive]).size - np.unique(self.strata[positive]).size)
+        # Unclustered, every unit is its own PSU.
+        psus = np.unique(self.psu[positive]).size if self.clustered else int(positive.sum())
+        self.df = int(psus - np.unique(self.strata[positive]).size)
 
     def _column(self, values: npt.ArrayLike, name: str) -> npt.NDArray[np.generic]:
         arr = np.asarray(values).reshape(-1)
@@ -664,8 +680,8 @@ def estimate_ratio(
 
 
 # Columns are processed in blocks of about this many cells to bound the temporaries
-# (163,273 x 50 at once would hold ~0.5 GB; blocks keep it near 0.1 GB at the same speed).
-BLOCK_CELLS = 3_000_000
+# (163,273 x 50 at once would hold ~0.5 GB; blocks keep it near 40 MB at the same speed).
+BLOCK_CELLS = 1_000_000
 
 
 def _in_blocks(

@@ -250,7 +250,8 @@ def top_share(
     chosen = np.arange(ym.shape[1]) if columns is None else np.flatnonzero(columns)
     w = np.asarray(weights, dtype=np.float64)
     rows = slice(None) if domain is None else np.flatnonzero(np.asarray(domain, dtype=bool))
-    contrib = np.abs(np.nan_to_num(ym[rows][:, chosen])) * w[rows][:, None]
+    # Columns first: the domain's rows of every column would copy the whole matrix.
+    contrib = np.abs(np.nan_to_num(ym[:, chosen][rows])) * w[rows][:, None]
     total = contrib.sum(axis=0)
     out = np.full(ym.shape[1], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -338,9 +338,10 @@ class _Current:
 
 def _check_nested(levels: list[tuple[IntArray, npt.NDArray[np.generic]]], names: list[str]) -> None:
     for lvl in range(len(levels) - 1):
-        child, parent = levels[lvl][0], levels[lvl + 1][0]
-        pairs = np.unique(np.stack([child, parent], axis=1), axis=0)
-        if np.unique(pairs[:, 0]).size != pairs.shape[0]:
+        child, (parent, parents) = levels[lvl][0], levels[lvl + 1]
+        # Each (child, parent) pair as one integer: unique rows of an n x 2 array sort slowly.
+        pairs = np.unique(child.astype(np.int64) * max(len(parents), 1) + parent)
+        if np.unique(child).size != pairs.size:
             raise WeightingError(f"hierarchy is not nested: {names[lvl]} splits across parents")
 
 
