@@ -15,7 +15,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,7 @@ from django.utils.translation import gettext as _
 
 from analytics.engine import aapor, estimation, quality, replication, weighting
 from config.celery import send_task
-from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
-from respondents.models import Case, SampleDesign, Wave
+from respondents.models import Case, SampleDesign, Wave, frame_variable
 from surveys.models import Response, Survey
 from surveys.questionnaire import Form, Question, get_form
 
@@ -134,6 +133,10 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     query = (
         Case.objects.in_sample()
         .filter(survey=survey)
+        .annotate(
+            industry_group=frame_variable("industry_group", "frame_unit__"),
+            region_area=frame_variable("region_area", "frame_unit__"),
+        )
         .order_by("pk")
         .values_list(
             "pk",
@@ -142,9 +145,11 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
             "frame_unit__size_class",
             "frame_unit__region",
             "frame_unit__ksic",
+            "industry_group",
+            "region_area",
         )
     )
-    ids, stratum_ids, codes, sizes, regions, ksics = _columns(query, 6)
+    ids, stratum_ids, codes, sizes, regions, ksics, groups, areas = _columns(query, 8)
     if not ids:
         raise weighting.WeightingError("the sample has no cases")
     strata = {
@@ -164,16 +169,15 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     variables = _frame_variables(
         [values for _key, _population, values in held],
         stratum_of,
-        sizes,
-        regions,
-        ksics,
+        {"size_class": sizes, "region": regions, "ksic": ksics},
+        {"industry_group": groups, "region_area": areas},
         strata_variables,
     )
     code_of, dispositions = _distinct(codes)
     categories = np.array([aapor.category_of(code) for code in dispositions])[code_of]
     case_ids = np.asarray(ids, dtype=np.int64)
     # The row lists (a census's 163,273 x 6 Python objects) go before the answers come.
-    del ids, stratum_ids, codes, sizes, regions, ksics
+    del ids, stratum_ids, codes, sizes, regions, ksics, groups, areas
     respondent_ids = case_ids[np.isin(categories, ["I", "P"])]
     versions = _versions(survey, respondent_ids) if answers else set()
     forms = [get_form(v) for v in sorted(versions | _current(survey))] if answers else []
@@ -210,32 +214,25 @@ def _columns(query: Any, width: int) -> list[Sequence[Any]]:
 def _frame_variables(
     values: Sequence[Mapping[str, str]],
     stratum_of: npt.NDArray[np.intp],
-    sizes: Sequence[str],
-    regions: Sequence[str],
-    ksics: Sequence[str],
+    columns: Mapping[str, Sequence[str]],
+    derived: Mapping[str, Sequence[str]],
     strata_variables: list[str],
 ) -> dict[str, npt.NDArray[np.str_]]:
     """Domain and class variables: the design's own values for strata variables (values:
-    one mapping per stratum, stratum_of: each case's), else derived from the frame columns."""
-    # Each distinct value is looked up once, then spread to the cases by its code.
-    size_codes, size_levels = _distinct(sizes)
-    region_codes, region_levels = _distinct(regions)
-    ksic_codes, ksic_levels = _distinct(ksics)
-    divisions = [k[:2] for k in ksic_levels]
-    out = {
-        "size_class": np.asarray(size_levels)[size_codes],
-        "region": np.asarray(region_levels)[region_codes],
-        "ksic_division": np.asarray(divisions)[ksic_codes],
-        "industry_group": np.asarray([KSIC_DIVISIONS.get(d, "other") for d in divisions])[
-            ksic_codes
-        ],
-        "region_area": np.asarray([REGION_AREAS.get(r, "other") for r in region_levels])[
-            region_codes
-        ],
-    }
+    one mapping per stratum, stratum_of: each case's), else the frame's columns and the
+    derived variables as the database gave them (respondents.models.frame_variable)."""
+    out = {name: _spread(column) for name, column in {**columns, **derived}.items()}
+    out["ksic_division"] = _spread(columns["ksic"], lambda ksic: ksic[:2])
+    del out["ksic"]
     for name in strata_variables:
         out[name] = np.asarray([v[name] for v in values])[stratum_of]
     return out
+
+
+def _spread(column: Sequence[str], of: Callable[[str], str] | None = None) -> npt.NDArray[np.str_]:
+    # Each distinct value is made (and mapped) once, then spread to the cases by its code.
+    codes, levels = _distinct(column)
+    return np.asarray(levels if of is None else [of(level) for level in levels])[codes]
 
 
 def _distinct(column: Sequence[Any]) -> tuple[npt.NDArray[np.intp], list[Any]]:

@@ -251,3 +251,19 @@ def test_no_suppressed_value_can_be_derived_from_published_ones(run: EstimateRun
     for group in by_option_set.values():
         assert sum(e.suppressed for e in group) != 1, [(e.option, e.flag) for e in group]
     assert any("COMPLEMENTARY" in e.flag for e in cells)
+
+
+def test_the_frames_own_industry_group_is_the_domain_where_it_has_one(survey: Survey) -> None:
+    load_synthetic_case(survey)
+    first = Case.objects.filter(survey=survey).in_sample().order_by("pk").first()
+    assert first is not None
+    FrameUnit.objects.filter(pk=first.frame_unit_id).update(
+        attributes={"industry_group": "from_the_register"}
+    )
+
+    snapshot = pipeline.load_snapshot(survey, answers=False)
+
+    ids, found = snapshot.case_ids.tolist(), snapshot.variables["industry_group"].tolist()
+    groups = dict(zip(ids, found, strict=True))
+    assert groups[first.pk] == "from_the_register"
+    assert "from_the_register" not in [g for pk, g in groups.items() if pk != first.pk]
