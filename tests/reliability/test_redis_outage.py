@@ -97,7 +97,7 @@ def test_submissions_during_a_redis_outage_are_kept_and_caught_up_once_redis_is_
         assert result.status_code == 302 and result["Location"] == "/q/receipt/"
     assert first_seconds < REFUSED_BROKER_BOUND_SECONDS, f"submit took {first_seconds:.1f} s"
     assert all(submitted(case) for case in submitters)
-    outbox = RecomputeRequest.objects.filter(survey=survey, reason="disposition 1.1")
+    outbox = RecomputeRequest.objects.filter(survey=survey, reason="response submitted")
     assert outbox.count() == 3
     assert queued.queued == 4
     assert set(Message.objects.filter(wave=wave).values_list("status", flat=True)) == {"queued"}
