@@ -143,7 +143,7 @@ def timed(label: str, func: Any) -> Any:
 
 def main() -> None:
     setup()
-    from respondents import sampling
+    from respondents import credentials, sampling
     from respondents.models import Case
 
     survey = frame_survey(fresh="--fresh" in sys.argv)
@@ -162,10 +162,10 @@ def main() -> None:
           f"{cases.reserve().count()} reserve")  # fmt: skip
     issued = timed(
         f"issue_credentials ({SAMPLE_SIZE:,} cases)",
-        lambda: sum(1 for _ in sampling.issue_credentials(survey)),
+        lambda: sum(1 for _ in credentials.issue_credentials(survey)),
     )
     print(f"  {issued} credentials issued")
-    timed("write_letters", lambda: sampling.write_letters(survey, io.StringIO()))
+    timed("write_letters", lambda: credentials.write_letters(survey, io.StringIO()))
 
 
 if __name__ == "__main__":

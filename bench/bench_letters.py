@@ -26,13 +26,13 @@ SAMPLE = 5_000
 
 def prepare(fresh: bool) -> None:
     common.setup_django()
-    from respondents import sampling
+    from respondents import credentials
     from respondents.models import Case
 
     ready = Case.objects.filter(survey__slug=SLUG, token_hash__isnull=False).in_sample().count()
     if fresh or ready != SAMPLE:
         survey = common.drawn_survey(SLUG, SAMPLE, seed=7)
-        for _issued in sampling.issue_credentials(survey):
+        for _issued in credentials.issue_credentials(survey):
             pass
 
 

@@ -170,7 +170,7 @@ def firm_answers(token: str) -> Answers:
 def prepare(cases: int, frame_rows: int) -> tuple[Any, list[str]]:
     """A fresh survey with a drawn sample of `cases` firms; their link tokens."""
     from analytics.models import EstimateRun, RecomputeRequest
-    from respondents import sampling
+    from respondents import credentials, sampling
     from respondents.frame_import import import_frame
     from respondents.synthetic import write_frame
 
@@ -188,7 +188,7 @@ def prepare(cases: int, frame_rows: int) -> tuple[Any, list[str]]:
         min_per_stratum=2,
         seed=20250601,
     )
-    tokens = [token for _case, token, _code in sampling.issue_credentials(survey)]
+    tokens = [token for _case, token, _code in credentials.issue_credentials(survey)]
     # The draw and the issue asked for a recompute; that one is not part of the burst.
     RecomputeRequest.objects.filter(survey=survey).delete()
     return survey, tokens

@@ -22,7 +22,7 @@ def main() -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from respondents import mailing, sampling
+    from respondents import credentials, mailing
     from respondents.models import Message, Wave
     from tests.services import MailServer, free_port
 
@@ -59,7 +59,7 @@ def main() -> None:
                 pk__in=Message.objects.filter(wave=wave).order_by("pk").values("pk")[:300]
             ).delete()
             sampling_cases = Message.objects.filter(wave=wave).values_list("case_id", flat=True)
-            for _issued in sampling.issue_credentials(
+            for _issued in credentials.issue_credentials(
                 survey, cases=list(survey.cases.filter(pk__in=list(sampling_cases)))
             ):
                 pass

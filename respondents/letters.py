@@ -31,8 +31,8 @@ from reportlab.pdfgen.canvas import Canvas
 
 from surveys.models import Survey
 
+from .credentials import letter_cases
 from .models import Case, Wave
-from .sampling import letter_cases
 
 FONT, BOLD = "LetterFont", "LetterFontBold"
 WIDTH, HEIGHT = A4

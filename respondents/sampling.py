@@ -1,5 +1,6 @@
-"""Sample design workflows: strata from the frame, allocation preview, the draw, reserve
-releases and respondents' credentials (docs/methodology.md, sec. B).
+"""Sample design workflows: strata from the frame, allocation preview, the draw and reserve
+releases (docs/methodology.md, sec. B). Credentials are in credentials.py, the sample list's
+files in sample_list.py.
 
 Stratification variables are frame variables: the core columns, the derived ones
 (``ksic_division``, ``industry_group``, ``region_area``), any key of ``FrameUnit.attributes``
@@ -10,14 +11,12 @@ derived variable wins over the derivation, and an explicit map wins over both.
 
 from __future__ import annotations
 
-import io
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
@@ -31,11 +30,10 @@ from django.utils.translation import gettext_lazy
 from analytics.engine import allocation as alloc
 from analytics.engine.selection import Sample, SelectionError, select_stratified
 from analytics.recompute import request_recompute
-from config.spreadsheets import csv_writer, safe_cell
 from surveys.models import Survey
 
 from .classifications import derive
-from .models import CREDENTIAL_FIELDS, Case, FrameUnit, ReserveRelease, SampleDesign, Stratum
+from .models import Case, FrameUnit, ReserveRelease, SampleDesign, Stratum
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -48,9 +46,6 @@ KEY_SEPARATOR = "/"
 MAX_RESERVE_FRACTION = 5.0
 MAX_SEED = 2**63 - 1
 MAX_KEY_LENGTH = 200  # Stratum.key
-CREDENTIAL_BATCH = 500
-# PBKDF2 in hashlib releases the GIL: two threads use both cores of the 2-core machines.
-HASHING_THREADS = 2
 
 
 def _division(ksic: str) -> str | None:
@@ -755,158 +750,3 @@ def release_reserve(stratum: Stratum, *, count: int, user: User | None) -> list[
     for case in cases:
         case.released_at, case.released_by = now, by
     return cases
-
-
-# --- credentials -----------------------------------------------------------------------------
-
-
-def issue_credentials(
-    survey: Survey, *, cases: Iterable[Case] | None = None, reissue: bool = False
-) -> Iterator[tuple[Case, str, str]]:
-    """Issue credentials to in-sample cases that have none (or to all given ones if reissue).
-
-    Yields (case, link token, access code) batch by batch; each batch is committed before
-    it is yielded. Hashing runs in a small thread pool, the database writes here.
-    """
-    targets = Case.objects.filter(survey=survey).in_sample()
-    if cases is not None:
-        targets = targets.filter(pk__in=[case.pk for case in cases])
-    if not reissue:
-        targets = targets.filter(token_hash__isnull=True)
-    ids = list(targets.order_by("pk").values_list("pk", flat=True))
-    with ThreadPoolExecutor(max_workers=HASHING_THREADS) as pool:
-        for start in range(0, len(ids), CREDENTIAL_BATCH):
-            yield from _issue_batch(ids[start : start + CREDENTIAL_BATCH], reissue, pool)
-
-
-def _issue_batch(
-    ids: Sequence[int], reissue: bool, pool: ThreadPoolExecutor
-) -> list[tuple[Case, str, str]]:
-    with transaction.atomic():
-        batch = Case.objects.select_for_update().filter(pk__in=ids).order_by("pk")
-        if not reissue:  # another manager may have issued them meanwhile
-            batch = batch.filter(token_hash__isnull=True)
-        locked = list(batch)
-        issued = list(pool.map(Case.set_new_credentials, locked))
-        _save_credentials(locked)
-    return [(case, token, code) for case, (token, code) in zip(locked, issued, strict=True)]
-
-
-def _save_credentials(cases: Sequence[Case]) -> None:
-    """One prepared UPDATE per case. bulk_update's single statement compares every row with
-    each case's WHEN, once per field: quadratic, and on SQLite slower than the hashing."""
-    fields = [f for f in Case._meta.concrete_fields if f.name in CREDENTIAL_FIELDS]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(f.attname)} = %s" for f in fields)  # columns named as fields
-    # Only the model's own names go into the statement; the values are parameters.
-    sql = f"UPDATE {quote(Case._meta.db_table)} SET {assignments} WHERE id = %s"  # noqa: S608
-    rows = [
-        [f.get_db_prep_save(getattr(case, f.attname), connection) for f in fields] + [case.pk]
-        for case in cases
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
-LETTER_COLUMNS = ["business_id", "name", "link", "access_code"]
-
-
-def letter_cases(survey: Survey) -> QuerySet[Case]:
-    """The firms that get a letter, in the letters' order: in the sample, with credentials."""
-    return (
-        Case.objects.filter(survey=survey, token_hash__isnull=False)
-        .in_sample()
-        .select_related("frame_unit")
-        .only("pk", "credential_version", "business_id", "frame_unit__name")
-        .order_by("business_id")
-    )
-
-
-def write_letters(survey: Survey, out: IO[str]) -> int:
-    """The mail-merge CSV (UTF-8 with BOM for Excel) of every in-sample case with credentials.
-
-    The link and code are derived again from CREDENTIAL_KEY; nothing plain is stored.
-    """
-    cases = letter_cases(survey)
-    out.write("\ufeff")
-    writer = csv_writer(out)
-    writer.writerow(LETTER_COLUMNS)
-    written = 0
-    for case in cases.iterator(chunk_size=2000):
-        _token, code = case.derive_credentials()
-        name = safe_cell(case.frame_unit.name)
-        writer.writerow([case.business_id, name, case.respondent_link(), code])
-        written += 1
-    return written
-
-
-# --- exports of the sample list --------------------------------------------------------------
-
-
-def sample_columns(*, contact: bool) -> list[tuple[str, str]]:
-    columns = [
-        ("business_id", _("business registration number")),
-        ("name", _("name")),
-        ("stratum", _("stratum")),
-        ("size_class", _("size class")),
-        ("region", _("region")),
-        ("ksic", _("KSIC code")),
-        ("employees", _("employees")),
-        ("status", _("status")),
-        ("reserve_rank", _("reserve rank")),
-        ("population", "N_h"),
-        ("stratum_sample_size", "n_h"),
-        ("base_weight", _("base weight")),
-        ("disposition", _("disposition")),
-    ]
-    if contact:
-        columns += [("email", _("email")), ("phone", _("phone"))]
-    return columns
-
-
-def case_status(case: Case) -> str:
-    if not case.is_reserve:
-        return _("in sample")
-    return _("released reserve") if case.released_at else _("reserve")
-
-
-def sample_rows(cases: QuerySet[Case], *, contact: bool) -> Iterator[list[Any]]:
-    """One row per case for the CSV and XLSX exports, text made safe for spreadsheets."""
-    cases = cases.select_related("frame_unit", "stratum")
-    for case in cases.iterator(chunk_size=2000):
-        unit, stratum = case.frame_unit, case.stratum
-        weight = stratum.population / stratum.sample_size if stratum.sample_size else None
-        row: list[Any] = [case.business_id, unit.name, stratum.key, unit.size_class, unit.region]
-        row += [unit.ksic, unit.employees, case_status(case), case.reserve_rank]
-        row += [stratum.population, stratum.sample_size, weight, case.disposition]
-        if contact:
-            row += [unit.email, unit.phone]
-        yield [safe_cell(value) for value in row]
-
-
-def write_sample_csv(cases: QuerySet[Case], out: IO[str], *, contact: bool) -> None:
-    out.write("\ufeff")
-    writer = csv_writer(out)
-    writer.writerow([label for _name, label in sample_columns(contact=contact)])
-    writer.writerows(sample_rows(cases, contact=contact))
-
-
-def sample_xlsx(cases: QuerySet[Case], *, contact: bool) -> bytes:
-    """The filtered sample as an XLSX workbook, written row by row (constant memory)."""
-    import xlsxwriter
-
-    buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(
-        buffer, {"constant_memory": True, "strings_to_formulas": False, "in_memory": False}
-    )
-    sheet = workbook.add_worksheet("sample")
-    for col, (_name, label) in enumerate(sample_columns(contact=contact)):
-        sheet.write_string(0, col, str(label))
-    for r, row in enumerate(sample_rows(cases, contact=contact), start=1):
-        for col, value in enumerate(row):
-            if isinstance(value, int | float):
-                sheet.write_number(r, col, value)
-            elif value is not None:
-                sheet.write_string(r, col, str(value))
-    workbook.close()
-    return buffer.getvalue()

@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 
 from surveys.models import Survey
 
-from .. import letters, sampling
+from .. import credentials as issuing
+from .. import letters, sample_list, sampling
 from ..forms import CredentialsForm, DesignForm, ReleaseForm, SampleFilterForm
 from ..models import Case, CaseQuerySet, FrameUnit, SampleDesign, Stratum
 
@@ -128,10 +129,10 @@ def sample_export(request: HttpRequest, survey: str, fmt: str) -> HttpResponse:
     contact = request.user.has_perm(VIEW_CONTACTS)
     filename = f"{found.slug}-sample.{fmt}"
     if fmt == "xlsx":
-        response = HttpResponse(sampling.sample_xlsx(cases, contact=contact), content_type=XLSX)
+        response = HttpResponse(sample_list.sample_xlsx(cases, contact=contact), content_type=XLSX)
     else:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
-        sampling.write_sample_csv(cases, response, contact=contact)  # type: ignore[arg-type]
+        sample_list.write_sample_csv(cases, response, contact=contact)  # type: ignore[arg-type]
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     if contact:
         response["Cache-Control"] = "no-store"
@@ -177,7 +178,7 @@ def credentials(request: HttpRequest, survey: str) -> HttpResponse:
     form = CredentialsForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         reissue = form.cleaned_data["reissue"]
-        for _issued in sampling.issue_credentials(found, reissue=reissue):
+        for _issued in issuing.issue_credentials(found, reissue=reissue):
             pass
         return _letters(found)
     in_sample = Case.objects.filter(survey=found).in_sample()
@@ -190,7 +191,7 @@ def credentials(request: HttpRequest, survey: str) -> HttpResponse:
 
 def _letters(survey: Survey) -> HttpResponse:
     buffer = io.StringIO()
-    sampling.write_letters(survey, buffer)
+    issuing.write_letters(survey, buffer)
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{survey.slug}-letters.csv"'
     # The file holds every firm's link and access code: keep it out of any cache.

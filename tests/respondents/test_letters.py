@@ -18,7 +18,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from config.roles import FIELDWORK_MANAGERS
-from respondents import letters, sampling
+from respondents import credentials, letters
 from respondents.models import Case
 from surveys.models import Survey
 from tests import factories
@@ -42,7 +42,7 @@ def pdf_of(survey: Survey) -> bytes:
 
 def csv_of(survey: Survey) -> list[dict[str, str]]:
     out = io.StringIO()
-    sampling.write_letters(survey, out)
+    credentials.write_letters(survey, out)
     return list(csv.DictReader(io.StringIO(out.getvalue().lstrip("\ufeff"))))
 
 

@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils import translation
 
 from analytics.engine import allocation
-from respondents import sampling
+from respondents import credentials, sampling
 from respondents.classifications import KSIC_DIVISIONS, REGION_AREAS
 from respondents.models import Case, FrameUnit, ReserveRelease, SampleDesign, Stratum
 from respondents.sampling import SamplingError
@@ -537,8 +537,8 @@ def test_credentials_go_to_in_sample_cases_without_them_only(survey: Survey) -> 
     draw(survey, reserve_fraction=0.2)
 
     # when
-    first = list(sampling.issue_credentials(survey))
-    again = list(sampling.issue_credentials(survey))
+    first = list(credentials.issue_credentials(survey))
+    again = list(credentials.issue_credentials(survey))
 
     # then
     assert len(first) == 100 and again == []
@@ -551,10 +551,10 @@ def test_credentials_go_to_in_sample_cases_without_them_only(survey: Survey) -> 
 def test_reissued_credentials_replace_the_old_ones(survey: Survey) -> None:
     standard_frame(survey)
     draw(survey)
-    old = {case.pk: (token, code) for case, token, code in sampling.issue_credentials(survey)}
+    old = {case.pk: (token, code) for case, token, code in credentials.issue_credentials(survey)}
     some = list(Case.objects.filter(pk__in=list(old)[:3]))
 
-    new = list(sampling.issue_credentials(survey, cases=some, reissue=True))
+    new = list(credentials.issue_credentials(survey, cases=some, reissue=True))
 
     assert len(new) == 3
     for case, token, code in new:
@@ -569,11 +569,11 @@ def test_the_letters_file_has_the_mail_merge_columns_and_working_links(survey: S
     # given
     standard_frame(survey)
     draw(survey)
-    list(sampling.issue_credentials(survey))
+    list(credentials.issue_credentials(survey))
     out = io.StringIO()
 
     # when
-    written = sampling.write_letters(survey, out)
+    written = credentials.write_letters(survey, out)
 
     # then
     text = out.getvalue()

@@ -22,7 +22,7 @@ from analytics.engine.weighting import WeightingError
 from config import simulation
 from config.celery import tasks_held
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS, ensure_roles
-from respondents import sampling
+from respondents import credentials, sampling
 from respondents.frame_import import import_frame
 from respondents.models import Wave
 from respondents.synthetic import write_frame
@@ -104,7 +104,7 @@ class Command(BaseCommand):
         with time_machine.travel(fieldwork - dt.timedelta(days=14), tick=False) as clock:
             survey = self._prepare(rows, sample, started, clock)
             clock.move_to(fieldwork - dt.timedelta(days=7))
-            for _issued in sampling.issue_credentials(survey):
+            for _issued in credentials.issue_credentials(survey):
                 pass
             self._step("Links and access codes issued", started)
             mail = Path(settings.VAR_DIR) / "demo" / "mail"

@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
-from respondents import letters, sampling
+from respondents import credentials, letters
 from surveys.models import Survey
 
 
@@ -38,9 +38,9 @@ class Command(BaseCommand):
         found = Survey.objects.filter(slug=survey).first()
         if found is None:
             raise CommandError(_("No survey “%(slug)s”.") % {"slug": survey})
-        issued = sum(1 for _issued in sampling.issue_credentials(found, reissue=reissue))
+        issued = sum(1 for _issued in credentials.issue_credentials(found, reissue=reissue))
         with out.open("w", encoding="utf-8", newline="") as mail_merge:
-            written = sampling.write_letters(found, mail_merge)
+            written = credentials.write_letters(found, mail_merge)
         self.stdout.write(
             _("Issued %(issued)s credentials; wrote %(written)s letters to %(path)s.")
             % {"issued": issued, "written": written, "path": out}
