@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, render
 
 from surveys.models import Survey
 
+from .. import chase as chasing
 from .. import rates
 
 MANAGE_FIELDWORK = "respondents.manage_fieldwork"
@@ -28,7 +29,7 @@ def _weighted(request: HttpRequest) -> bool:
 def fieldwork(request: HttpRequest, survey: str) -> HttpResponse:
     found = get_object_or_404(Survey, slug=survey)
     report = rates.fieldwork(found, weighted=_weighted(request))
-    lags = _furthest_behind(rates.stratum_lags(found))
+    lags = _furthest_behind(chasing.stratum_lags(found))
     tables = [
         (
             domain,
@@ -53,11 +54,11 @@ def fieldwork(request: HttpRequest, survey: str) -> HttpResponse:
     return render(request, "respondents/fieldwork.html", context)
 
 
-def _furthest_behind(lags: dict[int, rates.StratumLag]) -> list[rates.StratumLag]:
+def _furthest_behind(lags: dict[int, chasing.StratumLag]) -> list[chasing.StratumLag]:
     return sorted(lags.values(), key=lambda lag: (-lag.shortfall, lag.stratum.key))
 
 
-def _lagging_first(rows: list[rates.Row], lags: list[rates.StratumLag]) -> list[rates.Row]:
+def _lagging_first(rows: list[rates.Row], lags: list[chasing.StratumLag]) -> list[rates.Row]:
     """The stratum rows in the chase order: the largest shortfall against the target first."""
     place = {lag.stratum.key: k for k, lag in enumerate(lags)}
     return sorted(rows, key=lambda row: place.get(row.value, len(place)))
@@ -79,12 +80,12 @@ def rates_csv(request: HttpRequest, survey: str) -> HttpResponse:
 @permission_required(MANAGE_FIELDWORK, raise_exception=True)
 def chase(request: HttpRequest, survey: str) -> HttpResponse:
     found = get_object_or_404(Survey, slug=survey)
-    lags = rates.stratum_lags(found)
-    cases = rates.chase_cases(found, lags)
+    lags = chasing.stratum_lags(found)
+    cases = chasing.chase_cases(found, lags)
     page = Paginator(cases, PER_PAGE).get_page(request.GET.get("page"))
     contact = request.user.has_perm(VIEW_CONTACTS)
     rows = [
-        (rank, case, rates.contact_summary(case), lags.get(case.stratum_id))
+        (rank, case, chasing.contact_summary(case), lags.get(case.stratum_id))
         for rank, case in enumerate(page, start=page.start_index())
     ]
     context = {
@@ -98,7 +99,7 @@ def chase(request: HttpRequest, survey: str) -> HttpResponse:
     return render(request, "respondents/chase.html", context)
 
 
-def _target_rate(lags: dict[int, rates.StratumLag]) -> float:
+def _target_rate(lags: dict[int, chasing.StratumLag]) -> float:
     sampled = sum(lag.sample_size for lag in lags.values())
     return sum(lag.target for lag in lags.values()) / sampled if sampled else rates.TARGET_RATE
 
@@ -109,7 +110,7 @@ def chase_csv(request: HttpRequest, survey: str) -> HttpResponse:
     found = get_object_or_404(Survey, slug=survey)
     contact = request.user.has_perm(VIEW_CONTACTS)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    rates.write_chase_csv(found, response, contact=contact)  # type: ignore[arg-type]
+    chasing.write_chase_csv(found, response, contact=contact)  # type: ignore[arg-type]
     response["Content-Disposition"] = f'attachment; filename="{found.slug}-chase-list.csv"'
     if contact:
         response["Cache-Control"] = "no-store"

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from respondents import rates
+from respondents import chase, rates
 from respondents.models import Case, Stratum
 from surveys.models import Survey
 from tests import factories
@@ -347,6 +347,6 @@ def test_the_chase_list_links_each_firm_to_its_case_and_names_dispositions(
     cases = Case.objects.filter(survey=survey)
     linked = set(re.findall(rf'href="/manage/{survey.slug}/cases/(\d+)/"', table))
     assert linked and linked <= {str(c.pk) for c in cases}
-    open_codes = {c.disposition for c in rates.chase_cases(survey, rates.stratum_lags(survey))}
+    open_codes = {c.disposition for c in chase.chase_cases(survey, chase.stratum_lags(survey))}
     assert "3.19" in open_codes
     assert "Nothing ever returned" in table

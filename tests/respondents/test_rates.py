@@ -15,7 +15,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone, translation
 
-from respondents import rates
+from respondents import chase, rates
 from respondents.models import (
     Case,
     ContactAttempt,
@@ -533,7 +533,7 @@ def test_strata_lag_is_their_shortfall_against_sixty_percent_of_n_h(chase_survey
     survey, _cases = chase_survey
 
     # when
-    lags = {lag.stratum.key: lag for lag in rates.stratum_lags(survey).values()}
+    lags = {lag.stratum.key: lag for lag in chase.stratum_lags(survey).values()}
 
     # then: lagging has 1 of a target of 6; ahead has 6 (I+P), its target
     assert lags["lagging"].responded == 1 and lags["lagging"].target == pytest.approx(6)
@@ -546,7 +546,7 @@ def test_chase_list_puts_lagging_strata_first_then_the_least_contacted(chase_sur
     survey, cases = chase_survey
 
     # when
-    chased = list(rates.chase_cases(survey, rates.stratum_lags(survey)))
+    chased = list(chase.chase_cases(survey, chase.stratum_lags(survey)))
 
     # then
     order = ["lag_quiet", "lag_broke_off", "lag_opened", "lag_busy", "ahead_2", "ahead_1"]
@@ -563,7 +563,7 @@ def test_completers_refusers_ineligibles_and_submitted_cases_are_not_chased(
     survey, cases = chase_survey
 
     # when
-    chased = set(rates.chase_cases(survey, rates.stratum_lags(survey)))
+    chased = set(chase.chase_cases(survey, chase.stratum_lags(survey)))
 
     # then
     for name in ("lag_done", "lag_refused", "lag_ineligible", "lag_closed", "lag_firm_refused"):
@@ -580,7 +580,7 @@ def test_a_survey_target_sets_the_strata_targets(chase_survey: Any) -> None:
     survey.save(update_fields=["target_responses"])
 
     # when
-    lags = {lag.stratum.key: lag for lag in rates.stratum_lags(survey).values()}
+    lags = {lag.stratum.key: lag for lag in chase.stratum_lags(survey).values()}
 
     # then
     assert lags["lagging"].target == pytest.approx(2)
@@ -595,7 +595,7 @@ def test_chase_csv_has_a_bom_the_contact_summary_and_safe_cells(chase_survey: An
 
     # when
     with translation.override("en"):
-        written = rates.write_chase_csv(survey, out, contact=True)
+        written = chase.write_chase_csv(survey, out, contact=True)
 
     # then
     text = out.getvalue()
@@ -617,7 +617,7 @@ def test_chase_csv_leaves_out_contact_details_without_permission(chase_survey: A
     out = io.StringIO()
 
     # when
-    rates.write_chase_csv(survey, out, contact=False)
+    chase.write_chase_csv(survey, out, contact=False)
 
     # then
     assert "@example.com" not in out.getvalue()
