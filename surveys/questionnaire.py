@@ -128,15 +128,23 @@ class Question:
             return None
         return self._parse_text(text)
 
+    def _without_unit(self, text: str) -> str:
+        """A number typed with its unit, in either language ("35명", "12,500 백만 원")."""
+        for unit in sorted(self.unit.values(), key=len, reverse=True):
+            squeezed = unit.replace(" ", "")
+            if squeezed and text.replace(" ", "").endswith(squeezed):
+                return text.replace(" ", "")[: -len(squeezed)]
+        return text
+
     def _parse_text(self, text: str) -> Any:
         if self.type == "select_one":
             if text not in self.choice_names:
                 raise ValueError(_("“%(value)s” is not one of the options.") % {"value": text[:40]})
             return text
         if self.type == "integer":
-            return parse_integer(text)
+            return parse_integer(self._without_unit(text))
         if self.type == "decimal":
-            return parse_decimal(text)
+            return parse_decimal(self._without_unit(text))
         if self.type == "date":
             try:
                 return dt.date.fromisoformat(text).isoformat()

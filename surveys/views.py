@@ -665,7 +665,7 @@ def _receipt(request: HttpRequest, channel: Channel) -> HttpResponse:
         "response": response,
         "form": form,
         "sections": answer_sections(form, response.answers, {}),
-        "submitted_at": date_format(localtime(response.submitted_at), "Y-m-d H:i"),
+        "submitted_at": date_format(localtime(response.submitted_at), "Y-m-d H:i T"),
     }
     return channel.render(request, "respondent/receipt.jinja", context)
 

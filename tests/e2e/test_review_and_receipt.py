@@ -25,7 +25,7 @@ WIDTHS = (1280, 390)
 LONG_ANSWER = "https://www.example.co.kr/departments/smart-manufacturing-innovation/digital-team"
 UNITS = {
     "ko": ("45 명", "12,500.5 백만 원", "300 백만 원"),
-    "en": ("45 persons", "12,500.5 million won", "300 million won"),
+    "en": ("45 persons", "12,500.5 KRW million", "300 KRW million"),
 }
 
 # Text nodes whose lines break between two Hangul syllables, i.e. inside a Korean word.

@@ -326,3 +326,14 @@ def test_resuming_in_a_new_session_returns_to_the_last_page(respondent: Responde
     welcome = second_device.get("/q/").content.decode()
 
     assert 'href="/q/p/adoption/"' in welcome
+
+
+def test_a_number_typed_with_its_unit_is_read(respondent: Respondent) -> None:
+    respondent.client.get("/q/")
+
+    result = post_page(
+        respondent.client, "profile", {"employees": "35명", "sales_krw_mn": "12,500 백만 원"}
+    )
+
+    assert result.status_code == 302
+    assert stored(respondent.case) == {"employees": 35, "sales_krw_mn": 12500}

@@ -101,7 +101,7 @@ def test_the_case_page_traces_each_answer_to_the_firm_or_the_staff_who_changed_i
     assert [row[1:] for row in rows_of(page)] == [
         ["employees", "9 persons", "10 persons", "staff keyed entry", staff],
         ["employees", "8 persons", "9 persons", "the firm (web)", "browser 2"],
-        ["sales_krw_mn", "—", "900 million won", "the firm (web)", "browser 1"],
+        ["sales_krw_mn", "—", "900 KRW million", "the firm (web)", "browser 1"],
         ["employees", "—", "8 persons", "the firm (web)", "browser 1"],
     ]
 

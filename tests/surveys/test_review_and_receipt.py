@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 UNITS = {
     "ko": ["45 명", "12,500.5 백만 원", "300 백만 원"],
-    "en": ["45 persons", "12,500.5 million won", "300 million won"],
+    "en": ["45 persons", "12,500.5 KRW million", "300 KRW million"],
 }
 
 

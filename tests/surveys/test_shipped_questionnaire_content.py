@@ -242,8 +242,8 @@ def test_every_number_states_its_unit_in_both_languages() -> None:
     units = {n: i["unit"] for n, i in questions().items() if "unit" in i}
     assert units == {
         "employees": {"Korean (ko)": "명", "English (en)": "persons"},
-        "sales_krw_mn": {"Korean (ko)": "백만 원", "English (en)": "million won"},
-        "invest_amount": {"Korean (ko)": "백만 원", "English (en)": "million won"},
+        "sales_krw_mn": {"Korean (ko)": "백만 원", "English (en)": "KRW million"},
+        "invest_amount": {"Korean (ko)": "백만 원", "English (en)": "KRW million"},
     }
     numbers = {n for n, i in questions().items() if i["type"] in ("integer", "decimal")}
     assert numbers == set(units)
