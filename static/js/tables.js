@@ -101,7 +101,17 @@
   // A box that scrolls must be reachable from the keyboard, and named for screen readers.
   function labelScrollingBoxes() {
     document.querySelectorAll(".table-responsive").forEach(function (box) {
-      if (box.scrollWidth <= box.clientWidth + 1) { return; }
+      var hint = box.previousElementSibling;
+      var scrolls = box.scrollWidth > box.clientWidth + 1;
+      // Say so above a box that scrolls, or its last columns go unseen on a phone.
+      if (hint && hint.classList.contains("scroll-hint")) { hint.hidden = !scrolls; }
+      else if (scrolls && strings.scrollHint) {
+        hint = document.createElement("p");
+        hint.className = "scroll-hint small text-body-secondary mb-1";
+        hint.textContent = strings.scrollHint;
+        box.parentNode.insertBefore(hint, box);
+      }
+      if (!scrolls) { return; }
       var table = box.querySelector("table");
       var caption = table && table.caption ? table.caption.textContent.trim() : "";
       var heading = box.closest("section") && box.closest("section").querySelector("h2, h3");
