@@ -19,6 +19,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from analytics.recompute import request_recompute
 from respondents import dispositions
@@ -201,8 +202,6 @@ def _merge(
 
 
 def _too_long() -> str:
-    from django.utils.translation import gettext
-
     return gettext("This answer is too long to be right: check it.")
 
 
