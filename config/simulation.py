@@ -56,7 +56,9 @@ ADOPTION = {"micro": 0.087, "small": 0.285, "medium": 0.542, "midsize": 0.857}
 INELIGIBLE = ("4.21", "4.22", "4.23", "4.24", "4.25", "4.26")
 INELIGIBLE_SHARE = (0.40, 0.25, 0.15, 0.10, 0.05, 0.05)
 BOUNCE_SHARE = 0.03
-TWO_PEOPLE_EVERY = 25  # every 25th web firm (by case id) answers with two people
+# Every 25th web firm answers with two people; chosen by business ID, not by database id,
+# so that the demo's data do not depend on the database's sequences.
+TWO_PEOPLE_EVERY = 25
 # Half the answers of a wave come within hours of its emails, the rest over its weeks.
 QUICK_SHARE, QUICK_HOURS = 0.5, 12.0
 # The demo's mail relay accepts this many emails an hour, so a wave takes hours to go out
@@ -443,7 +445,8 @@ class Play:
         by = None if mode == Response.Mode.WEB else self.manager
         response = flow.start_response(case, mode=mode, by=by)
         pages = self.form.relevant_pages(answers)
-        if mode == Response.Mode.WEB and case.pk % TWO_PEOPLE_EVERY == 0 and len(pages) > 2:
+        two = int(case.business_id.replace("-", "")) % TWO_PEOPLE_EVERY == 0
+        if mode == Response.Mode.WEB and two and len(pages) > 2:
             # Two people of the firm: the second finishes and corrects the headcount, which
             # the case page's answer history shows by browser.
             half = len(pages) // 2

@@ -197,6 +197,7 @@ class Release:
         width = len(categorical)
         unique_numbers = ((keys[:, width:] < 0) & (done.keys[:, width:] >= 0)).any(axis=1)
         lonely = _short_groups(groups, lonely | unique_numbers, k)
+        blanked |= self._k_as_read(keys, released, groups, lonely, steps)
         keys[lonely, width:] = disclosure.MISSING
         after = disclosure.measure(keys, base, k)
         self._apply(numeric, released, categorical, blanked, lonely)
@@ -225,6 +226,35 @@ class Release:
         report["frame_check"] = frame.summary(keys) if frame else {}
         report["estimates"] = compare_estimates(self)
         return report
+
+    def _k_as_read(
+        self,
+        keys: np.ndarray,
+        released: np.ndarray,
+        groups: np.ndarray,
+        lonely: np.ndarray,
+        steps: list[list[int]],
+    ) -> np.ndarray:
+        """k-anonymity of the file as a reader without its missing-value codes sees it (a
+        CSV): a blanked number looks like an unanswered one, a category of its own rather
+        than the wildcard the risk measures take it for. Classifications are suppressed
+        until every key so read occurs k times; where none is left, the numbers go too.
+        Updates keys (classifications) and lonely in place; returns the classifications
+        blanked here."""
+        k, width = self.policy.k, keys.shape[1] - released.shape[1]
+        before = keys[:, :width].copy()
+        base = np.nan_to_num(self._weights("base_weight"))
+        for _round in range(3):
+            shown = released.copy()
+            shown[lonely] = np.nan
+            read = np.column_stack([keys[:, :width], disclosure.numeric_codes(shown)])
+            done = disclosure.suppress(read, base, k=k, max_risk=1.0, steps=steps)
+            keys[:, :width] = done.keys[:, :width]
+            if not done.unresolved:
+                break
+            fk = disclosure.measure(done.keys, base, k).fk
+            lonely |= _short_groups(groups, lonely | ((fk > 0) & (fk < k)), k)
+        return (keys[:, :width] < 0) & (before >= 0)
 
     def _missing(self, name: str) -> np.ndarray:
         return np.asarray(
