@@ -364,7 +364,8 @@ def _posted(request: HttpRequest, page: Page) -> dict[str, flow.Raw]:
 
 def _shown(request: HttpRequest) -> dict[str, flow.Raw] | None:
     """What the page showed for each field; None from a client that does not say."""
-    return _raw_json(request.POST.get("shown"))
+    shown = _raw_json(request.POST.get("shown"))
+    return shown if isinstance(shown, dict) else None
 
 
 def _raw_json(text: str | None) -> Any:

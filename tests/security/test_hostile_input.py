@@ -160,7 +160,16 @@ def page_fields(page: str) -> dict[str, st.SearchStrategy[Any]]:
         if question.type == "select_multiple":
             fields[f"{question.name}__present"] = st.just("1")
     fields["shown"] = st.sampled_from(
-        [ABSENT, "{}", "not json", '{"employees": 1}', "[1]", '{"importance": ["a"]}', "null"]
+        [
+            ABSENT,
+            "{}",
+            "not json",
+            '{"employees": 1}',
+            "[1]",
+            '{"importance": ["a"]}',
+            "null",
+            '"x"',
+        ]
     )
     fields["clock"] = st.sampled_from([ABSENT, "", "-1", "1e99", "99999999999999999999999"])
     fields["decide"] = st.sampled_from([ABSENT, "mine:employees", "theirs:x", ":", "mine:"])

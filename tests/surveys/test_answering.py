@@ -337,3 +337,15 @@ def test_a_number_typed_with_its_unit_is_read(respondent: Respondent) -> None:
 
     assert result.status_code == 302
     assert stored(respondent.case) == {"employees": 35, "sales_krw_mn": 12500}
+
+
+@pytest.mark.parametrize("shown", ['"x"', "[1]", "null", "not json", '{"employees": 5}'])
+def test_a_forged_shown_field_is_taken_as_not_said(respondent: Respondent, shown: str) -> None:
+    respondent.client.get("/q/")
+
+    result = respondent.client.post(
+        "/q/p/profile/", {"employees": "45", "sales_krw_mn": "12500.5", "shown": shown}
+    )
+
+    assert result.status_code == 302
+    assert stored(respondent.case) == {"employees": 45, "sales_krw_mn": 12500.5}
