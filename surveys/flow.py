@@ -349,15 +349,6 @@ def _store(
         AnswerChange.objects.bulk_create(changes)
 
 
-def record_changes(
-    response: Response, form: Form, before: Mapping[str, Any], editor: Editor
-) -> None:
-    """The history of answers written outside the pages (an import of keyed answers)."""
-    changes = _changes(response, list(form.inputs()), before, editor, timezone.now())
-    if changes:
-        AnswerChange.objects.bulk_create(changes)
-
-
 def _changes(
     response: Response,
     questions: list[Question],

@@ -502,13 +502,7 @@ def conflict_context(question: Any, conflict: flow.Conflict) -> dict[str, Any]:
 
 
 def _raw_text(question: Any, raw: flow.Raw) -> str:
-    value = flow.typed_or_raw(question, raw)
-    if isinstance(value, list) and question.type != "select_multiple":
-        return " ".join(value)
-    try:
-        return display_answer(question, value)
-    except (KeyError, ValueError, TypeError):
-        return flow._text(raw)
+    return _shown_value(question, flow.typed_or_raw(question, raw))
 
 
 def _autosave(request: HttpRequest, channel: Channel, name: str) -> HttpResponse:

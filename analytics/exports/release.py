@@ -197,7 +197,7 @@ class Release:
         width = len(categorical)
         unique_numbers = ((keys[:, width:] < 0) & (done.keys[:, width:] >= 0)).any(axis=1)
         lonely = _short_groups(groups, lonely | unique_numbers, k)
-        blanked |= self._k_as_read(keys, released, groups, lonely, steps)
+        blanked |= self._k_as_read(keys, released, base, groups, lonely, steps)
         keys[lonely, width:] = disclosure.MISSING
         after = disclosure.measure(keys, base, k)
         self._apply(numeric, released, categorical, blanked, lonely)
@@ -231,6 +231,7 @@ class Release:
         self,
         keys: np.ndarray,
         released: np.ndarray,
+        base: np.ndarray,
         groups: np.ndarray,
         lonely: np.ndarray,
         steps: list[list[int]],
@@ -243,7 +244,6 @@ class Release:
         blanked here."""
         k, width = self.policy.k, keys.shape[1] - released.shape[1]
         before = keys[:, :width].copy()
-        base = np.nan_to_num(self._weights("base_weight"))
         for _round in range(3):
             shown = released.copy()
             shown[lonely] = np.nan

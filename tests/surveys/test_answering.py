@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -173,12 +174,20 @@ def test_autosaved_typing_is_shown_again_after_a_reload(respondent: Respondent) 
     assert stored(respondent.case) == {}
 
 
-def test_a_field_another_person_changed_since_the_page_was_shown_is_a_conflict_for_it_alone(
+def colleague_answers_awareness_after_i_opened_it(
     respondent: Respondent, colleague: Client
-) -> None:
+) -> dict[str, Any]:
+    """What my awareness page showed before a colleague answered it."""
     answer_all(respondent.client, {"profile": ADOPTER["profile"]})
     mine = shown_on(respondent.client, "awareness")
     post_page(colleague, "awareness", ADOPTER["awareness"], shown=shown_on(colleague, "awareness"))
+    return mine
+
+
+def test_a_field_another_person_changed_since_the_page_was_shown_is_a_conflict_for_it_alone(
+    respondent: Respondent, colleague: Client
+) -> None:
+    mine = colleague_answers_awareness_after_i_opened_it(respondent, colleague)
 
     result = post_page(
         respondent.client,
@@ -198,9 +207,7 @@ def test_a_field_another_person_changed_since_the_page_was_shown_is_a_conflict_f
 def test_keeping_my_answer_after_a_conflict_stores_it(
     respondent: Respondent, colleague: Client
 ) -> None:
-    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
-    mine = shown_on(respondent.client, "awareness")
-    post_page(colleague, "awareness", ADOPTER["awareness"], shown=shown_on(colleague, "awareness"))
+    mine = colleague_answers_awareness_after_i_opened_it(respondent, colleague)
     post_page(respondent.client, "awareness", {"importance": "neutral"}, shown=mine)
 
     again = post_page(respondent.client, "awareness", {"importance": "neutral"}, shown=mine)
@@ -225,9 +232,7 @@ def test_keeping_my_answer_after_a_conflict_stores_it(
 def test_taking_the_stored_answer_after_a_conflict_keeps_it(
     respondent: Respondent, colleague: Client
 ) -> None:
-    answer_all(respondent.client, {"profile": ADOPTER["profile"]})
-    mine = shown_on(respondent.client, "awareness")
-    post_page(colleague, "awareness", ADOPTER["awareness"], shown=shown_on(colleague, "awareness"))
+    mine = colleague_answers_awareness_after_i_opened_it(respondent, colleague)
 
     respondent.client.post(
         "/q/p/awareness/",
