@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -8,14 +9,15 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from respondents.models import Wave
-from surveys.models import Survey
+if TYPE_CHECKING:
+    from respondents.models import Wave
+    from surveys.models import Survey
 
 
 class WeightingSpec(models.Model):
     """The survey's weighting and publication settings; every edit is a new version."""
 
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="weighting_specs")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="weighting_specs")
     version = models.PositiveIntegerField()
     spec = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
@@ -39,7 +41,7 @@ class WeightingSpec(models.Model):
 class RecomputeRequest(models.Model):
     """Outbox: written in the same transaction as the change that makes estimates stale."""
 
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="recompute_requests")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="recompute_requests")
     reason = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -64,8 +66,11 @@ class EstimateRunQuerySet(models.QuerySet["EstimateRun"]):
         Two queries; fields deferred on this queryset stay deferred."""
         runs = self.published().filter(survey=survey).select_related("wave")
         deferred = self.query.deferred_loading[0] if self.query.deferred_loading[1] else ()
+        # The Wave model through the run's own field: respondents.models asks this app for
+        # recomputes, so this module does not import it.
+        wave_model: Any = self.model._meta.get_field("wave").related_model
         waves = (
-            Wave.objects.filter(survey=survey, official_run__in=runs.values("pk"))
+            wave_model.objects.filter(survey=survey, official_run__in=runs.values("pk"))
             .select_related("official_run__wave")
             .defer(*(f"official_run__{name}" for name in deferred))
         )
@@ -93,7 +98,7 @@ class EstimateRun(models.Model):
         PUBLISHED = "published", _("published")
         FAILED = "failed", _("failed")
 
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="estimate_runs")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="estimate_runs")
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
     trigger = models.CharField(max_length=32, blank=True)
@@ -203,7 +208,7 @@ class ExportJob(models.Model):
         DONE = "done", _("done")
         FAILED = "failed", _("failed")
 
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="export_jobs")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="export_jobs")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -233,7 +238,7 @@ class Download(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="downloads")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="downloads")
     what = models.CharField(max_length=32)
     format = models.CharField(max_length=8)
     identified = models.BooleanField(default=False)
@@ -254,7 +259,7 @@ class ApiToken(models.Model):
     name = models.CharField(_("name"), max_length=100)
     token_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=8)
-    surveys = models.ManyToManyField(Survey, related_name="api_tokens")
+    surveys = models.ManyToManyField("surveys.Survey", related_name="api_tokens")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -34,12 +34,12 @@ from django.utils.translation import gettext as _
 from analytics.engine import aapor, estimation, quality, replication, weighting
 from config.celery import send_task
 from respondents.models import Case, SampleDesign, Wave, frame_variable
-from surveys.models import Response, Survey
-from surveys.questionnaire import Form, Question, get_form
+from surveys.models import Response, Survey, get_form
+from surveys.questionnaire import Form, Question
 
 from .locks import survey_lock
 from .models import Estimate, EstimateRun, RecomputeRequest, WeightingSpec
-from .recompute import request_recompute
+from .recompute import PUBLISH_OFFICIAL, RECOMPUTE_SURVEY, request_recompute
 from .spec import WeightingSpec as Spec
 from .spec import calibration_key, collapse_levels, parse_spec
 
@@ -1230,16 +1230,12 @@ def _wait_before_next_run(survey_id: int) -> float:
 
 
 def _enqueue_later(survey_id: int, seconds: float) -> None:
-    from .tasks import recompute_survey
-
-    send_task(recompute_survey, survey_id, countdown=seconds)
+    send_task(RECOMPUTE_SURVEY, survey_id, countdown=seconds)
 
 
 def sweep() -> dict[str, int]:
     """Schedule surveys whose changes wait without a task (the queue was down, a worker died)
     and mark runs that a dead worker left running as failed."""
-    from .tasks import recompute_survey
-
     stale = timezone.now() - dt.timedelta(seconds=settings.RECOMPUTE_STALE_SECONDS)
     abandoned = EstimateRun.objects.filter(
         status=EstimateRun.Status.RUNNING, started_at__lt=stale
@@ -1249,10 +1245,8 @@ def sweep() -> dict[str, int]:
         finished_at=timezone.now(),
     )
     waiting = list(RecomputeRequest.objects.values_list("survey_id", flat=True).distinct())
-    scheduled = sum(send_task(recompute_survey, survey_id) for survey_id in waiting)
-    from .tasks import publish_official as publish_official_task
-
-    official = sum(send_task(publish_official_task, pk) for pk in unofficial_closed_waves())
+    scheduled = sum(send_task(RECOMPUTE_SURVEY, survey_id) for survey_id in waiting)
+    official = sum(send_task(PUBLISH_OFFICIAL, pk) for pk in unofficial_closed_waves())
     return {"abandoned": abandoned, "scheduled": scheduled, "official": official}
 
 

@@ -25,8 +25,8 @@ from analytics.engine import quality
 from analytics.engine.quality import Thresholds
 from respondents.classifications import VALUE_LABELS
 from respondents.models import Wave
-from surveys.models import Survey
-from surveys.questionnaire import Form, Question, get_form
+from surveys.models import Survey, get_form
+from surveys.questionnaire import Form, Question
 
 from ..models import Estimate, EstimateRun, ListedRun
 from ..spec import SpecError, WeightingSpec, parse_spec
