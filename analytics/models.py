@@ -179,6 +179,9 @@ class Estimate(models.Model):
     population = models.FloatField(null=True)
     df = models.IntegerField(null=True)
     flag = models.CharField(max_length=200, blank=True, help_text="Quality reasons, joined by +.")
+    imputed_share = models.FloatField(
+        null=True, help_text="Share of the estimate carried by imputed values (sec. L)."
+    )
     suppressed = models.BooleanField(default=False)
     grade = models.CharField(
         max_length=1, blank=True, help_text="Quality grade A-E by coefficient of variation."
@@ -289,3 +292,112 @@ class ApiToken(models.Model):
         if revoked:
             self.revoked_at = now
         return bool(revoked)
+
+
+class EditCheck(models.Model):
+    """One pass of the edit rules over every submitted response, with the selective-editing
+    threshold's effect: how many failures passed untouched, and how much they carry."""
+
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="edit_checks")
+    run = models.ForeignKey(
+        EstimateRun,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The version whose weights scored the failures.",
+    )
+    checked_at = models.DateTimeField(default=timezone.now)
+    threshold = models.FloatField()
+    responses = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="Responses failing a rule.")
+    passed = models.PositiveIntegerField(
+        default=0, help_text="Failing responses below the threshold, left as reported."
+    )
+    passed_share = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per flagged item: the share of its weighted total the passed responses carry.",
+    )
+    errors = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        get_latest_by = "checked_at"
+
+    def __str__(self) -> str:
+        return f"{self.survey_id} checked {self.checked_at:%Y-%m-%d %H:%M}"
+
+
+class EditFlag(models.Model):
+    """A submitted response that fails an edit rule: one entry of the review queue (sec. L)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("to review")
+        PASSED = "passed", _("passed (below the threshold)")
+        ACCEPTED = "accepted", _("accepted")
+        CORRECTED = "corrected", _("corrected")
+        REJECTED = "rejected", _("rejected, imputed")
+        QUERIED = "queried", _("asked the firm")
+        ANSWERED = "answered", _("the firm answered")
+        CONFIRMED = "confirmed", _("confirmed by the firm when answering")
+        ERROR = "error", _("could not be checked")
+
+    response = models.ForeignKey("surveys.Response", models.CASCADE, related_name="edit_flags")
+    rule = models.CharField(_("edit rule"), max_length=64)
+    severity = models.CharField(_("type"), max_length=8)
+    item = models.CharField(_("question"), max_length=64, blank=True)
+    values = models.JSONField(default=dict, blank=True, help_text="The values the rule saw.")
+    message = models.JSONField(default=dict, blank=True, help_text="{ko, en}")
+    score = models.FloatField(_("score"), null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    checked_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    query = models.ForeignKey(
+        "surveys.EditQuery", models.SET_NULL, null=True, blank=True, related_name="flags"
+    )
+
+    class Meta:
+        ordering = ["-score", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["response", "rule"], name="one_flag_per_rule")
+        ]
+        indexes = [models.Index(fields=["status", "-score"], name="edit_flag_queue")]
+        permissions = [("review_edits", _("Can review, edit and impute responses"))]
+        verbose_name = _("edit flag")
+        verbose_name_plural = _("edit flags")
+
+    def __str__(self) -> str:
+        return f"{self.rule} on response {self.response_id} ({self.status})"
+
+
+class ImputedValue(models.Model):
+    """A value an estimate version imputed: its method and donor (sec. L)."""
+
+    class Method(models.TextChoices):
+        DERIVED = "derived", _("derived from other answers")
+        RATIO = "ratio", _("ratio to the register")
+        NEAREST = "nearest", _("nearest-neighbour donor")
+        RANDOM = "random", _("random donor")
+
+    run = models.ForeignKey(EstimateRun, models.CASCADE, related_name="imputations")
+    response = models.ForeignKey("surveys.Response", models.CASCADE, related_name="+")
+    item = models.CharField(max_length=64)
+    value = models.JSONField(null=True)
+    method = models.CharField(max_length=8, choices=Method.choices)
+    donor = models.ForeignKey(
+        "surveys.Response", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    imputation_class = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=8, help_text="missing or rejected")
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "response"], name="imputed_by_run")]
+        verbose_name = _("imputed value")
+        verbose_name_plural = _("imputed values")
+
+    def __str__(self) -> str:
+        return f"{self.item} of response {self.response_id} ({self.method})"

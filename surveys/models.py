@@ -230,6 +230,17 @@ class Response(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
     reference = models.CharField(max_length=20, unique=True, null=True, blank=True)
+    # After submission the firm's answers stay as given; editing writes here (sec. L).
+    edited = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Values set by editing after submission, per question (see ValueEdit).",
+    )
+    confirmations = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Soft edit rules the firm confirmed: rule name → the values it confirmed.",
+    )
 
     objects = ResponseQuerySet.as_manager()
 
@@ -362,6 +373,45 @@ class Response(models.Model):
                 request_recompute(locked.case.survey_id, reason="response submitted")
         return locked, {}
 
+    def edited_values(self) -> dict[str, Any]:
+        """The answers as edited: the firm's, with editing's values over them."""
+        return {**self.answers, **self.edited}
+
+    def edit(
+        self,
+        item: str,
+        new: Any,
+        *,
+        kind: str,
+        by: Any = None,
+        reason: str = "",
+        rule: str = "",
+    ) -> ValueEdit:
+        """Set one edited value of a submitted response and keep the trace: who, when, why,
+        which rule, old → new. The firm's own answer is never overwritten; a value equal
+        to the firm's answer removes the edit."""
+        with transaction.atomic(savepoint=False):
+            locked = Response.objects.select_for_update().get(pk=self.pk)
+            if not locked.is_submitted:
+                raise ValueError("only a submitted response is edited")
+            old = locked.edited.get(item, locked.answers.get(item))
+            if new == locked.answers.get(item):
+                locked.edited.pop(item, None)
+            else:
+                locked.edited[item] = new
+            locked.save(update_fields=["edited"])
+            self.edited = locked.edited
+            return ValueEdit.objects.create(
+                response=self,
+                item=item,
+                old=old,
+                new=new,
+                kind=kind,
+                rule=rule[:64],
+                reason=reason,
+                by=user_or_none(by),
+            )
+
     def history(self, limit: int = HISTORY_ROWS) -> tuple[list[dict[str, Any]], int]:
         """The latest changes to the answers, newest first, and how many there are in all,
         for the case page: each browser that answered for the firm is numbered so that two
@@ -435,6 +485,67 @@ class AnswerChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item}: {self.old!r} -> {self.new!r}"
+
+
+class ValueEdit(models.Model):
+    """One change made by editing to a submitted response: the audit trail (sec. L)."""
+
+    class Kind(models.TextChoices):
+        ACCEPTED = "accepted", _("accepted as reported")
+        CORRECTED = "corrected", _("corrected by staff")
+        REJECTED = "rejected", _("rejected, to be imputed")
+        FIRM = "firm", _("answered by the firm on a query")
+
+    response = models.ForeignKey(Response, models.CASCADE, related_name="value_edits")
+    item = models.CharField(_("question"), max_length=64)
+    old = models.JSONField(_("old value"), null=True, blank=True)
+    new = models.JSONField(_("new value"), null=True, blank=True)
+    kind = models.CharField(_("edit"), max_length=12, choices=Kind.choices)
+    rule = models.CharField(_("edit rule"), max_length=64, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["response", "-at"], name="value_edit_by_response")]
+        verbose_name = _("edit")
+        verbose_name_plural = _("edits")
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.old!r} -> {self.new!r} ({self.kind})"
+
+
+class EditQuery(models.Model):
+    """Questions sent back to a firm about its submitted answers: a link to a page that
+    shows only the questioned items."""
+
+    response = models.ForeignKey(Response, models.CASCADE, related_name="edit_queries")
+    items = models.JSONField(
+        help_text="The questioned items: [{item, rule, message: {ko, en}}], in form order."
+    )
+    note = models.TextField(_("note to the firm"), blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("query to the firm")
+        verbose_name_plural = _("queries to firms")
+
+    def __str__(self) -> str:
+        return f"query {self.pk} on response {self.response_id}"
+
+    @property
+    def is_answered(self) -> bool:
+        return self.answered_at is not None
 
 
 class QuestionnaireUpload(models.Model):
