@@ -323,6 +323,15 @@ class LinearEdits:
         bad = np.where(self.equal, np.abs(gap) > slack, gap > slack)
         return bad & ~np.isnan(lhs)
 
+    def nonnegative(self) -> LinearEdits:
+        """These edits and x_j ≥ 0 for every field (Banff's default positivity edits)."""
+        p = self.a.shape[1]
+        return LinearEdits(
+            np.vstack([self.a, -np.eye(p)]),
+            np.concatenate([self.b, np.zeros(p)]),
+            np.concatenate([self.equal, np.zeros(p, dtype=bool)]),
+        )
+
 
 @dataclass(frozen=True)
 class Localised:
@@ -350,7 +359,8 @@ def error_localise(
     and is kept if a linear programme finds values for its fields that pass every edit with
     the other fields as reported. The set cover alone is not enough: with x ≤ y, y ≤ 10 and
     (x, y) = (15, 5), only x ≤ y fails and y is in it, but no y passes both edits, so x is
-    the one to change. `nonnegative` adds x ≥ 0 for every field, as Banff does by default.
+    the one to change. `nonnegative` adds x ≥ 0 for every field, as Banff does by default
+    (so a negative answer is itself an error).
     Ties go to the first subset in that order (Banff draws one at random)."""
     x = _matrix(values, "values")
     n, p = x.shape
@@ -359,6 +369,7 @@ def error_localise(
     if p > MAX_FIELDS:
         raise EditingError(f"error localisation is exact for at most {MAX_FIELDS} fields")
     cost_of = np.ones(p) if weights is None else _vector(weights, p, "weights")
+    edits = edits.nonnegative() if nonnegative else edits
     subsets = _subsets_by_cost(p, cost_of, p if max_fields is None else max_fields)
     involved = edits.a != 0
     failed = edits.failed(x, tol)
@@ -370,7 +381,7 @@ def error_localise(
         covers = np.all(subsets[:, missing[row]], axis=1)
         covers &= np.all(subsets.astype(np.int32) @ must_touch.T.astype(np.int32) > 0, axis=1)
         for subset in subsets[covers]:
-            if _feasible(x[row], subset, edits, nonnegative):
+            if _feasible(x[row], subset, edits):
                 change[row], solved[row] = subset, True
                 break
     return Localised(change, change @ cost_of, solved)
@@ -384,7 +395,7 @@ def _subsets_by_cost(p: int, cost: FloatArray, most: int) -> BoolArray:
     return table[order]
 
 
-def _feasible(row: FloatArray, free: BoolArray, edits: LinearEdits, nonnegative: bool) -> bool:
+def _feasible(row: FloatArray, free: BoolArray, edits: LinearEdits) -> bool:
     if not free.any():
         return not edits.failed(row[None, :])[0].any()
     rhs = edits.b - edits.a @ np.where(free, 0.0, row)
@@ -395,7 +406,7 @@ def _feasible(row: FloatArray, free: BoolArray, edits: LinearEdits, nonnegative:
         b_ub=rhs[~edits.equal] if (~edits.equal).any() else None,
         A_eq=a_free[edits.equal] if edits.equal.any() else None,
         b_eq=rhs[edits.equal] if edits.equal.any() else None,
-        bounds=(0, None) if nonnegative else (None, None),
+        bounds=(None, None),
         method="highs",
     )
     return bool(problem.status == 0)
