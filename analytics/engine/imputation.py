@@ -147,10 +147,10 @@ def nearest_donors(
     Distance: the largest absolute difference over the matching variables (L∞, "minimax")
     after each is put on a common scale within the class, so that no variable dominates:
 
-    - ``rank`` (default, Banff DONORIMP): the donors' empirical distribution function,
-      u(v) = #{class donors with value ≤ v} / #{class donors}, for donors and recipient.
-      Scale-free and unmoved by the skew and outliers of sales or employees; a recipient
-      then matches the donors of the rank at or just below its value.
+    - ``rank`` (default, as Banff DONORIMP): each value's rank among the class's donors
+      and recipients (ties share their average rank) divided by their number. Scale-free
+      and unmoved by the skew and outliers of sales or employees, so each variable counts
+      as much as the others.
     - ``range`` / ``sd``: the value divided by the class donors' range / standard deviation.
 
     A recipient's missing matching value is left out of its distance (all missing: every
@@ -305,16 +305,8 @@ def _nearest(
 
 def _scaled(donors: FloatArray, recipients: FloatArray, scale: Scale) -> tuple[FloatArray, ...]:
     if scale == "rank":
-        ranked = np.sort(donors, axis=0)
-        count = donors.shape[0]
-
-        def cdf(v: FloatArray) -> FloatArray:
-            u = np.column_stack(
-                [np.searchsorted(ranked[:, j], v[:, j], side="right") for j in range(v.shape[1])]
-            ).astype(np.float64)
-            return np.where(np.isnan(v), np.nan, u / count)
-
-        return cdf(donors), cdf(recipients)
+        ranks = _ranks(np.vstack([donors, recipients]))
+        return ranks[: donors.shape[0]], ranks[donors.shape[0] :]
     if scale == "range":
         spread = donors.max(axis=0) - donors.min(axis=0)
     elif scale == "sd":
@@ -324,6 +316,19 @@ def _scaled(donors: FloatArray, recipients: FloatArray, scale: Scale) -> tuple[F
     # A variable on which all donors agree cannot tell them apart: leave it unscaled.
     spread = np.where(spread > 0, spread, 1.0)
     return donors / spread, recipients / spread
+
+
+def _ranks(values: FloatArray) -> FloatArray:
+    """Each column's average ranks (ties share theirs) over its count; NaN stays NaN."""
+    out = np.full(values.shape, np.nan)
+    for j in range(values.shape[1]):
+        column = values[:, j]
+        known = ~np.isnan(column)
+        ordered = np.sort(column[known])
+        below = np.searchsorted(ordered, column[known], side="left")
+        through = np.searchsorted(ordered, column[known], side="right")
+        out[known, j] = (below + 1 + through) / 2 / ordered.size
+    return out
 
 
 def _distance(recipients: FloatArray, donors: FloatArray) -> FloatArray:

@@ -15,7 +15,7 @@ from analytics.engine.imputation import (
     ratio_impute,
 )
 
-# Banff's own example shape: two classes of ten firms, employees as the matching variable.
+# Two classes of ten firms, employees as the matching variable.
 EMPLOYEES = np.array([24, 26, 38, 47, 2, 8, 41, 47, 13, 16, 43, 21, 14, 41, 13, 21, 32, 27, 5, 2.0])
 CLASS = np.array(["A"] * 10 + ["B"] * 10)
 RECIPIENT = np.isin(np.arange(20), [2, 5, 13])
@@ -95,15 +95,34 @@ def test_a_row_cannot_be_both_recipient_and_donor() -> None:
         nearest_donors([1.0, 2.0], [False, True], [True, True], seed=1)
 
 
-def test_nearest_donors_match_banff_donorimp() -> None:
-    # Ranks on the class donors' distribution: in class A the donors' employees are
-    # 2 13 16 24 26 41 47 47; the recipient with 38 sits at rank 5/8, that of 26 (row 1),
-    # and the one with 8 at 1/8, that of 2 (row 4). Banff chose R001, R004 and R016.
-    donors = nearest_donors(EMPLOYEES, RECIPIENT, ~RECIPIENT, [CLASS], seed=1)
+def test_nearest_donors_rank_every_variable_as_banff_donorimp() -> None:
+    # given: five donors and a recipient (6, 480). Ranks among all six, employees:
+    # D0 1, D1 2, D2 3, R 4, D3 5, D4 6; turnover: D0 1, D2 2, R 3, D4 4, D3 5, D1 6.
+    # Largest rank gap to R: D0 3, D1 3, D2 1, D3 2, D4 2. Banff 3.1.3 chose D2 too.
+    # On the raw values turnover would decide alone, and D4 (9, 500) would win.
+    match = np.array([[1, 100], [3, 900], [5, 300], [7, 700], [9, 500], [6, 480.0]])
+    recipient = np.arange(6) == 5
 
-    assert donors.donor[RECIPIENT].tolist() == [1, 4, 16]
-    assert donors.method[RECIPIENT].tolist() == [Method.NEAREST_DONOR] * 3
-    assert (donors.donor[~RECIPIENT] == -1).all()
+    # when
+    donors = nearest_donors(match, recipient, ~recipient, seed=1)
+
+    # then
+    assert donors.donor.tolist() == [-1, -1, -1, -1, -1, 2]
+    assert donors.method[5] == Method.NEAREST_DONOR
+    assert np.argmin(np.abs(match[:5] - match[5]).max(axis=1)) == 4
+
+
+def test_ranks_are_taken_within_the_class() -> None:
+    # Class A's donors have employees 2 13 16 24 26 41 47 47 and recipients 38 and 8; ranks
+    # among those ten: 8 is 2nd, between 2 (1st) and 13 (3rd), so both are 1 away and the
+    # seed decides; 38 is 7th between 26 (6th) and 41 (8th), the same. Class B's 41 is 9th,
+    # between 32 (8th) and 43 (10th). Donors never come from the other class.
+    picks = [nearest_donors(EMPLOYEES, RECIPIENT, ~RECIPIENT, [CLASS], seed=s) for s in range(8)]
+
+    assert {tuple(p.donor[RECIPIENT]) for p in picks} <= {
+        (a, b, c) for a in (1, 6) for b in (4, 8) for c in (16, 10)
+    }
+    assert len({tuple(p.donor[RECIPIENT]) for p in picks}) > 1
 
 
 def test_donors_are_never_recipients_and_stay_in_the_class() -> None:
