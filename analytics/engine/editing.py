@@ -1,4 +1,4 @@
-"""Selective editing and the numbers edit rules need (methodology sec. I).
+"""Selective editing and the numbers edit rules need (methodology sec. L).
 
 Pure numpy and scipy, no Django. Whole columns in, arrays out:
 

@@ -1,4 +1,4 @@
-"""Imputation in classes: ratio imputation and donor imputation (methodology sec. I).
+"""Imputation in classes: ratio imputation and donor imputation (methodology sec. L).
 
 Pure numpy, no Django. Every function takes whole columns (one row per responding unit, in
 a fixed order: the pipeline sorts by case id) and returns an `Imputed` of arrays that says,
