@@ -43,7 +43,13 @@ from analytics.engine.editing import (
     percentiles_by,
     triage,
 )
-from analytics.engine.imputation import donate, nearest_donors, random_donors, ratio_impute
+from analytics.engine.imputation import (
+    donate,
+    nearest_donors,
+    passes_edits,
+    random_donors,
+    ratio_impute,
+)
 
 SEED = 20250428
 FRAME = 163_273
@@ -112,7 +118,7 @@ def timed(fn: Callable[[], T], repeat: int = 5) -> tuple[T, float]:
 
 
 def line(label: str, seconds: float, note: str = "") -> None:
-    print(f"  {label:<58} {seconds * 1000:9.1f} ms  {note}")
+    print(f"  {label:<64} {seconds * 1000:9.1f} ms  {note}")
 
 
 # --- our engine ------------------------------------------------------------------------------
@@ -133,6 +139,12 @@ def bench_imputation(firms: Firms, recipient: npt.NDArray[np.bool_]) -> npt.NDAr
         donors = nearest_donors(match, recipient, ~recipient, classes, seed=SEED, n_limit=2)
         return donate(firms.items, impute, donors)
 
+    def checked() -> object:
+        edits = LinearEdits.of([[-1, 1, 0], [-1, 0, 1]], [0, 0])  # costs, invest ≤ sales
+        accept = passes_edits(firms.items, impute, edits)
+        donors = nearest_donors(match, recipient, ~recipient, classes, seed=SEED, accept=accept)
+        return donate(firms.items, impute, donors)
+
     def hot_deck() -> object:
         donors = random_donors(recipient, ~recipient, classes, seed=SEED, weights=firms.weights)
         return donate(firms.items, impute, donors)
@@ -140,6 +152,7 @@ def bench_imputation(firms: Firms, recipient: npt.NDArray[np.bool_]) -> npt.NDAr
     for label, fn in [
         ("nearest neighbour (rank, L∞, 2 matching variables) + donate", nearest),
         ("nearest neighbour, each donor used at most twice", limited),
+        ("nearest neighbour passing the edits (of the 10 nearest) + donate", checked),
         ("random hot deck (weighted) + donate", hot_deck),
         (
             "ratio imputation of sales from employees",

@@ -32,12 +32,15 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from analytics.engine.editing import LinearEdits
 from analytics.engine.estimation import factorize
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 Scale = Literal["rank", "range", "sd"]
+# accept(recipient rows, donor rows) → whether each pair gives an acceptable record.
+Accept = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.ArrayLike]
 NO_DONOR = -1
 NO_LEVEL = -1
 # Rows of recipients × donors compared at once: bounds the distance block to ~32 MB.
@@ -87,6 +90,13 @@ class _Class:
     label: object
     recipients: IntArray
     donors: IntArray
+
+
+@dataclass(frozen=True)
+class _Rules:
+    n_limit: int | None
+    accept: Accept | None
+    tries: int
 
 
 # --- ratio imputation ------------------------------------------------------------------------
@@ -140,6 +150,8 @@ def nearest_donors(
     seed: int,
     scale: Scale = "rank",
     n_limit: int | None = None,
+    accept: Accept | None = None,
+    tries: int = 10,
     min_donors: int = 1,
 ) -> Donors:
     """For each recipient, the donor of its class nearest on the matching variables.
@@ -156,17 +168,22 @@ def nearest_donors(
     A recipient's missing matching value is left out of its distance (all missing: every
     donor is at distance 0, so the pick is random). Equally near donors are ordered by a
     random permutation of the class's donors drawn from the class's stream: the first
-    wins. With `n_limit`, recipients are served in row order and a donor is skipped once
-    it has given `n_limit` times (counted over all levels); a recipient whose class has
-    no donor left falls back to the next level."""
+    wins.
+
+    With `accept` (for example `passes_edits`), a recipient takes the nearest of its
+    `tries` nearest donors whose values give it a record that passes (Banff's post-imputation
+    edits). With `n_limit`, recipients are served in row order and a donor is skipped once
+    it has given `n_limit` times (counted over all levels). A recipient left without a donor
+    by either falls back to the next level."""
     m = np.asarray(match, dtype=np.float64)
     m = m[:, None] if m.ndim == 1 else m
     n = m.shape[0]
     rec, don = _roles(recipient, donor, n)
     if np.isnan(m[don]).any():
         raise ImputationError("donors need every matching value")
-    if n_limit is not None and n_limit < 1:
-        raise ImputationError("n_limit must be at least 1")
+    if (n_limit is not None and n_limit < 1) or tries < 1:
+        raise ImputationError("n_limit and tries must be at least 1")
+    rules = _Rules(n_limit, accept, tries)
     used = np.zeros(n, dtype=np.int64)
     chosen, level = np.full(n, NO_DONOR, dtype=np.int64), np.full(n, NO_LEVEL, dtype=np.int64)
 
@@ -176,10 +193,10 @@ def nearest_donors(
     pending = rec.copy()
     for cls in _classes(pending, don, classes, usable):
         order = cls.donors[_stream(seed, cls.level, cls.label).permutation(cls.donors.size)]
-        picks = _nearest(m, cls.recipients, order, scale, used, n_limit)
+        picks = _nearest(m, cls.recipients, order, scale, used, rules)
         got = picks >= 0
         chosen[cls.recipients[got]], level[cls.recipients[got]] = picks[got], cls.level
-        # Recipients left over by a donor limit try the next level.
+        # Recipients left without a donor try the next level.
         pending[cls.recipients[got]] = False
     method = np.where(chosen >= 0, Method.NEAREST_DONOR, _methods(n, rec)).astype(np.int8)
     return Donors(chosen, level, method)
@@ -246,6 +263,19 @@ def donate(values: npt.ArrayLike, impute: npt.ArrayLike, donors: Donors) -> Impu
     )
 
 
+def passes_edits(values: npt.ArrayLike, impute: npt.ArrayLike, edits: LinearEdits) -> Accept:
+    """An `accept` for `nearest_donors`: the recipient's record, its items to impute taken
+    from the donor and the others its own, passes every edit (a missing field passes)."""
+    vals = np.asarray(values, dtype=np.float64)
+    flags = np.asarray(impute, dtype=bool)
+
+    def accept(recipients: IntArray, donors: IntArray) -> BoolArray:
+        merged = np.where(flags[recipients], vals[donors], vals[recipients])
+        return np.logical_not(edits.failed(merged).any(axis=1))
+
+    return accept
+
+
 # --- classes and their collapse --------------------------------------------------------------
 
 
@@ -283,23 +313,37 @@ def _nearest(
     order: IntArray,
     scale: Scale,
     used: IntArray,
-    n_limit: int | None,
+    rules: _Rules,
 ) -> IntArray:
-    """Row of the nearest donor (in priority `order` on ties) for each recipient."""
+    """Row of the nearest acceptable donor (in priority `order` on ties) for each recipient."""
     donors_u, recipients_u = _scaled(m[order], m[recipients], scale)
     picks = np.full(recipients.size, NO_DONOR, dtype=np.int64)
     step = max(1, BLOCK // max(order.size, 1))
     for start in range(0, recipients.size, step):
         block = _distance(recipients_u[start : start + step], donors_u)
-        if n_limit is None:
+        rows = recipients[start : start + step]
+        if rules.accept is None and rules.n_limit is None:
             picks[start : start + step] = order[np.argmin(block, axis=1)]
             continue
-        for offset, row in enumerate(block):
-            row[used[order] >= n_limit] = np.inf
-            best = int(np.argmin(row))
-            if np.isfinite(row[best]):
-                picks[start + offset] = order[best]
-                used[order[best]] += 1
+        # A stable sort keeps the priority order among equally near donors.
+        ranked = np.argsort(block, axis=1, kind="stable")
+        ok: BoolArray = np.ones(ranked.shape, dtype=bool)
+        if rules.accept is not None:
+            ranked = ranked[:, : rules.tries]
+            verdict = rules.accept(np.repeat(rows, ranked.shape[1]), order[ranked].ravel())
+            ok = np.asarray(verdict, dtype=bool).reshape(ranked.shape)
+        if rules.n_limit is None:
+            line = np.arange(ok.shape[0])
+            first = np.argmax(ok, axis=1)
+            best = order[ranked[line, first]]
+            picks[start : start + step] = np.where(ok[line, first], best, NO_DONOR)
+            continue
+        for offset in range(ranked.shape[0]):
+            candidates = order[ranked[offset][ok[offset]]]
+            free = candidates[used[candidates] < rules.n_limit]
+            if free.size:
+                picks[start + offset] = free[0]
+                used[free[0]] += 1
     return picks
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analytics.engine.editing import LinearEdits
 from analytics.engine.imputation import (
     ImputationError,
     Method,
     donate,
     nearest_donors,
+    passes_edits,
     random_donors,
     ratio_impute,
 )
@@ -219,6 +221,27 @@ def test_a_donor_limit_spreads_recipients_and_overflow_goes_up_a_level() -> None
     assert found.donor[1:4].tolist() == [0, 0, 4]
     assert found.level[1:4].tolist() == [0, 0, 1]
     assert np.bincount(found.donor[recipient]).max() <= 2
+
+
+def test_a_donor_whose_values_would_fail_the_edits_is_passed_over() -> None:
+    # given: the recipient kept its sales (100) and lacks costs; costs ≤ sales. The nearest
+    # donor (same employees) has costs 150, which would fail; the next has 80.
+    employees = np.array([10.0, 12.0, 30.0, 10.0])
+    values = np.array([[300.0, 150.0], [200.0, 80.0], [50.0, 40.0], [100.0, np.nan]])
+    impute = np.isnan(values)
+    recipient = impute.any(axis=1)
+    accept = passes_edits(values, impute, LinearEdits.of([[-1, 1]], [0]))
+
+    # when
+    plain = nearest_donors(employees, recipient, ~recipient, seed=1)
+    checked = nearest_donors(employees, recipient, ~recipient, seed=1, accept=accept)
+    one_try = nearest_donors(employees, recipient, ~recipient, seed=1, accept=accept, tries=1)
+
+    # then
+    assert plain.donor[3] == 0
+    assert checked.donor[3] == 1
+    assert donate(values, impute, checked).values[3].tolist() == [100.0, 80.0]
+    assert one_try.donor[3] == -1 and one_try.method[3] == Method.FAILED
 
 
 def test_joint_donation_takes_every_item_from_one_donor() -> None:
