@@ -5,14 +5,18 @@ value is kept with its method and donor, and each estimate says its imputed shar
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
+import pyreadstat
 import pytest
 
 from analytics import pipeline
+from analytics.exports import unit_id
 from analytics.models import Estimate, EstimateRun, ImputedValue
 from analytics.spec import WeightingSpec as Spec
 from surveys.models import Response, Survey, ValueEdit
+from tests.analytics.test_exports import by_unit, csv_rows, export
 from tests.analytics.test_recompute_synthetic import R_REFERENCE_SPEC, load_synthetic_case
 
 pytestmark = pytest.mark.django_db
@@ -147,3 +151,45 @@ def test_a_bad_imputation_line_is_refused() -> None:
         "invest_amount random",
     )
     assert Spec().editing_threshold == 0.001
+
+
+@pytest.mark.parametrize("fmt", ["sav", "dta"])
+def test_microdata_carry_the_reported_edited_and_imputed_values(
+    survey: Survey, fmt: str, tmp_path: Path
+) -> None:
+    load_synthetic_case(survey)
+    corrected, rejected = investors(survey)[:2]
+    old = corrected.answers["invest_amount"]
+    corrected.edit("invest_amount", old * 2, kind=ValueEdit.Kind.CORRECTED, reason="unit")
+    reject(rejected, "invest_amount")
+    run = run_with(survey, "invest_amount random")
+    imputed = ImputedValue.objects.get(run=run)
+    rows = by_unit(
+        csv_rows(export(survey, "microdata", "csv", run_number=run.number, identified=True))
+    )
+    first, second = rows[unit_id(corrected.case_id)], rows[unit_id(rejected.case_id)]
+    assert float(first["invest_amount"]) == old * 2
+    assert float(first["invest_amount_raw"]) == old
+    assert first["invest_amount_status"] == "edited"
+    assert float(second["invest_amount"]) == imputed.value
+    assert float(second["invest_amount_raw"]) == rejected.answers["invest_amount"]
+    assert second["invest_amount_status"] == "imputed"
+    untouched = rows[unit_id(investors(survey)[2].case_id)]
+    assert untouched["invest_amount_status"] == "reported"
+    path = tmp_path / f"microdata.{fmt}"
+    path.write_bytes(export(survey, "microdata", fmt, run_number=run.number, identified=True))
+    reader = pyreadstat.read_sav if fmt == "sav" else pyreadstat.read_dta
+    frame, meta = reader(str(path))
+    labels = meta.variable_value_labels["invest_amount_status"]
+    assert {labels[0], labels[1], labels[2]} == {
+        "응답 그대로",
+        "검토 후 수정 또는 기각",
+        "대체(귀속)값",
+    } or {labels[0], labels[1], labels[2]} == {
+        "as reported",
+        "edited (corrected or rejected)",
+        "imputed",
+    }
+    by_id = frame.set_index("unit_id")
+    assert by_id.loc[unit_id(rejected.case_id), "invest_amount_status"] == 2
+    assert by_id.loc[unit_id(rejected.case_id), "invest_amount"] == pytest.approx(imputed.value)
