@@ -173,6 +173,10 @@ class _Frame:
         return self.common + self.leavers
 
 
+# Rows of m processed at once in `_forward`, to bound its (rows x n2) temporaries.
+BLOCK_CELLS = 1_000_000
+
+
 def _forward(frame: _Frame, kept: int, n2: int) -> float:
     """Common units among the `kept` first-round units after the new start.
 
@@ -182,13 +186,16 @@ def _forward(frame: _Frame, kept: int, n2: int) -> float:
     number at most n2 - 1. Joiners fall into the first round's N1 + 1 gaps as a uniform
     composition, independently of that ordering (`_joiners_in`).
     """
+    width = min(kept, frame.common, n2)
+    if width == 0:
+        return 0.0
+    j = np.arange(1, width + 1)
+    rows = max(1, BLOCK_CELLS // n2)
     total = 0.0
-    for m in range(1, kept + 1):
-        j = np.arange(1, min(m, frame.common, n2) + 1)
-        if j.size == 0:
-            continue
-        room = np.cumsum(_joiners_in(frame, m, n2 - 1))
-        total += float(_jth_common(frame, m, j) @ room[n2 - j])
+    for first in range(1, kept + 1, rows):
+        m = np.arange(first, min(first + rows, kept + 1))[:, None]
+        room = np.cumsum(_joiners_in(frame, m, n2 - 1), axis=1)
+        total += float((_jth_common(frame, m, j) * room[:, n2 - j]).sum())
     return total
 
 
@@ -197,22 +204,24 @@ def _wrapped(frame: _Frame, k: int, unselected2: int) -> float:
 
     Counting back from the k-th, the m-th skipped unit, when it is the j-th common one, is in
     the second sample iff at least N2 - n2 second-round units lie between it and the start:
-    its j - 1 common followers and the joiners in the m - 1 gaps after it.
+    its j - 1 common followers and the joiners in the m - 1 gaps after it. Only the m with
+    m - 1 + joiners >= N2 - n2 can, so this is empty unless the samples fill the stratum.
     """
     total = 0.0
     for m in range(max(1, unselected2 - frame.joiners + 1), k + 1):
         j = np.arange(1, min(m, frame.common) + 1)
-        pmf = _joiners_in(frame, m - 1, frame.joiners)
+        pmf = _joiners_in(frame, np.array([[m - 1]]), frame.joiners)[0]
         tail = np.concatenate([np.cumsum(pmf[::-1])[::-1], [0.0]])
         need = np.clip(unselected2 - (j - 1), 0, frame.joiners + 1)
-        total += float(_jth_common(frame, m, j) @ tail[need])
+        total += float(_jth_common(frame, np.array([[m]]), j)[0] @ tail[need])
     return total
 
 
-def _jth_common(frame: _Frame, m: int, j: IntArray) -> FloatArray:
-    """P(the m-th of the first round's units, in a random order, is the j-th common one)."""
+def _jth_common(frame: _Frame, m: IntArray, j: IntArray) -> FloatArray:
+    """P(the m-th of the first round's units, in a random order, is the j-th common one),
+    for a column of m and a row of j."""
     n, c, a = frame.first, frame.common, frame.leavers
-    ok = (m - j >= 0) & (m - j <= a)
+    ok = (j <= m) & (m - j <= a) & (j <= c)
     jj = np.where(ok, j, 1)
     log_p = (
         _log_choose(c, jj - 1)
@@ -224,24 +233,22 @@ def _jth_common(frame: _Frame, m: int, j: IntArray) -> FloatArray:
     return np.where(ok, np.exp(log_p), 0.0)
 
 
-def _joiners_in(frame: _Frame, gaps: int, upto: int) -> FloatArray:
-    """P(z of the joiners lie in `gaps` given gaps of the first round's N1 + 1), z = 0..upto.
+def _joiners_in(frame: _Frame, gaps: IntArray, upto: int) -> FloatArray:
+    """P(z of the joiners lie in `gaps` given gaps of the first round's N1 + 1), z = 0..upto,
+    for a column of gap counts.
 
     Every composition of the joiners into the gaps is equally likely, so
     P(z) = C(z + g - 1, g - 1) C(b - z + N1 - g, N1 - g) / C(b + N1, N1).
     """
-    z = np.arange(0, max(upto, -1) + 1)
+    z = np.arange(0, upto + 1)[None, :]
     b, n = frame.joiners, frame.first
-    if gaps == 0:
-        return (z == 0).astype(np.float64)
-    ok = z <= b
-    zz = np.where(ok, z, 0)
+    ok = (z <= b) & (gaps > 0)
+    zz, g = np.where(ok, z, 0), np.maximum(gaps, 1)
     log_p = (
-        _log_choose(zz + gaps - 1, gaps - 1)
-        + _log_choose(b - zz + n - gaps, n - gaps)
-        - _log_choose(b + n, n)
+        _log_choose(zz + g - 1, g - 1) + _log_choose(b - zz + n - g, n - g) - _log_choose(b + n, n)
     )
-    return np.where(ok, np.exp(log_p), 0.0)
+    no_gap = (gaps == 0) & (z == 0)
+    return np.where(ok, np.exp(log_p), no_gap.astype(np.float64))
 
 
 def _log_choose(n: ArrayLike, k: ArrayLike) -> FloatArray:

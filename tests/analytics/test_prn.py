@@ -10,6 +10,7 @@ import numpy.typing as npt
 import pytest
 from scipy import stats
 
+from analytics.engine import prn
 from analytics.engine.prn import (
     assign_prns,
     draw_prn,
@@ -271,10 +272,15 @@ def test_realised_overlap_over_200_rounds_matches_the_expected_overlap(
     assert expected_overlap(n1=12, n2=12, common=60, rotation=rotation) == pytest.approx(unchanged)
 
 
-def test_expected_overlap_is_quick_for_a_large_stratum() -> None:
-    value = expected_overlap(n1=600, n2=650, common=15000, leavers=900, joiners=1200, rotation=0.2)
+def test_expected_overlap_is_the_same_computed_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = {"n1": 600, "n2": 650, "common": 15000, "leavers": 900, "joiners": 1200}
+    whole = expected_overlap(**sizes, rotation=0.2)
 
-    assert 0 < value < 480
+    monkeypatch.setattr(prn, "BLOCK_CELLS", 5000)
+    blocks = expected_overlap(**sizes, rotation=0.2)
+
+    assert blocks == pytest.approx(whole, rel=1e-12)
+    assert 0 < whole < 480
 
 
 # --- refusals ----------------------------------------------------------------------------------
