@@ -10,14 +10,13 @@ the two respondent files stacked as one design, a firm one PSU holding its two r
 
     svydesign(ids = ~firm, strata = ~vstratum, fpc = ~vfpc, weights = ~w, data = stacked)
 
-with options(survey.lonely.psu = "remove"), the off-diagonal of vcov(svytotal(~y1 + y2)) for
-totals or of svyratio(~y1 + y2, ~d1 + d2, covmat = TRUE)$vcov for means (y_r, d_r: the item
-and the answering indicator on round r's records, 0 elsewhere). The variance strata:
+with options(survey.lonely.psu = "remove"): vcov(svytotal(~y1 + y2))[1, 2] for totals,
+svyratio(~y1 + y2, ~d1 + d2, covmat = TRUE)$vcov[1, 4] for means (y_r, d_r: the item and the
+answering indicator on round r's records, 0 elsewhere). The variance strata:
 
 - a firm in both rounds sits in its stratum of the later round (a firm that changed stratum is
   grouped with the firms it is now estimated with), apart from the firms of only one round:
-  mixing them in would add the spread between the two rounds' levels to C (for a total with
-  20 % rotation, a bias of the order of the level itself);
+  centring those with them would add the spread between the two rounds' levels to C;
 - firms of one round only get strata of their own; they carry no covariance.
 
 Within the both-rounds stratum g of m_g firms, C_g = (1 - phi_g) m_g / (m_g - 1) sum (z1 -
