@@ -1,5 +1,5 @@
 """Imputation before estimation: what is missing or rejected, filled item by item in form
-order, each value with its method and donor (methodology L4).
+order, each value with its method and donor (methodology L4–L7).
 
 The items and their methods are the weighting specification's `imputation` lines. A value is
 imputed where the question applies to the response (its skip logic, evaluated on the

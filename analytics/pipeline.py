@@ -111,7 +111,7 @@ class Snapshot:
     choices: dict[str, npt.NDArray[np.object_]]  # single-choice answers, for domains
     versions: set[int]
     read_at: Any = None
-    # Respondents x items: the value was imputed (methodology L4), and what each imputed.
+    # Respondents x items: the value was imputed (methodology L7), and what each imputed.
     imputed: npt.NDArray[np.bool_] | None = None
     imputations: list[imputation.Record] = dataclasses.field(default_factory=list)
 
@@ -299,7 +299,7 @@ def _answer_columns(
         return _answer_rows(survey, case_ids, columns)
     quote = connection.ops.quote_name
     response, case = Response._meta, Case._meta
-    # The answers as edited: editing's values over the firm's (methodology L3).
+    # The answers as edited: editing's values over the firm's (methodology L7).
     answers = f"(r.{_column(Response, 'answers')} || r.{_column(Response, 'edited')})"
     case_id = f"r.{_column(Response, 'case')}"
     selected = ", ".join(
@@ -872,7 +872,7 @@ def imputed_shares(
     mask: npt.NDArray[np.bool_] | None,
 ) -> tuple[FloatArray, FloatArray]:
     """Per item, the share of the domain's estimate that imputed values carry (methodology
-    L5): of the weighted units with a value (means and proportions: an imputed "no" moves a
+    L7): of the weighted units with a value (means and proportions: an imputed "no" moves a
     share as much as an imputed "yes") and of the weighted values (totals)."""
     w = weights if mask is None else np.where(mask, weights, 0.0)
     present = ~np.isnan(y)

@@ -103,12 +103,13 @@ class WeightingSpec:
     domain_variables: tuple[str, ...] = ()
     domain_questions: tuple[str, ...] = ("sf_adopted",)
     suppression: Thresholds = field(default_factory=Thresholds)
-    # Selective editing (methodology L2): a soft rule's failure scoring below this share of
+    # Selective editing (methodology L1): a soft rule's failure scoring below this share of
     # the item's estimated total passes untouched; hard rules are always reviewed.
     editing_threshold: float = 0.001
-    # Imputation (L4), one line per item in form order: "item method [variables…]", e.g.
-    # "sales_krw_mn ratio frame.employees", "sf_tech nearest frame.employees", "sf_level
-    # random", "implementing derived if(${sf_adopted} = 'yes', 'yes', '')".
+    # Imputation (methodology L4–L6), one line per item in form order: "item method
+    # [variables…]", e.g. "sales_krw_mn ratio frame.employees", "sf_tech nearest
+    # frame.employees", "sf_level random", "implementing derived if(${sf_adopted} = 'yes',
+    # 'yes', '')".
     imputation: tuple[str, ...] = ()
     imputation_classes: tuple[str, ...] = ("size_class", "industry_group")
     imputation_seed: int = 20250428

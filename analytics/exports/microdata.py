@@ -93,7 +93,7 @@ ANSWER_KINDS = {
     "date": "text",
 }
 NUMERIC_KINDS = ("code", "dummy", "number")
-# Questions editing and imputation may change (methodology L6): each gets its status and,
+# Questions editing and imputation may change (methodology L7): each gets its status and,
 # when it is one column, the firm's answer as given beside the value used.
 EDITABLE_TYPES = ("select_one", "select_multiple", "integer", "decimal")
 STATUS_CODES = {"reported": 0, "edited": 1, "imputed": 2}
