@@ -260,6 +260,9 @@ class Case(models.Model):
     stratum = models.ForeignKey(Stratum, models.PROTECT, related_name="cases")
     frame_unit = models.OneToOneField(FrameUnit, models.PROTECT, related_name="case")
     business_id = models.CharField(max_length=20)
+    # The same firm's case in the previous round (same business ID, or linked by a mapping
+    # of changed IDs): last year's answers and the panel of estimates of change.
+    previous = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="+")
     selection_order = models.PositiveIntegerField()
     is_reserve = models.BooleanField(default=False)
     reserve_rank = models.PositiveIntegerField(null=True, blank=True)

@@ -32,6 +32,16 @@ class Survey(models.Model):
     current_questionnaire = models.ForeignKey(
         "QuestionnaireVersion", models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Annual rounds: each round is a survey of its own, started from the one before.
+    previous_round = models.ForeignKey(
+        "self",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="next_rounds",
+        verbose_name=_("previous round"),
+    )
+    year = models.PositiveSmallIntegerField(_("reference year"), null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
