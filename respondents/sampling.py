@@ -11,6 +11,7 @@ derived variable wins over the derivation, and an explicit map wins over both.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
 from django.utils import timezone
@@ -28,7 +29,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics.engine import allocation as alloc
-from analytics.engine.selection import Sample, SelectionError, select_stratified
+from analytics.engine import prn
+from analytics.engine.selection import Sample, SelectionError, StratumDraw, select_stratified
 from analytics.recompute import request_recompute
 from surveys.models import Survey
 
@@ -96,6 +98,26 @@ class Design:
     neyman_variable: str = ""
     assumed_proportion: float | None = None
     groupings: Mapping[str, Any] = field(default_factory=dict)
+    selection: str = SampleDesign.Selection.SRS
+    coordination: str = SampleDesign.Coordination.NONE
+    rotation: float | None = None
+
+    @property
+    def is_prn(self) -> bool:
+        return self.selection == SampleDesign.Selection.PRN
+
+    @property
+    def rotation_share(self) -> float:
+        """The share r of last round's sample the start points move past (M2)."""
+        if self.coordination == SampleDesign.Coordination.NEGATIVE:
+            return 1.0
+        if self.coordination == SampleDesign.Coordination.ROTATION:
+            return self.rotation or 0.0
+        return 0.0
+
+    @property
+    def coordinated(self) -> bool:
+        return self.is_prn and self.coordination != SampleDesign.Coordination.NONE
 
 
 class HasStrata(Protocol):
@@ -117,6 +139,9 @@ def make_design(
     neyman_variable: str = "",
     assumed_proportion: float | None = None,
     groupings: Mapping[str, Any] | None = None,
+    selection: str = SampleDesign.Selection.SRS,
+    coordination: str = SampleDesign.Coordination.NONE,
+    rotation: float | None = None,
 ) -> Design:
     """Validated design parameters; power allocation defaults to q = 0.5 (square root)."""
     variables = tuple(strata_variables)
@@ -138,6 +163,7 @@ def make_design(
         raise SamplingError(
             _("The reserve fraction must be between 0 and %(max)s.") % {"max": MAX_RESERVE_FRACTION}
         )
+    rotation = _check_selection(selection, coordination, rotation)
     return Design(
         strata_variables=variables,
         allocation=allocation,
@@ -148,7 +174,27 @@ def make_design(
         neyman_variable=neyman_variable,
         assumed_proportion=assumed_proportion,
         groupings=_check_groupings(groupings or {}),
+        selection=selection,
+        coordination=coordination,
+        rotation=rotation,
     )
+
+
+def _check_selection(selection: str, coordination: str, rotation: float | None) -> float | None:
+    """The rotation share kept (rotation only), once the combination makes sense."""
+    if selection not in SampleDesign.Selection.values:
+        raise SamplingError(_("Unknown selection “%(name)s”.") % {"name": selection})
+    if coordination not in SampleDesign.Coordination.values:
+        raise SamplingError(_("Unknown coordination “%(name)s”.") % {"name": coordination})
+    if selection == SampleDesign.Selection.SRS and coordination != SampleDesign.Coordination.NONE:
+        raise SamplingError(
+            _("Coordination with the previous round needs selection by permanent random numbers.")
+        )
+    if coordination != SampleDesign.Coordination.ROTATION:
+        return None
+    if rotation is None or not 0.0 < rotation < 1.0:
+        raise SamplingError(_("The rotation share must be between 0 and 1, e.g. 0.2."))
+    return float(rotation)
 
 
 def _check_neyman(variable: str, proportion: float | None) -> None:
@@ -336,6 +382,12 @@ def stratum_table(survey: Survey, design: HasStrata) -> list[FrameStratum]:
     return [FrameStratum(code, plan.strata[code], counts[code]) for code in sorted(counts)]
 
 
+def strata_of(survey: Survey, design: HasStrata) -> dict[int, str]:
+    """Each frame unit's stratum key under a design's variables (frame unit id -> key)."""
+    units = _read_units(survey, _plan(design, attribute_keys(survey)))
+    return dict(zip(units.pks, units.codes, strict=True))
+
+
 def _example(frame: QuerySet[FrameUnit], columns: list[str], raw: Sequence[Any]) -> str | None:
     """A business ID with these raw values, to name in an error message."""
     lookups = {
@@ -358,6 +410,21 @@ class _Units:
     business_ids: list[str]
     codes: list[str]
     numeric: np.ndarray | None
+    prns: list[float | None] = field(default_factory=list)
+    previous: list[int | None] = field(default_factory=list)  # last round's frame unit
+
+    def numbers(self) -> np.ndarray:
+        """The permanent random numbers; a frame imported before they existed has none."""
+        missing = [bid for bid, u in zip(self.business_ids, self.prns, strict=True) if u is None]
+        if missing:
+            raise SamplingError(
+                _(
+                    "%(count)s firms of the frame have no permanent random number (e.g. "
+                    "%(id)s): import the frame again to give them one."
+                )
+                % {"count": f"{len(missing):,}", "id": missing[0]}
+            )
+        return np.asarray(self.prns, dtype=np.float64)
 
 
 def _read_units(survey: Survey, plan: _Plan, numeric: str = "") -> _Units:
@@ -368,19 +435,24 @@ def _read_units(survey: Survey, plan: _Plan, numeric: str = "") -> _Units:
         columns.append("numeric_attribute")
     elif numeric:
         columns.append(numeric)
-    rows = list(frame.order_by("business_id").values_list("pk", "business_id", *columns))
+    rows = list(
+        frame.order_by("business_id").values_list(
+            "pk", "business_id", "prn", "previous_id", *columns
+        )
+    )
     if not rows:
         return _Units([], [], [], None)
     # Column-wise, so that the per-unit work is C loops; the stratum of each distinct
     # combination of values is worked out once, in frame order so errors name the first unit.
-    pks, business_ids, *values = (list(column) for column in zip(*rows, strict=True))
+    columns_read = (list(column) for column in zip(*rows, strict=True))
+    pks, business_ids, prns, previous, *values = columns_read
     raws = list(zip(*values[: len(plan.columns)], strict=True))
     codes = {
         raw: plan.code_of(raw, partial(_first_with, raw, raws, business_ids))
         for raw in dict.fromkeys(raws)
     }
     numbers = _numbers(values[-1], numeric, business_ids) if numeric else None
-    return _Units(pks, business_ids, list(map(codes.__getitem__, raws)), numbers)
+    return _Units(pks, business_ids, list(map(codes.__getitem__, raws)), numbers, prns, previous)
 
 
 def _first_with(raw: tuple[Any, ...], raws: list[tuple[Any, ...]], ids: list[str]) -> str:
@@ -437,6 +509,8 @@ class PreviewStratum:
     reserve: int
     take_all: bool
     at_minimum: bool
+    previous_size: int | None = None  # last round's n_h, for a stratum of both designs
+    expected_overlap: float | None = None  # firms expected in both samples (M3)
 
     @property
     def label(self) -> str:
@@ -458,6 +532,23 @@ class Preview:
     def take_all_count(self) -> int:
         return sum(row.take_all for row in self.strata)
 
+    @property
+    def coordinated(self) -> bool:
+        return self.design.coordinated
+
+    @property
+    def previous_size(self) -> int:
+        return sum(row.previous_size or 0 for row in self.strata)
+
+    @property
+    def expected_overlap(self) -> float:
+        return sum(row.expected_overlap or 0.0 for row in self.strata)
+
+    @property
+    def strata_without_overlap(self) -> int:
+        """Strata of this design that were no stratum of last round's: no figure (M3)."""
+        return sum(row.expected_overlap is None for row in self.strata)
+
 
 def preview_design(
     survey: Survey,
@@ -471,6 +562,9 @@ def preview_design(
     neyman_variable: str = "",
     assumed_proportion: float | None = None,
     groupings: Mapping[str, Any] | None = None,
+    selection: str = SampleDesign.Selection.SRS,
+    coordination: str = SampleDesign.Coordination.NONE,
+    rotation: float | None = None,
 ) -> Preview:
     """N_h, n_h, f_h, anticipated SE of a 50 % proportion and reserve per stratum.
 
@@ -486,16 +580,22 @@ def preview_design(
         neyman_variable=neyman_variable,
         assumed_proportion=assumed_proportion,
         groupings=groupings,
+        selection=selection,
+        coordination=coordination,
+        rotation=rotation,
     )
     _require_frame(survey)
-    if design.neyman_variable:
+    overlaps: dict[str, Overlap] = {}
+    if design.neyman_variable or design.coordinated:
         plan = _plan(design, attribute_keys(survey))
         units = _read_units(survey, plan, design.neyman_variable)
         table = _table_from_units(plan, units)
-        sd = _stratum_sd(units.codes, units.numeric, table)
+        sd = _stratum_sd(units.codes, units.numeric, table) if design.neyman_variable else None
+        if design.coordinated:
+            overlaps = _overlap_inputs(survey, design, units)
     else:
         table, sd = stratum_table(survey, design), None
-    return _preview(design, table, sd)
+    return _preview(design, table, sd, overlaps)
 
 
 def _table_from_units(plan: _Plan, units: _Units) -> list[FrameStratum]:
@@ -503,11 +603,19 @@ def _table_from_units(plan: _Plan, units: _Units) -> list[FrameStratum]:
     return [FrameStratum(key, plan.strata[key], counts[key]) for key in sorted(counts)]
 
 
-def _preview(design: Design, table: list[FrameStratum], sd: np.ndarray | None) -> Preview:
+def _preview(
+    design: Design,
+    table: list[FrameStratum],
+    sd: np.ndarray | None,
+    overlaps: Mapping[str, Overlap] | None = None,
+) -> Preview:
     sizes = np.array([row.population for row in table], dtype=np.int64)
     result = _allocate(design, sizes, sd)
     reserves = _reserves(design.reserve_fraction, result.n_h, sizes)
     shown = alloc.preview(sizes, result.n_h, 0.5)
+    overlaps = overlaps or {}
+    n_h = {row.key: int(result.n_h[h]) for h, row in enumerate(table)}
+    expected = _expected(overlaps, n_h, design.rotation_share)
     rows = tuple(
         PreviewStratum(
             key=row.key,
@@ -520,6 +628,8 @@ def _preview(design: Design, table: list[FrameStratum], sd: np.ndarray | None) -
             reserve=int(reserves[h]),
             take_all=bool(result.take_all[h]),
             at_minimum=bool(result.at_minimum[h]),
+            previous_size=overlaps[row.key].previous_size if row.key in overlaps else None,
+            expected_overlap=expected.get(row.key),
         )
         for h, row in enumerate(table)
     )
@@ -586,6 +696,9 @@ def draw_sample(
     neyman_variable: str = "",
     assumed_proportion: float | None = None,
     groupings: Mapping[str, Any] | None = None,
+    selection: str = SampleDesign.Selection.SRS,
+    coordination: str = SampleDesign.Coordination.NONE,
+    rotation: float | None = None,
     user: User | None = None,
 ) -> SampleDesign:
     """Allocate, select (selection.py recipe, frame in business-ID order) and record the draw.
@@ -603,6 +716,9 @@ def draw_sample(
         neyman_variable=neyman_variable,
         assumed_proportion=assumed_proportion,
         groupings=groupings,
+        selection=selection,
+        coordination=coordination,
+        rotation=rotation,
     )
     if int(seed) != seed or not 0 <= seed <= MAX_SEED:
         raise SamplingError(_("The seed must be a whole number from 0 to 2^63 − 1."))
@@ -623,11 +739,18 @@ def _draw(survey: Survey, design: Design, seed: int, user: User | None) -> Sampl
     units = _read_units(survey, plan, design.neyman_variable)
     table = _table_from_units(plan, units)
     sd = None if units.numeric is None else _stratum_sd(units.codes, units.numeric, table)
-    shown = _preview(design, table, sd)
-    sample = _select(units.codes, shown, seed)
+    overlaps = _overlap_inputs(survey, design, units) if design.coordinated else {}
+    shown = _preview(design, table, sd, overlaps)
+    points = Points()
+    if design.is_prn:
+        sample, points = _select_prn(survey, design, units, shown, seed)
+    else:
+        sample = _select(units.codes, shown, seed)
     record = _record_design(survey, design, seed, len(units.pks), user)
-    strata = _record_strata(record, shown)
-    _record_cases(survey, strata, sample, units)
+    # The settings the round started from (config.rounds) have served their turn.
+    SampleDesign.objects.filter(survey=survey, drawn_at__isnull=True).delete()
+    strata = _record_strata(record, shown, points)
+    _record_cases(survey, strata, sample, units, _previous_cases(survey))
     return record
 
 
@@ -662,7 +785,7 @@ def _record_design(
     )
 
 
-def _record_strata(record: SampleDesign, shown: Preview) -> dict[str, Stratum]:
+def _record_strata(record: SampleDesign, shown: Preview, points: Points) -> dict[str, Stratum]:
     strata = Stratum.objects.bulk_create(
         Stratum(
             design=record,
@@ -673,6 +796,9 @@ def _record_strata(record: SampleDesign, shown: Preview) -> dict[str, Stratum]:
             sample_size=row.sample_size,
             reserve_size=row.reserve,
             take_all=row.take_all,
+            prn_start=points.starts.get(row.key),
+            prn_end=points.ends.get(row.key),
+            expected_overlap=row.expected_overlap,
         )
         for row in shown.strata
     )
@@ -680,21 +806,28 @@ def _record_strata(record: SampleDesign, shown: Preview) -> dict[str, Stratum]:
 
 
 def _record_cases(
-    survey: Survey, strata: dict[str, Stratum], sample: Sample[str], units: _Units
+    survey: Survey,
+    strata: dict[str, Stratum],
+    sample: Sample[str],
+    units: _Units,
+    previous_cases: Mapping[int, int],
 ) -> None:
-    """Cases numbered stratum by stratum: the sample in frame order, then the reserve in order."""
+    """Cases numbered stratum by stratum: the sample in frame order, then the reserve in
+    order; each linked to its firm's case of the previous round's sample, if any."""
     cases: list[Case] = []
     for key in sorted(strata):
         draw = sample.strata[key]
         positions: list[tuple[int, int | None]] = [(int(p), None) for p in draw.selected]
         positions += [(int(p), rank) for rank, p in enumerate(draw.reserve, start=1)]
         for position, rank in positions:
+            before = units.previous[position]
             cases.append(
                 Case(
                     survey=survey,
                     stratum=strata[key],
                     frame_unit_id=units.pks[position],
                     business_id=units.business_ids[position],
+                    previous_id=None if before is None else previous_cases.get(before),
                     selection_order=len(cases) + 1,
                     is_reserve=rank is not None,
                     reserve_rank=rank,
@@ -705,6 +838,263 @@ def _record_cases(
 
 def _user(user: User | None) -> Any:
     return user if user is not None and user.is_authenticated else None
+
+
+# --- rounds: permanent random numbers, coordination and overlap (methodology M) --------------
+
+# Spawn-key prefixes of the numbers' streams, apart from the draws' own (B5): "PRN", "STR".
+PRN_STREAM = 0x50524E
+START_STREAM = 0x535452
+WRITE_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Points:
+    """A PRN draw's start point and the number of its sample's last firm, per stratum."""
+
+    starts: dict[str, float] = field(default_factory=dict)
+    ends: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """A stratum of both rounds' designs: last round's n_h, and its firms in both frames,
+    in last year's only (deaths, moves out) and in this year's only (births, moves in)."""
+
+    previous_size: int
+    common: int
+    leavers: int
+    joiners: int
+
+
+def previous_design(survey: Survey) -> SampleDesign | None:
+    """The drawn design of the survey's previous round, if there is one."""
+    if survey.previous_round_id is None:
+        return None
+    return SampleDesign.objects.filter(
+        survey_id=survey.previous_round_id, drawn_at__isnull=False
+    ).first()
+
+
+def _select_prn(
+    survey: Survey, design: Design, units: _Units, shown: Preview, seed: int
+) -> tuple[Sample[str], Points]:
+    """The PRN draw (M2): the first n_h + r_h firms from each start; the first n_h are the
+    sample, the rest the reserve in release order (the next firms in the numbers' order)."""
+    keys = [row.key for row in shown.strata]
+    starts = _starts(survey, design, seed, keys)
+    sizes = {row.key: row.sample_size + row.reserve for row in shown.strata}
+    try:
+        drawn = prn.draw_prn(units.numbers(), np.asarray(units.codes), sizes, starts)
+    except SelectionError as exc:
+        raise SamplingError(_("The selection is impossible: %(reason)s") % {"reason": exc}) from exc
+    strata: dict[str, StratumDraw] = {}
+    ends: dict[str, float] = {}
+    for row in shown.strata:
+        chosen, n = drawn.strata[row.key], row.sample_size
+        strata[row.key] = StratumDraw(np.sort(chosen.selected[:n]), chosen.selected[n:])
+        ends[row.key] = float(chosen.numbers[n - 1]) if n else chosen.start
+    return Sample(seed, strata), Points(starts, ends)
+
+
+def _starts(survey: Survey, design: Design, seed: int, keys: list[str]) -> dict[str, float]:
+    """Start points: moved from last round's (coordination), else 0 in a first round and
+    drawn from the seed when the round should be independent of the previous one. A
+    stratum that was none of last round's starts at 0 (M2)."""
+    before = previous_design(survey)
+    if design.coordinated:
+        if before is None:
+            raise SamplingError(_no_previous_sample())
+        moved = prn.next_starts(previous_sample(before), design.rotation_share)
+        return {key: moved.get(key, 0.0) for key in keys}
+    if before is None:
+        return dict.fromkeys(keys, 0.0)
+    return {key: _random_start(seed, key) for key in keys}
+
+
+def _random_start(seed: int, key: str) -> float:
+    sequence = np.random.SeedSequence(seed, spawn_key=(START_STREAM, *key.encode()))
+    return float(np.random.default_rng(sequence).random())
+
+
+def _no_previous_sample() -> str:
+    return _(
+        "Coordination needs the previous round's drawn sample; this survey has no previous "
+        "round, or its sample is not drawn."
+    )
+
+
+def previous_sample(design: SampleDesign) -> prn.PRNSample[str]:
+    """A drawn round's sample as the PRN draw it is: per stratum, its start and its firms'
+    numbers in selection order (released reserve included, since it follows the sample)."""
+    starts = dict(design.strata.values_list("key", "prn_start"))
+    if any(start is None for start in starts.values()):
+        raise SamplingError(
+            _(
+                "The previous round's sample has no start points: its frame's permanent random "
+                "numbers were not set. Import this round's frame again."
+            )
+        )
+    numbers: dict[str, list[float | None]] = {}
+    in_sample = Case.objects.filter(stratum__design=design).in_sample()
+    for key, number in in_sample.values_list("stratum__key", "frame_unit__prn"):
+        numbers.setdefault(key, []).append(number)
+    out: dict[str, prn.PRNStratum] = {}
+    for key, start in starts.items():
+        a = float(start or 0.0)
+        u = np.asarray(numbers.get(key, []), dtype=np.float64)
+        order = np.lexsort((u, u <= a)).astype(np.int64)
+        out[key] = prn.PRNStratum(a, order, u[order])
+    return prn.PRNSample(out)
+
+
+def _overlap_inputs(survey: Survey, design: Design, units: _Units) -> dict[str, Overlap]:
+    """Per stratum of this design that was a stratum of last round's: the inputs of its
+    expected overlap (M3). Firms are in both frames when linked (FrameUnit.previous) and in
+    the same stratum in both; empty when last round's design had other strata."""
+    before = previous_design(survey)
+    if before is None:
+        raise SamplingError(_no_previous_sample())
+    same = list(before.strata_variables) == list(design.strata_variables) and (
+        _check_groupings(before.groupings or {}) == dict(design.groupings)
+    )
+    if not same:
+        return {}
+    try:
+        old = _read_units(before.survey, _plan(design, attribute_keys(before.survey)))
+    except SamplingError:
+        return {}
+    old_code = dict(zip(old.pks, old.codes, strict=True))
+    before_n = dict(before.strata.values_list("key", "sample_size"))
+    frame1, frame2 = Counter(old.codes), Counter(units.codes)
+    common = Counter(
+        code
+        for code, unit in zip(units.codes, units.previous, strict=True)
+        if unit is not None and old_code.get(unit) == code
+    )
+    return {
+        key: Overlap(before_n[key], common[key], frame1[key] - common[key], count - common[key])
+        for key, count in frame2.items()
+        if key in before_n
+    }
+
+
+def _expected(
+    overlaps: Mapping[str, Overlap], n_h: Mapping[str, int], rotation: float
+) -> dict[str, float]:
+    expected: dict[str, float] = {}
+    for key, inputs in overlaps.items():
+        try:
+            expected[key] = prn.expected_overlap(
+                n1=inputs.previous_size,
+                n2=n_h[key],
+                common=inputs.common,
+                leavers=inputs.leavers,
+                joiners=inputs.joiners,
+                rotation=rotation,
+            )
+        except SelectionError:
+            continue  # last round's n_h no longer fits its frame: no figure
+    return expected
+
+
+def _previous_cases(survey: Survey) -> dict[int, int]:
+    """Last round's sample (released reserve included): frame unit id -> case id."""
+    if survey.previous_round_id is None:
+        return {}
+    cases = Case.objects.filter(survey_id=survey.previous_round_id).in_sample()
+    return dict(cases.values_list("frame_unit_id", "pk"))
+
+
+@dataclass(frozen=True)
+class OverlapRow:
+    stratum: Stratum
+    previous_size: int | None  # last round's n_h in a stratum of both designs
+    realised: int  # cases of the stratum's sample whose firm was in last round's, same stratum
+    realised_all: int  # ... in any stratum last round
+
+
+def overlap_table(design: SampleDesign) -> list[OverlapRow]:
+    """Expected (stored at the draw) and realised overlap with last round's sample, by
+    stratum: the firms of this sample linked to a case of the last (Case.previous)."""
+    before = previous_design(design.survey)
+    sizes = dict(before.strata.values_list("key", "sample_size")) if before else {}
+    strata = design.strata.annotate(
+        realised=Count(
+            "cases", filter=_in_sample("cases__") & Q(cases__previous__stratum__key=F("key"))
+        ),
+        realised_all=Count(
+            "cases", filter=_in_sample("cases__") & Q(cases__previous__isnull=False)
+        ),
+    )
+    return [
+        OverlapRow(s, sizes.get(s.key), s.realised, s.realised_all)  # type: ignore[attr-defined]
+        for s in strata
+    ]
+
+
+def _in_sample(prefix: str) -> Q:
+    return Q(**{f"{prefix}is_reserve": False}) | Q(**{f"{prefix}released_at__isnull": False})
+
+
+def deal_prns(design: SampleDesign) -> bool:
+    """Give the frame of a round drawn by SRS (B5) the permanent random numbers under which
+    its sample is the PRN sample from start 0 (M2), so that the next round can be coordinated
+    with it. False if the strata have their start points already (a PRN draw, or dealt).
+
+    In each stratum, N_h uniforms from the design's seed are sorted; the sample gets the
+    n_h smallest in random order, the reserve the next ones in release order, the other
+    firms the rest in random order. The sample is a uniformly random subset and the reserve
+    a random sequence after it, so every ordering of the firms is equally likely and the
+    numbers are independent uniforms, as drawn at the frame's import. The numbers drawn
+    then are replaced: no draw used them."""
+    if not design.strata.filter(prn_start__isnull=True).exists():
+        return False
+    units = _read_units(design.survey, _plan(design, attribute_keys(design.survey)))
+    position = {pk: i for i, pk in enumerate(units.pks)}
+    cases = Case.objects.filter(stratum__design=design).order_by("reserve_rank")
+    chosen: dict[str, tuple[list[int], list[int]]] = {}
+    for key, unit, is_reserve in cases.values_list("stratum__key", "frame_unit_id", "is_reserve"):
+        chosen.setdefault(key, ([], []))[is_reserve].append(position[unit])
+    members: dict[str, list[int]] = {}
+    for position_, code in enumerate(units.codes):
+        members.setdefault(code, []).append(position_)
+    numbers = np.empty(len(units.pks), dtype=np.float64)
+    ends: dict[str, float] = {}
+    for key, stratum in members.items():
+        sample, reserve = chosen.get(key, ([], []))
+        rng = np.random.default_rng(
+            np.random.SeedSequence(design.seed, spawn_key=(PRN_STREAM, *key.encode()))
+        )
+        taken = {*sample, *reserve}
+        rest = [p for p in stratum if p not in taken]
+        order = [*rng.permutation(sample), *reserve, *rng.permutation(rest)]
+        numbers[np.asarray(order, dtype=np.int64)] = np.sort(rng.random(len(order)))
+        ends[key] = float(numbers[sample].max()) if sample else 0.0
+    write_numbers(zip(units.pks, numbers.tolist(), strict=True))
+    strata = list(design.strata.all())
+    for row in strata:
+        row.prn_start, row.prn_end = 0.0, ends.get(row.key, 0.0)
+    Stratum.objects.bulk_update(strata, ["prn_start", "prn_end"])
+    return True
+
+
+def write_numbers(pairs: Iterable[tuple[int, float]]) -> None:
+    """Set the permanent random numbers of frame units (id, number), a batch a statement."""
+    table = FrameUnit._meta.db_table
+    batch: list[tuple[int, float]] = []
+    with connection.cursor() as cursor:
+        for pair in itertools.chain(pairs, [None]):
+            if pair is not None:
+                batch.append(pair)
+            if batch and (pair is None or len(batch) == WRITE_BATCH):
+                rows = ", ".join(["(%s, %s)"] * len(batch))
+                cursor.execute(
+                    f"UPDATE {table} SET prn = v.column2 FROM (VALUES {rows}) AS v"  # noqa: S608
+                    f" WHERE {table}.id = v.column1",
+                    [value for row in batch for value in row],
+                )
+                batch = []
 
 
 # --- reserve releases ------------------------------------------------------------------------
