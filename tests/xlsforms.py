@@ -13,12 +13,16 @@ def workbook(
     survey: list[Row],
     choices: list[Row] | None = None,
     settings: Row | None = None,
+    sheets: dict[str, list[Row]] | None = None,
 ) -> bytes:
+    """An XLSForm; `sheets` adds more (edits, edit_statistics), in order."""
     book = Workbook()
     _sheet(book.active, "survey", survey)
     if choices:
         _sheet(book.create_sheet(), "choices", choices)
     _sheet(book.create_sheet(), "settings", [settings or {"form_id": "test_form", "version": "1"}])
+    for title, rows in (sheets or {}).items():
+        _sheet(book.create_sheet(), title, rows)
     out = BytesIO()
     book.save(out)
     return out.getvalue()
