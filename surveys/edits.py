@@ -19,7 +19,6 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -137,8 +136,8 @@ class Statistic:
         return (self.name, self.expression.text, self.by, self.percentile)
 
 
-# Values per class of each statistic: {name: {class value: value or None}}.
-ClassValues = dict[str, dict[Any, float | None]]
+# Values per class of each statistic: {name: {class value: value}}.
+ClassValues = dict[str, dict[Any, float]]
 
 
 @dataclass(frozen=True)
@@ -259,17 +258,12 @@ def _contexts(
     values = _statistics(version_id, statistics, cached=cached) if statistics else {}
     contexts: dict[int, dict[str, Any]] = {}
     for k, unit in enumerate(columns["pk"]):
-        context = {FRAME + name: _plain(columns[name][k]) for name in frame}
+        context = {FRAME + name: columns[name][k] for name in frame}
         for s in statistics:
             of_class = _class_of(columns[s.by][k]) if s.by else ""
             context[STAT + s.name] = values[s.name].get(of_class)
         contexts[unit] = context
     return contexts
-
-
-def _plain(value: Any) -> Any:
-    # A JSON-ready value, as the answers are: the failures keep what the rule saw.
-    return float(value) if isinstance(value, Decimal) else value
 
 
 def _class_of(value: Any) -> Any:
@@ -305,19 +299,27 @@ def class_statistics(
     interpolation, as R's quantile type 7) of its expression over the units of the class
     where it is a finite number. A class without any is left out (its value is blank)."""
     size = len(frame["pk"])
-    numbers = {FRAME + name: as_numbers(column) for name, column in frame.items() if name != "pk"}
-    out: ClassValues = {}
+    numbers: dict[str, npt.NDArray[np.float64]] = {}
+    alike: dict[tuple[str, str], list[Statistic]] = {}
     for s in statistics:
-        values = evaluate_columns(s.expression, numbers, size)
-        classes = [_class_of(v) for v in frame[s.by]] if s.by else [""] * size
-        out[s.name] = class_percentiles(values, classes, s.percentile)
+        alike.setdefault((s.expression.text, s.by), []).append(s)
+    out: ClassValues = {}
+    # Statistics of one expression and classes (the 1st and 99th percentiles) share a pass.
+    for (_text, by), group in alike.items():
+        for name in group[0].expression.references:
+            if name not in numbers:
+                numbers[name] = as_numbers(frame[name.removeprefix(FRAME)])
+        values = evaluate_columns(group[0].expression, numbers, size)
+        classes = [_class_of(v) for v in frame[by]] if by else [""] * size
+        found = class_percentiles(values, classes, [s.percentile for s in group])
+        out.update((s.name, by_class) for s, by_class in zip(group, found, strict=True))
     return out
 
 
 def class_percentiles(
-    values: npt.NDArray[np.float64], classes: Sequence[Any], percentile: float
-) -> dict[Any, float | None]:
-    """The percentile of the finite values of each class."""
+    values: npt.NDArray[np.float64], classes: Sequence[Any], percentiles: Sequence[float]
+) -> list[dict[Any, float]]:
+    """Each percentile of the finite values of each class (classes without any left out)."""
     levels = list(dict.fromkeys(classes))
     code_of = {level: k for k, level in enumerate(levels)}
     codes = np.fromiter(map(code_of.__getitem__, classes), np.intp, len(classes))
@@ -327,8 +329,10 @@ def class_percentiles(
     order = np.argsort(codes, kind="stable")
     values, counts = values[order], np.bincount(codes, minlength=len(levels))
     ends = np.cumsum(counts)
-    return {
-        level: float(np.percentile(values[end - count : end], percentile))
-        for level, count, end in zip(levels, counts.tolist(), ends.tolist(), strict=True)
-        if count
-    }
+    out: list[dict[Any, float]] = [{} for _ in percentiles]
+    for level, count, end in zip(levels, counts.tolist(), ends.tolist(), strict=True):
+        if count:
+            found = np.percentile(values[end - count : end], percentiles)
+            for by_class, value in zip(out, found.tolist(), strict=True):
+                by_class[level] = value
+    return out

@@ -48,6 +48,11 @@ def _first(nodes: Sequence[Node]) -> str | None:
 def as_numbers(values: Sequence[Any]) -> FloatArray:
     """Values as XPath numbers (None and text that is no number are NaN); each distinct
     value is converted once."""
+    if not any(type(value) is str for value in values):
+        try:  # numbers and None: numpy reads them as XPath does (None is NaN)
+            return np.array(values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            pass
     converted: dict[Any, float] = {}
     out = np.empty(len(values))
     for k, value in enumerate(values):
