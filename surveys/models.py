@@ -263,6 +263,11 @@ class EditRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def messages(self) -> list[tuple[str, str]]:
+        """The message in each language, Korean first."""
+        return sorted(self.message.items(), key=lambda item: item[0] != "ko")
+
 
 class EditStatistic(models.Model):
     """A class statistic of the frame that edit rules compare answers with, as
