@@ -295,7 +295,7 @@ DEFAULT_ARGUMENTS: dict[str, Callable[[World], Any]] = {
     "number": lambda w: w.run.number,
     "fmt": lambda w: "csv",
     "upload": upload_of,
-    "version": lambda w: w.survey.current_questionnaire.version,
+    "version": lambda w: w.survey.questionnaires.get(pk=w.survey.questionnaire_id).version,
     # the admin site's own objects
     "object_id": lambda w: w.users[STAFF].pk,
     "id": lambda w: w.users[STAFF].pk,
