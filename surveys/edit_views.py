@@ -17,7 +17,7 @@ from .workbooks import FormError
 @login_required
 @permission_required("surveys.load_questionnaire", raise_exception=True)
 def edit_rules(request: HttpRequest, survey: str, version: str = "") -> HttpResponse:
-    found = get_object_or_404(Survey, slug=survey)
+    found = get_object_or_404(Survey.objects.select_related("current_questionnaire"), slug=survey)
     chosen = _version(found, version)
     upload = EditRulesUploadForm(request.POST or None, request.FILES or None)
     problems: list[str] = []
@@ -47,8 +47,9 @@ def edit_rules(request: HttpRequest, survey: str, version: str = "") -> HttpResp
 
 
 def _version(survey: Survey, version: str) -> QuestionnaireVersion:
-    if version:
+    current = survey.current_questionnaire
+    if version and (current is None or current.version != version):
         return get_object_or_404(survey.questionnaires, version=version)
-    if survey.current_questionnaire is None:
+    if current is None:
         raise Http404("the survey has no questionnaire")
-    return survey.current_questionnaire
+    return current
