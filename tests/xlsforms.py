@@ -36,6 +36,16 @@ def _sheet(sheet, title: str, rows: list[Row]) -> None:  # type: ignore[no-untyp
         sheet.append([row.get(column, "") for column in columns])
 
 
+def drop_edit_rules(book, question: str) -> None:  # type: ignore[no-untyped-def]
+    """Remove the edit rules that read a question, as a form designer removing it would."""
+    edits = book["edits"]
+    reference = f"${{{question}}}"
+    rows = edits.iter_rows(min_row=2)
+    reads = [row[0].row for row in rows if any(reference in str(c.value) for c in row)]
+    for number in reversed(reads):
+        edits.delete_rows(number)
+
+
 def q(type_: str, name: str, label: str = "", **columns: str) -> Row:
     """A survey row; label goes to both languages unless given per language."""
     row = {"type": type_, "name": name}

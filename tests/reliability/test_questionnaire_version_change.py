@@ -20,6 +20,7 @@ from surveys.xlsform import load_questionnaire
 from tests import factories
 from tests.factories import SHIPPED_FORM
 from tests.surveys.answering import ADOPTER, post_page
+from tests.xlsforms import drop_edit_rules
 
 pytestmark = pytest.mark.django_db
 
@@ -48,13 +49,7 @@ def version_2024_2() -> bytes:
         return [value for (value,) in cells].index(name) + 1
 
     survey.delete_rows(row_of(REMOVED))
-    # The edit rule that reads it goes with it, as it would in the form's designer's hands.
-    edits = book["edits"]
-    reference = f"${{{REMOVED}}}"
-    rows = edits.iter_rows(min_row=2)
-    reads = [row[0].row for row in rows if any(reference in str(c.value) for c in row)]
-    for number in reversed(reads):
-        edits.delete_rows(number)
+    drop_edit_rules(book, REMOVED)
     position = row_of(ADDED_AFTER) + 1
     survey.insert_rows(position)
     for column, value in ADDED.items():
