@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import xlrd
 from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
+from openpyxl import load_workbook
 
 from respondents.models import FRAME_VARIABLES, attribute_keys
 
@@ -82,12 +84,12 @@ class Checked:
 def workbook_sheets(data: bytes) -> tuple[Sheet | None, Sheet | None]:
     """The `edits` and `edit_statistics` sheets of an XLSForm workbook (None where absent)."""
     if zipfile.is_zipfile(io.BytesIO(data)):
-        books = _xlsx_sheets(data)
+        sheets = _xlsx_sheets(data)
     elif data.startswith(OLE2):
-        books = _xls_sheets(data)
+        sheets = _xls_sheets(data)
     else:  # an XLSForm as CSV or Markdown has one sheet of each kind pyxform knows
         return None, None
-    return books.get(RULES), books.get(STATISTICS)
+    return sheets.get(RULES), sheets.get(STATISTICS)
 
 
 def file_sheets(data: bytes, filename: str) -> tuple[Sheet | None, Sheet | None]:
@@ -96,25 +98,30 @@ def file_sheets(data: bytes, filename: str) -> tuple[Sheet | None, Sheet | None]
     if Path(filename).suffix.lower() == ".csv":
         return _csv_sheet(data, Path(filename).name), None
     check_size(data)
-    books = _xlsx_sheets(data)
-    rules = books.get(RULES)
-    others = [sheet for name, sheet in books.items() if name != STATISTICS]
-    if rules is None and len(others) == 1:
-        rules = others[0]
-    if rules is None:
+    sheets = _xlsx_sheets(data, only_sheet_is_rules=True)
+    if RULES not in sheets:
         raise FormError([_("The workbook has no “edits” sheet.")])
-    return rules, books.get(STATISTICS)
+    return sheets[RULES], sheets.get(STATISTICS)
 
 
-def _xlsx_sheets(data: bytes) -> dict[str, Sheet]:
-    from openpyxl import load_workbook
+def _roles(titles: Sequence[str], only_sheet_is_rules: bool) -> dict[str, str]:
+    """The sheets to read, by title: edits and edit_statistics (and, if asked, a
+    workbook's only other sheet as the rules); the rest is never parsed."""
+    roles = {t: t.strip().lower() for t in titles if t.strip().lower() in (RULES, STATISTICS)}
+    others = [title for title in titles if title not in roles]
+    if only_sheet_is_rules and RULES not in roles.values() and len(others) == 1:
+        roles[others[0]] = RULES
+    return roles
 
+
+def _xlsx_sheets(data: bytes, *, only_sheet_is_rules: bool = False) -> dict[str, Sheet]:
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
+            roles = _roles(book.sheetnames, only_sheet_is_rules)
             return {
-                sheet.title.strip().lower(): _sheet(sheet.title, sheet.iter_rows(values_only=True))
-                for sheet in book.worksheets
+                role: _sheet(title, book[title].iter_rows(values_only=True))
+                for title, role in roles.items()
             }
         finally:
             book.close()
@@ -125,16 +132,16 @@ def _xlsx_sheets(data: bytes) -> dict[str, Sheet]:
 
 
 def _xls_sheets(data: bytes) -> dict[str, Sheet]:
-    import xlrd
-
     try:
-        book = xlrd.open_workbook(file_contents=data)
+        book = xlrd.open_workbook(file_contents=data, on_demand=True)
+        roles = _roles(book.sheet_names(), only_sheet_is_rules=False)
+        sheets = {title: book.sheet_by_name(title) for title in roles}
         return {
-            sheet.name.strip().lower(): _sheet(
-                sheet.name, map(sheet.row_values, range(sheet.nrows))
-            )
-            for sheet in book.sheets()
+            roles[title]: _sheet(title, map(sheet.row_values, range(sheet.nrows)))
+            for title, sheet in sheets.items()
         }
+    except FormError:
+        raise
     except Exception as exc:  # a damaged upload can fail anywhere in the reader
         raise FormError([_("The file could not be read as a workbook: %s") % exc]) from exc
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from surveys.edit_sheets import replace_edit_rules
 from surveys.expressions import parse
@@ -306,3 +306,21 @@ def test_a_cp949_csv_file_is_read(survey: Survey) -> None:
     replace_edit_rules(version, rules, "규칙.csv")
 
     assert version.edit_rules.get().message["ko"] == "근로자 수를 확인해 주십시오."
+
+
+def test_a_workbook_of_one_sheet_holds_the_rules(survey: Survey) -> None:
+    # given
+    version = QuestionnaireVersion.objects.get(survey=survey)
+    book = Workbook()
+    book.active.title = "규칙"
+    book.active.append(["name", "type", "rule", "message::Korean (ko)", "message::English (en)"])
+    book.active.append(["positive", "hard", "${employees} > 0", "양수", "Positive"])
+    data = io.BytesIO()
+    book.save(data)
+
+    # when
+    replace_edit_rules(version, data.getvalue(), "rules.xlsx")
+
+    # then
+    rule = version.edit_rules.get()
+    assert (rule.name, rule.source_sheet, rule.source_row) == ("positive", "규칙", 2)
