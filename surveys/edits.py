@@ -272,20 +272,26 @@ def _class_of(value: Any) -> Any:
 
 # --- class statistics of the frame -----------------------------------------------------------
 
-_cache: dict[int, tuple[float, tuple[tuple[str, str, str, float], ...], ClassValues]] = {}
+_cache: dict[tuple[int, tuple[str, str, str, float]], tuple[float, dict[Any, float]]] = {}
 
 
 def _statistics(version_id: int, statistics: Sequence[Statistic], *, cached: bool) -> ClassValues:
-    key = tuple(sorted(s.key for s in statistics))
-    hit = _cache.get(version_id)
     now = time.monotonic()
-    if cached and hit is not None and hit[1] == key and now - hit[0] < STATISTICS_CACHE_SECONDS:
-        return hit[2]
-    frame = FrameUnit.objects.filter(survey__questionnaires=version_id)
-    variables = list(dict.fromkeys(v for s in statistics for v in s.variables))
-    values = class_statistics(statistics, frame.variable_columns(variables))
-    _cache[version_id] = (now, key, values)
-    return values
+    kept = {s.name: _cache.get((version_id, s.key)) for s in statistics} if cached else {}
+    out = {
+        name: hit[1]
+        for name, hit in kept.items()
+        if hit and now - hit[0] < STATISTICS_CACHE_SECONDS
+    }
+    missing = [s for s in statistics if s.name not in out]
+    if missing:
+        frame = FrameUnit.objects.filter(survey__questionnaires=version_id)
+        variables = list(dict.fromkeys(v for s in missing for v in s.variables))
+        computed = class_statistics(missing, frame.variable_columns(variables))
+        for s in missing:
+            _cache[version_id, s.key] = (now, computed[s.name])
+        out.update(computed)
+    return out
 
 
 def forget_statistics() -> None:

@@ -326,3 +326,21 @@ def test_one_response_is_checked_as_stored(survey: Survey) -> None:
 
     assert names(failures) == ["analysis_needs_collection", "ai_needs_data"]
     assert [f.severity for f in failures] == ["hard", "soft"]
+
+
+def test_a_page_reads_the_statistics_the_process_keeps(
+    survey: Survey, django_assert_num_queries: Any
+) -> None:
+    # given
+    frame_of_three_industries(survey, np.random.default_rng(2))
+    response = respond(survey, {}, ksic="24111", employees=10)
+    values = {"employees": 10, "sales_krw_mn": 10**7}
+    first = check_page(response, "profile", values)
+
+    # when: the rules, the statistics declared, the firm's frame values; not the frame
+    with django_assert_num_queries(3):
+        again = check_page(response, "profile", values)
+
+    # then
+    assert names(again.soft) == names(first.soft) == ["sales_per_employee"]
+    assert again.soft[0].values == first.soft[0].values
