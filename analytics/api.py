@@ -46,6 +46,7 @@ from analytics.engine.aapor import CATEGORIES, RATE_NAMES
 from config.http import client_address
 from config.tokens import hash_token
 from respondents.models import Wave
+from respondents.rates import response_rate_rows
 from surveys.models import Survey
 
 from . import schema_docs
@@ -252,6 +253,7 @@ class EstimateSerializer(serializers.ModelSerializer):
             "quality",
             "reasons",
             "grade",
+            "imputed_share",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
@@ -269,7 +271,7 @@ class EstimateSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         if instance.suppressed:
             # Never publish a suppressed value, nor one it can be derived from (N̂·p, CV).
-            data.update(dict.fromkeys(VALUE_FIELDS), grade="")
+            data.update(dict.fromkeys(VALUE_FIELDS), grade="", imputed_share=None)
         return data
 
 
@@ -442,8 +444,6 @@ class LatestEstimateList(EstimateList):
 )
 class Fieldwork(TokenView):
     def get(self, request: Request, survey: str) -> Response:
-        from respondents.rates import response_rate_rows
-
         found = self.token_survey()
         rows = [_rate_row(row) for row in response_rate_rows(found, weighted=False)]
         data = {"survey": found.slug, "as_of": timezone.now(), "rows": rows}

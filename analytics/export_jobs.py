@@ -20,6 +20,7 @@ from . import exports
 from .models import ExportJob
 
 log = logging.getLogger(__name__)
+RUN_EXPORT = "analytics.tasks.run_export"  # named: analytics.tasks imports this module
 EXPORT_DIR = "exports"
 # A job still running after this long lost its worker: it may be claimed again.
 STALE_AFTER = dt.timedelta(hours=1)
@@ -127,9 +128,7 @@ def sweep() -> dict[str, int]:
         Q(status=ExportJob.Status.QUEUED, created_at__lt=now - dt.timedelta(minutes=1))
         | Q(status=ExportJob.Status.RUNNING, created_at__lt=now - STALE_AFTER)
     ).values_list("pk", flat=True)
-    from .tasks import run_export
-
-    sent = sum(send_task(run_export, job_id) for job_id in waiting)
+    sent = sum(send_task(RUN_EXPORT, job_id) for job_id in waiting)
     return {"sent": sent, "deleted": _delete_old_files(now - KEEP_FILES)}
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -8,14 +9,15 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from respondents.models import Wave
-from surveys.models import Survey
+if TYPE_CHECKING:
+    from respondents.models import Wave
+    from surveys.models import Survey
 
 
 class WeightingSpec(models.Model):
     """The survey's weighting and publication settings; every edit is a new version."""
 
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="weighting_specs")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="weighting_specs")
     version = models.PositiveIntegerField()
     spec = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
@@ -39,7 +41,7 @@ class WeightingSpec(models.Model):
 class RecomputeRequest(models.Model):
     """Outbox: written in the same transaction as the change that makes estimates stale."""
 
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="recompute_requests")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="recompute_requests")
     reason = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -64,8 +66,11 @@ class EstimateRunQuerySet(models.QuerySet["EstimateRun"]):
         Two queries; fields deferred on this queryset stay deferred."""
         runs = self.published().filter(survey=survey).select_related("wave")
         deferred = self.query.deferred_loading[0] if self.query.deferred_loading[1] else ()
+        # The Wave model through the run's own field: respondents.models asks this app for
+        # recomputes, so this module does not import it.
+        wave_model: Any = self.model._meta.get_field("wave").related_model
         waves = (
-            Wave.objects.filter(survey=survey, official_run__in=runs.values("pk"))
+            wave_model.objects.filter(survey=survey, official_run__in=runs.values("pk"))
             .select_related("official_run__wave")
             .defer(*(f"official_run__{name}" for name in deferred))
         )
@@ -93,7 +98,7 @@ class EstimateRun(models.Model):
         PUBLISHED = "published", _("published")
         FAILED = "failed", _("failed")
 
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="estimate_runs")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="estimate_runs")
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
     trigger = models.CharField(max_length=32, blank=True)
@@ -174,6 +179,9 @@ class Estimate(models.Model):
     population = models.FloatField(null=True)
     df = models.IntegerField(null=True)
     flag = models.CharField(max_length=200, blank=True, help_text="Quality reasons, joined by +.")
+    imputed_share = models.FloatField(
+        null=True, help_text="Share of the estimate carried by imputed values (sec. L)."
+    )
     suppressed = models.BooleanField(default=False)
     grade = models.CharField(
         max_length=1, blank=True, help_text="Quality grade A-E by coefficient of variation."
@@ -203,7 +211,7 @@ class ExportJob(models.Model):
         DONE = "done", _("done")
         FAILED = "failed", _("failed")
 
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="export_jobs")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="export_jobs")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -233,7 +241,7 @@ class Download(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    survey = models.ForeignKey(Survey, models.CASCADE, related_name="downloads")
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="downloads")
     what = models.CharField(max_length=32)
     format = models.CharField(max_length=8)
     identified = models.BooleanField(default=False)
@@ -254,7 +262,7 @@ class ApiToken(models.Model):
     name = models.CharField(_("name"), max_length=100)
     token_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=8)
-    surveys = models.ManyToManyField(Survey, related_name="api_tokens")
+    surveys = models.ManyToManyField("surveys.Survey", related_name="api_tokens")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -284,3 +292,112 @@ class ApiToken(models.Model):
         if revoked:
             self.revoked_at = now
         return bool(revoked)
+
+
+class EditCheck(models.Model):
+    """One pass of the edit rules over every submitted response, with the selective-editing
+    threshold's effect: how many failures passed untouched, and how much they carry."""
+
+    survey = models.ForeignKey("surveys.Survey", models.CASCADE, related_name="edit_checks")
+    run = models.ForeignKey(
+        EstimateRun,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The version whose weights scored the failures.",
+    )
+    checked_at = models.DateTimeField(default=timezone.now)
+    threshold = models.FloatField()
+    responses = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="Responses failing a rule.")
+    passed = models.PositiveIntegerField(
+        default=0, help_text="Failing responses below the threshold, left as reported."
+    )
+    passed_share = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per flagged item: the share of its weighted total the passed responses carry.",
+    )
+    errors = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        get_latest_by = "checked_at"
+
+    def __str__(self) -> str:
+        return f"{self.survey_id} checked {self.checked_at:%Y-%m-%d %H:%M}"
+
+
+class EditFlag(models.Model):
+    """A submitted response that fails an edit rule: one entry of the review queue (sec. L)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("to review")
+        PASSED = "passed", _("passed (below the threshold)")
+        ACCEPTED = "accepted", _("accepted")
+        CORRECTED = "corrected", _("corrected")
+        REJECTED = "rejected", _("rejected, imputed")
+        QUERIED = "queried", _("asked the firm")
+        ANSWERED = "answered", _("the firm answered")
+        CONFIRMED = "confirmed", _("confirmed by the firm when answering")
+        ERROR = "error", _("could not be checked")
+
+    response = models.ForeignKey("surveys.Response", models.CASCADE, related_name="edit_flags")
+    rule = models.CharField(_("edit rule"), max_length=64)
+    severity = models.CharField(_("type"), max_length=8)
+    item = models.CharField(_("question"), max_length=64, blank=True)
+    values = models.JSONField(default=dict, blank=True, help_text="The values the rule saw.")
+    message = models.JSONField(default=dict, blank=True, help_text="{ko, en}")
+    score = models.FloatField(_("score"), null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    checked_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    query = models.ForeignKey(
+        "surveys.EditQuery", models.SET_NULL, null=True, blank=True, related_name="flags"
+    )
+
+    class Meta:
+        ordering = ["-score", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["response", "rule"], name="one_flag_per_rule")
+        ]
+        indexes = [models.Index(fields=["status", "-score"], name="edit_flag_queue")]
+        permissions = [("review_edits", _("Can review, edit and impute responses"))]
+        verbose_name = _("edit flag")
+        verbose_name_plural = _("edit flags")
+
+    def __str__(self) -> str:
+        return f"{self.rule} on response {self.response_id} ({self.status})"
+
+
+class ImputedValue(models.Model):
+    """A value an estimate version imputed: its method and donor (sec. L)."""
+
+    class Method(models.TextChoices):
+        DERIVED = "derived", _("derived from other answers")
+        RATIO = "ratio", _("ratio to the register")
+        NEAREST = "nearest", _("nearest-neighbour donor")
+        RANDOM = "random", _("random donor")
+
+    run = models.ForeignKey(EstimateRun, models.CASCADE, related_name="imputations")
+    response = models.ForeignKey("surveys.Response", models.CASCADE, related_name="+")
+    item = models.CharField(max_length=64)
+    value = models.JSONField(null=True)
+    method = models.CharField(max_length=8, choices=Method.choices)
+    donor = models.ForeignKey(
+        "surveys.Response", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    imputation_class = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=8, help_text="missing or rejected")
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "response"], name="imputed_by_run")]
+        verbose_name = _("imputed value")
+        verbose_name_plural = _("imputed values")
+
+    def __str__(self) -> str:
+        return f"{self.item} of response {self.response_id} ({self.method})"

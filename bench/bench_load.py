@@ -498,8 +498,7 @@ def verify_database(
 
     from config.tokens import hash_token
     from respondents.models import Case, DispositionEvent
-    from surveys.models import Response
-    from surveys.questionnaire import get_form
+    from surveys.models import Response, get_form
 
     simulated = list(tokens)
     cases = dict(

@@ -99,8 +99,7 @@ def _responses(survey: Any) -> None:
 
     from config.simulation import answers_for
     from respondents.models import Case
-    from surveys.models import Response
-    from surveys.questionnaire import get_form
+    from surveys.models import Response, get_form
 
     form = get_form(survey.questionnaire_id)
     rng = np.random.default_rng(dashboard.SEED)

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from celery import Task
+from celery import current_app
 from django.conf import settings
 from django.db import connections
 
@@ -30,15 +30,15 @@ _thread: threading.Thread | None = None
 _STOP: Work = ("", ())
 
 
-def submit(task: Task, args: tuple[Any, ...], countdown: float | None = None) -> None:
-    """Run the task in the background thread; the same task with the same arguments that
-    is still waiting there is not queued twice."""
+def submit(name: str, args: tuple[Any, ...], countdown: float | None = None) -> None:
+    """Run the named task in the background thread; the same task with the same arguments
+    that is still waiting there is not queued twice."""
     if countdown:
-        timer = threading.Timer(countdown, submit, args=(task, args))
+        timer = threading.Timer(countdown, submit, args=(name, args))
         timer.daemon = True
         timer.start()
         return
-    key = (task.name, tuple(args))
+    key = (name, tuple(args))
     with _guard:
         _ensure_thread()
         if key in _waiting:
@@ -116,13 +116,13 @@ def _sweep(due: dict[str, float]) -> None:
 
 
 def _run(name: str, args: tuple[Any, ...]) -> None:
-    from .celery import app
-
-    # A web process has not imported every app's tasks module (a worker does at start).
-    app.loader.import_default_modules()
+    # The project's app (config.celery), which made itself Celery's current app.
+    if name not in current_app.tasks:
+        # A web process has not imported every app's tasks module (a worker does at start).
+        current_app.loader.import_default_modules()
     try:
         # The task's own function: retries are the sweeps' job here, not the decorator's.
-        app.tasks[name].run(*args)
+        current_app.tasks[name].run(*args)
     except Exception:
         log.exception("background task %s%r failed; the next sweep tries again", name, args)
     finally:

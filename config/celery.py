@@ -24,24 +24,33 @@ _queue_down_until = 0.0
 _held = threading.local()
 
 
-def send_task(task: Task, *args: Any, countdown: float | None = None) -> bool:
-    """Send a task now; False (logged) when the broker is unreachable. The caller's outbox
-    row stays, and the next sweep sends the work again.
+def task_named(name: str) -> Task:
+    """A registered task by its name. Code that queues work names its task rather than
+    importing it: a tasks module imports the code that queues it."""
+    if name not in app.tasks:
+        # A web process has not imported every app's tasks module (a worker does at start).
+        app.loader.import_default_modules()
+    return app.tasks[name]
+
+
+def send_task(name: str, *args: Any, countdown: float | None = None) -> bool:
+    """Send the named task now; False (logged) when the broker is unreachable. The caller's
+    outbox row stays, and the next sweep sends the work again.
 
     Without a broker the task runs in this process: in a background thread of its own
     (TASKS_IN_BACKGROUND, the default), so that no request waits for it, or at once."""
     if getattr(_held, "on", False):
         return False
     if app.conf.task_always_eager and settings.TASKS_IN_BACKGROUND:
-        background.submit(task, args, countdown)
+        background.submit(name, args, countdown)
         return True
     options: dict[str, Any] = {"countdown": countdown} if countdown is not None else {}
     try:
-        task.apply_async(args=args, retry=False, **options)
+        task_named(name).apply_async(args=args, retry=False, **options)
     except Exception:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             raise
-        log.warning("queue unavailable; %s waits for the next sweep", task.name)
+        log.warning("queue unavailable; %s waits for the next sweep", name)
         return False
     return True
 
@@ -57,8 +66,8 @@ def tasks_held() -> Iterator[None]:
         _held.on = False
 
 
-def enqueue_on_commit(task: Task, *args: Any) -> None:
-    """Send a task after the transaction commits; never fail the request because of it.
+def enqueue_on_commit(name: str, *args: Any) -> None:
+    """Send the named task after the transaction commits; never fail the request because of it.
 
     If the broker is unreachable the task is skipped: the database row that asked for the
     work (an outbox record) is already committed, and the periodic sweep sends it later.
@@ -69,7 +78,7 @@ def enqueue_on_commit(task: Task, *args: Any) -> None:
         global _queue_down_until
         if time.monotonic() < _queue_down_until or getattr(_held, "on", False):
             return
-        if not send_task(task, *args):
+        if not send_task(name, *args):
             _queue_down_until = time.monotonic() + 30
 
     transaction.on_commit(send, robust=True)

@@ -11,6 +11,8 @@ from django.db import connection
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from analytics.models import EstimateRun, RecomputeRequest
+
 HEARTBEAT_KEY = "smartsurvey:worker-heartbeat"
 # The worker writes its heartbeat every 30 s (beat schedule); older than this is stale.
 HEARTBEAT_STALE_SECONDS = 120
@@ -61,8 +63,6 @@ def _redis_and_worker() -> tuple[str, dict[str, Any] | str]:
 
 
 def _estimates() -> dict[str, Any]:
-    from analytics.models import EstimateRun, RecomputeRequest
-
     last = EstimateRun.objects.filter(status="published").aggregate(at=Max("finished_at"))["at"]
     oldest = RecomputeRequest.objects.aggregate(at=Min("created_at"))["at"]
     now = timezone.now()

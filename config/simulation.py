@@ -37,12 +37,12 @@ from django.utils import timezone
 
 from analytics import pipeline
 from config.celery import tasks_held
-from respondents import dispositions, mailing
+from respondents import mailing
 from respondents.forms import WaveForm
 from respondents.models import Case, ContactAttempt, Wave
 from surveys import flow
-from surveys.models import AnswerChange, Response, Survey
-from surveys.questionnaire import Form, Page, get_form
+from surveys.models import AnswerChange, Editor, Response, Survey, get_form, new_editor_id
+from surveys.questionnaire import Form, Page
 
 WAVES = (  # name, kind, days after the start of fieldwork
     ("초청 (Invitation)", Wave.Kind.INVITATION, 0),
@@ -432,18 +432,18 @@ class Play:
     # The firms.
 
     def _open(self, case: Case) -> None:
-        dispositions.respondent_opened(case)
+        case.record_opened()
 
     def _start(self, case: Case, answers: dict[str, Any]) -> None:
         """Answers the first pages and leaves before the end."""
-        response = flow.start_response(case)
+        response = Response.objects.start(case)
         pages = self.form.relevant_pages(answers)
         stop = int(self.rng.integers(1, max(2, len(pages) - 1)))
         self._pages(response, pages[:stop], answers, by=None)
 
     def _answer(self, case: Case, answers: dict[str, Any], mode: str) -> None:
         by = None if mode == Response.Mode.WEB else self.manager
-        response = flow.start_response(case, mode=mode, by=by)
+        response = Response.objects.start(case, mode=mode, by=by)
         pages = self.form.relevant_pages(answers)
         two = int(case.business_id.replace("-", "")) % TWO_PEOPLE_EVERY == 0
         if mode == Response.Mode.WEB and two and len(pages) > 2:
@@ -454,7 +454,7 @@ class Play:
             answers = {**answers, "employees": answers["employees"] + 1}
             pages = [pages[0], *pages[half:]]
         self._pages(response, pages, answers, by=by)
-        _response, errors = flow.submit(response, by=by)
+        _response, errors = response.submit(by=by)
         if errors:
             raise ValueError(f"simulated answers of {case.business_id} invalid: {errors}")
         self.responses += 1
@@ -463,7 +463,7 @@ class Play:
         self, response: Response, pages: list[Page], answers: dict[str, Any], *, by: Any
     ) -> None:
         kind = AnswerChange.Editor.STAFF if by else AnswerChange.Editor.FIRM
-        editor = flow.Editor(flow.new_editor_id(), kind, user=by)
+        editor = Editor(new_editor_id(), kind, user=by)
         for page in pages:
             posted = _posted(page, answers)
             result = flow.save_page(response, page, posted, shown=None, editor=editor)

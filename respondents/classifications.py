@@ -218,11 +218,3 @@ VALUE_LABELS = {
     "region_area": REGION_AREA_LABELS,
     "industry_group": INDUSTRY_GROUP_LABELS,
 }
-
-
-def normalise_business_id(text: str) -> str | None:
-    """A business registration number as 123-45-67890, or None if it is not 10 digits."""
-    digits = re.sub(r"[\s-]", "", text)
-    if not re.fullmatch(r"\d{10}", digits):
-        return None
-    return f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"

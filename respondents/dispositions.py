@@ -15,12 +15,11 @@ from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
 from analytics.engine import aapor
+from surveys.models import Response
 
 if TYPE_CHECKING:
-    from surveys.models import Response
     from surveys.questionnaire import Completeness
 
-    from .models import Case, DispositionEvent
 
 NOT_INVITED = "3.11"
 NOTHING_RETURNED = "3.19"
@@ -118,44 +117,7 @@ def classify(completeness: Completeness) -> tuple[str, Note]:
     return BROKE_OFF, reason
 
 
-def respondent_opened(case: Case) -> DispositionEvent | None:
-    if aapor.category_of(case.disposition) in ("U", "NC", "O"):
-        return case.record_disposition(
-            OPENED, source="respondent", reason=history_text(gettext_noop("Link opened"))
-        )
-    return None
-
-
-def respondent_started(case: Case) -> DispositionEvent | None:
-    if case.disposition == OPENED or aapor.category_of(case.disposition) in ("U", "NC", "O"):
-        return case.record_disposition(
-            BROKE_OFF, source="respondent", reason=history_text(gettext_noop("Answering started"))
-        )
-    return None
-
-
-def response_submitted(
-    response: Response, completeness: Completeness, *, by: Any = None, imported: bool = False
-) -> DispositionEvent:
-    """The disposition a submission earns. The caller asks for the recompute: a submission
-    changes the estimates even when the disposition's category stays the same."""
-    code, reason = classify(completeness)
-    source = "import" if imported else "manager" if by is not None else "respondent"
-    what = gettext_noop("Keyed (%(mode)s)") if imported else gettext_noop("Submitted (%(mode)s)")
-    submitted = history_text(what, mode=mode_message(response.mode), translate=("mode",))
-    return response.case.record_disposition(
-        code,
-        source=source,
-        by=by,
-        reason=submitted + ": " + reason,
-        at=response.submitted_at,
-        recompute=False,
-    )
-
-
 def mode_message(mode: str) -> str:
     """The untranslated label of an answer mode, to be translated when read."""
-    from surveys.models import Response
-
     with translation.override(None):
         return str(Response.Mode(mode).label)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from analytics.engine import aapor
-from surveys.forms import UploadField
+from config.uploads import UploadField
 from surveys.models import Survey
 
 from . import sampling

@@ -34,7 +34,6 @@ from .classifications import (
     SizeClass,
     canonical_region,
     ksic_problem,
-    normalise_business_id,
 )
 from .models import FrameUnit
 from .tabular import ImportRefused, ProblemLog, Source, TemplateColumn, open_binary, read_table
@@ -246,7 +245,7 @@ def _clean_row(line: int, cells: list[str], columns: Columns, log: ProblemLog) -
 
 
 def _business_id(text: str) -> str:
-    value = normalise_business_id(text)
+    value = FrameUnit.normalise_business_id(text)
     if value is None:
         raise _Invalid(_("must be a 10-digit business registration number, e.g. 123-45-67890"))
     return value

@@ -15,18 +15,20 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from config.spreadsheets import csv_writer
-from surveys.models import Survey
-from surveys.questionnaire import Form, Question, get_form
+from surveys.models import Survey, get_form
 
 from .frame_import import FRAME_COLUMNS
 from .imports import DISPOSITION_TEMPLATE
 from .tabular import TemplateColumn
+
+if TYPE_CHECKING:
+    from surveys.questionnaire import Form, Question
 
 KINDS = ("frame", "dispositions", "responses")
 EXAMPLE_ID = "123-45-67890"

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,14 +19,14 @@ from django.utils.translation import gettext_lazy
 
 from analytics.engine import aapor
 from analytics.recompute import request_recompute
-from surveys import flow
-from surveys.models import AnswerChange, Response, Survey
-from surveys.questionnaire import Form, get_form
+from surveys.models import AnswerChange, Editor, Response, Survey, get_form
 
 from . import dispositions
-from .classifications import normalise_business_id
-from .models import Case
+from .models import Case, FrameUnit
 from .tabular import ImportRefused, ProblemLog, Source, TemplateColumn, open_binary, read_table
+
+if TYPE_CHECKING:
+    from surveys.questionnaire import Form
 
 # The import template is written from this table; override is optional.
 DISPOSITION_TEMPLATE = (
@@ -161,7 +161,7 @@ def _disposition_row(
 ) -> DispositionRow | None:
     problems_before = log.total
     raw_id = cells.get("business_id", "").strip()
-    business_id = normalise_business_id(raw_id)
+    business_id = FrameUnit.normalise_business_id(raw_id)
     case = cases.get(business_id or "")
     if case is None:
         log.add(line, "business_id", raw_id, _("is not a business ID of this survey's sample"))
@@ -273,7 +273,7 @@ def _keyed_row(
 ) -> KeyedRow | None:
     problems_before = log.total
     raw_id = cells.pop("business_id", "").strip()
-    business_id = normalise_business_id(raw_id) or ""
+    business_id = FrameUnit.normalise_business_id(raw_id) or ""
     case = cases.get(business_id)
     if case is None:
         log.add(line, "business_id", raw_id, _("is not a business ID of this survey's sample"))
@@ -320,10 +320,10 @@ def _keyed_row(
 
 
 def _store_keyed(row: KeyedRow, survey: Survey, form: Form, mode: str, user: Any) -> None:
-    response = flow.start_response(row.case, mode=mode, by=user)
-    editor = flow.Editor("", AnswerChange.Editor.IMPORT, user=user)
-    _response, errors = flow.submit(
-        response, editor=editor, answers=row.answers, mode=mode, recompute=False
+    response = Response.objects.start(row.case, mode=mode, by=user)
+    editor = Editor("", AnswerChange.Editor.IMPORT, user=user)
+    _response, errors = response.submit(
+        editor=editor, answers=row.answers, mode=mode, recompute=False
     )
     if errors:  # the rows were checked against the same rules: a changed form, say
         raise ValueError(f"{row.case.business_id}: {errors}")

@@ -27,6 +27,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_noop
 
 from config.celery import enqueue_on_commit, send_task
+from surveys.models import Response
 
 from . import dispositions
 from .models import Case, ContactAttempt, Message, MessageTemplate, Wave
@@ -100,6 +101,8 @@ def template_texts(survey_id: int, kind: str) -> Texts:
     return {language: template_text(survey_id, kind, language) for language in LANGUAGES}
 
 
+# Named, not imported: respondents.tasks imports this module.
+SEND_WAVE = "respondents.tasks.send_wave"
 LANGUAGES = ("ko", "en")
 
 
@@ -148,9 +151,7 @@ def request_sending(wave: Wave, *, user: Any = None) -> None:
         raise NoDeadline(wave.name)
     by = user if getattr(user, "is_authenticated", False) else None
     Wave.objects.filter(pk=wave.pk).update(send_requested_at=timezone.now(), send_requested_by=by)
-    from .tasks import send_wave
-
-    enqueue_on_commit(send_wave, wave.pk)
+    enqueue_on_commit(SEND_WAVE, wave.pk)
 
 
 def queue_requested(wave_id: int) -> QueueResult | None:
@@ -170,9 +171,7 @@ def queue_wave(wave: Wave, *, user: Any = None) -> QueueResult:
     are left alone."""
     result = _queue(wave, user=user)
     Wave.objects.filter(pk=wave.pk).update(queued_at=timezone.now())
-    from .tasks import send_wave
-
-    enqueue_on_commit(send_wave, wave.pk)
+    enqueue_on_commit(SEND_WAVE, wave.pk)
     return result
 
 
@@ -239,8 +238,6 @@ def _candidates(wave_id: int, limit: int) -> list[Message]:
 
 
 def _resolved(cases: set[Case]) -> set[int]:
-    from surveys.models import Response
-
     ended = {case.pk for case in cases if dispositions.ends_contact(case.disposition)}
     submitted = Response.objects.filter(
         case_id__in=[case.pk for case in cases], status=Response.Status.SUBMITTED
@@ -409,9 +406,7 @@ def sweep() -> dict[str, int]:
         .distinct()
     )
     waves |= set(Wave.objects.sending_requested().values_list("pk", flat=True))
-    from .tasks import send_wave as send_wave_task
-
-    sent = sum(send_task(send_wave_task, wave_id) for wave_id in waves)
+    sent = sum(send_task(SEND_WAVE, wave_id) for wave_id in waves)
     return {"uncertain": uncertain, "waves": sent}
 
 

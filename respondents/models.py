@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Sequence
 from operator import itemgetter
@@ -15,18 +16,23 @@ from django.db.models import Case as SqlCase
 from django.db.models import F, Q, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, NullIf
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from analytics.engine import aapor
+from analytics.recompute import request_recompute
 from config.tokens import hash_token
-from surveys.models import Survey
+from surveys.models import Response, Survey
 
 from . import dispositions
 from .classifications import DERIVED, UNKNOWN, VALUE_LABELS, Region, SizeClass
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    from surveys.questionnaire import Completeness
 
 
 def frame_variable(name: str, prefix: str = "") -> Coalesce:
@@ -133,6 +139,14 @@ class FrameUnit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.business_id} {self.name}"
+
+    @staticmethod
+    def normalise_business_id(text: str) -> str | None:
+        """A business registration number as 123-45-67890, or None if it is not 10 digits."""
+        digits = re.sub(r"[\s-]", "", text)
+        if not re.fullmatch(r"\d{10}", digits):
+            return None
+        return f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"
 
 
 class SampleDesign(models.Model):
@@ -297,6 +311,9 @@ class Case(models.Model):
     stratum = models.ForeignKey(Stratum, models.PROTECT, related_name="cases")
     frame_unit = models.OneToOneField(FrameUnit, models.PROTECT, related_name="case")
     business_id = models.CharField(max_length=20)
+    # The same firm's case in the previous round (same business ID, or linked by a mapping
+    # of changed IDs): last year's answers and the panel of estimates of change.
+    previous = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="+")
     selection_order = models.PositiveIntegerField()
     is_reserve = models.BooleanField(default=False)
     reserve_rank = models.PositiveIntegerField(null=True, blank=True)
@@ -377,8 +394,6 @@ class Case(models.Model):
         return AccessCodeHasher().verify(normalise_code(code), self.code_hash)
 
     def respondent_link(self) -> str:
-        from django.urls import reverse
-
         token, _code = self.derive_credentials()
         return settings.SITE_URL + reverse("surveys:link", args=[token])
 
@@ -440,10 +455,59 @@ class Case(models.Model):
                 # Within one AAPOR category (3.11 → 3.19, say) no weight or estimate moves.
                 moved = aapor.category_of(code) != aapor.category_of(current)
                 if recompute and moved:
-                    from analytics.recompute import request_recompute
-
                     request_recompute(self.survey_id, reason=f"disposition {code}")
         return event
+
+    def record_opened(self) -> DispositionEvent | None:
+        """The firm opened its link: 2.121 unless something more telling is recorded."""
+        if aapor.category_of(self.disposition) in ("U", "NC", "O"):
+            return self.record_disposition(
+                dispositions.OPENED,
+                source="respondent",
+                reason=dispositions.history_text(gettext_noop("Link opened")),
+            )
+        return None
+
+    def record_started(self) -> DispositionEvent | None:
+        """The firm saved a first answer: a break-off until it submits."""
+        if self.disposition == dispositions.OPENED or aapor.category_of(self.disposition) in (
+            "U",
+            "NC",
+            "O",
+        ):
+            return self.record_disposition(
+                dispositions.BROKE_OFF,
+                source="respondent",
+                reason=dispositions.history_text(gettext_noop("Answering started")),
+            )
+        return None
+
+    def record_submission(
+        self,
+        response: Response,
+        completeness: Completeness,
+        *,
+        by: AbstractBaseUser | None = None,
+        imported: bool = False,
+    ) -> DispositionEvent:
+        """The disposition a submission earns (sec. C). The caller asks for the recompute:
+        a submission changes the estimates even when the category stays the same."""
+        code, reason = dispositions.classify(completeness)
+        source = "import" if imported else "manager" if by is not None else "respondent"
+        what = (
+            gettext_noop("Keyed (%(mode)s)") if imported else gettext_noop("Submitted (%(mode)s)")
+        )
+        submitted = dispositions.history_text(
+            what, mode=dispositions.mode_message(response.mode), translate=("mode",)
+        )
+        return self.record_disposition(
+            code,
+            source=source,
+            by=by,
+            reason=submitted + ": " + reason,
+            at=response.submitted_at,
+            recompute=False,
+        )
 
     def log_contact(
         self,

@@ -22,7 +22,7 @@ def send_wave(wave_id: int) -> int:
     mailing.queue_requested(wave_id)
     sent = mailing.send_wave(wave_id, seconds=SLICE_SECONDS)
     if mailing.has_queued(wave_id):
-        send_task(send_wave, wave_id)
+        send_task(mailing.SEND_WAVE, wave_id)
     return sent
 
 

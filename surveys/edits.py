@@ -26,12 +26,13 @@ import numpy.typing as npt
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
+from analytics.engine.editing import percentiles_by
 from respondents.models import Case, FrameUnit, FrameUnitQuerySet
 
 from .expressions import Expression, parse
 from .expressions.columns import as_numbers, evaluate_columns
-from .models import EditRule, EditStatistic, QuestionnaireVersion, Response
-from .questionnaire import get_form, pick
+from .models import EditRule, EditStatistic, QuestionnaireVersion, Response, get_form
+from .questionnaire import pick
 
 logger = logging.getLogger(__name__)
 
@@ -316,29 +317,14 @@ def class_statistics(
             if name not in numbers:
                 numbers[name] = as_numbers(frame[name.removeprefix(FRAME)])
         values = evaluate_columns(group[0].expression, numbers, size)
-        classes = [_class_of(v) for v in frame[by]] if by else [""] * size
-        found = class_percentiles(values, classes, [s.percentile for s in group])
-        out.update((s.name, by_class) for s, by_class in zip(group, found, strict=True))
-    return out
-
-
-def class_percentiles(
-    values: npt.NDArray[np.float64], classes: Sequence[Any], percentiles: Sequence[float]
-) -> list[dict[Any, float]]:
-    """Each percentile of the finite values of each class (classes without any left out)."""
-    levels = list(dict.fromkeys(classes))
-    code_of = {level: k for k, level in enumerate(levels)}
-    codes = np.fromiter(map(code_of.__getitem__, classes), np.intp, len(classes))
-    finite = np.isfinite(values)
-    values, codes = values[finite], codes[finite]
-    # One sort by class, then each class is a slice: no mask over the frame per class.
-    order = np.argsort(codes, kind="stable")
-    values, counts = values[order], np.bincount(codes, minlength=len(levels))
-    ends = np.cumsum(counts)
-    out: list[dict[Any, float]] = [{} for _ in percentiles]
-    for level, count, end in zip(levels, counts.tolist(), ends.tolist(), strict=True):
-        if count:
-            found = np.percentile(values[end - count : end], percentiles)
-            for by_class, value in zip(out, found.tolist(), strict=True):
-                by_class[level] = value
+        classes = np.asarray([_class_of(v) for v in frame[by]] if by else [""] * size)
+        found = percentiles_by(values, classes, [s.percentile for s in group])
+        levels = found.levels.tolist()
+        for j, s in enumerate(group):
+            column = found.values[:, j].tolist()
+            out[s.name] = {
+                level: value
+                for level, value, count in zip(levels, column, found.count.tolist(), strict=True)
+                if count
+            }
     return out

@@ -1,17 +1,25 @@
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from analytics.recompute import request_recompute
+
+from .questionnaire import Form, Question
+
 if TYPE_CHECKING:
-    from .questionnaire import Form
+    from respondents.models import Case
 
 
 class Survey(models.Model):
@@ -24,6 +32,16 @@ class Survey(models.Model):
     current_questionnaire = models.ForeignKey(
         "QuestionnaireVersion", models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Annual rounds: each round is a survey of its own, started from the one before.
+    previous_round = models.ForeignKey(
+        "self",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="next_rounds",
+        verbose_name=_("previous round"),
+    )
+    year = models.PositiveSmallIntegerField(_("reference year"), null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -91,14 +109,97 @@ class QuestionnaireVersion(models.Model):
 
     @property
     def form(self) -> Form:
-        from .questionnaire import get_form
-
         return get_form(self.pk)
+
+
+_FORMS: dict[int, Form] = {}
+
+
+def get_form(version_id: int) -> Form:
+    """The Form of a stored version, built once per process (versions never change)."""
+    form = _FORMS.get(version_id)
+    if form is None:
+        definition = QuestionnaireVersion.objects.values_list("definition", flat=True).get(
+            pk=version_id
+        )
+        form = _FORMS[version_id] = Form(definition)
+    return form
+
+
+# The case page lists this many answer changes; older ones are counted, not shown.
+HISTORY_ROWS = 200
+
+
+Raw = str | list[str]  # an answer as a browser posts it
+
+
+def new_editor_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Editor:
+    """Who saves: one browser (its tabs, reloads, late save-on-leave requests)."""
+
+    browser: str
+    kind: str = "firm"  # an AnswerChange.Editor
+    clock: int = field(default_factory=now_ms)
+    user: Any = None
+
+
+def raw_of(value: Any) -> Raw:
+    """A stored answer as a browser shows it."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 12500, not 12500.0
+    return str(value)
+
+
+def user_or_none(by: Any) -> Any:
+    return by if getattr(by, "is_authenticated", False) else None
 
 
 class ResponseQuerySet(models.QuerySet["Response"]):
     def submitted(self) -> ResponseQuerySet:
         return self.filter(status=Response.Status.SUBMITTED)
+
+    def start(
+        self, case: Case, *, mode: str = "web", by: Any = None, move: bool = True
+    ) -> Response:
+        """The case's response, created on first use and moved to the newest questionnaire.
+
+        Answers given under an earlier version are all kept: the new version shows those it
+        still asks, and the rest stay stored under their names.
+        """
+        latest = case.survey.questionnaire_id
+        try:
+            response: Response | None = case.response
+        except Response.DoesNotExist:
+            response = None
+        if response is None:
+            try:
+                with transaction.atomic():
+                    response = self.create(
+                        case=case, questionnaire_id=latest, mode=mode, keyed_by=user_or_none(by)
+                    )
+            except IntegrityError:
+                # Two tabs opened at once: the other one created it.
+                response = self.get(case=case)
+        # Only a page about to be shown moves to the newest version: a page posted from an
+        # older version is saved under the version it was shown with.
+        if move and not response.is_submitted and response.questionnaire_id != latest:
+            self.filter(pk=response.pk, status=Response.Status.IN_PROGRESS).update(
+                questionnaire_id=latest, revision=F("revision") + 1
+            )
+            response.refresh_from_db()
+        return response
 
 
 class Response(models.Model):
@@ -139,6 +240,17 @@ class Response(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
     reference = models.CharField(max_length=20, unique=True, null=True, blank=True)
+    # After submission the firm's answers stay as given; editing writes here (sec. L).
+    edited = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Values set by editing after submission, per question (see ValueEdit).",
+    )
+    confirmations = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Soft edit rules the firm confirmed: rule name → the values it confirmed.",
+    )
 
     objects = ResponseQuerySet.as_manager()
 
@@ -160,12 +272,200 @@ class Response(models.Model):
     def is_submitted(self) -> bool:
         return self.status == self.Status.SUBMITTED
 
+    def stored_raw(self, question: Question) -> Raw:
+        """What a field holds now: the typed draft if there is one, else the answer."""
+        if question.name in self.drafts:
+            draft: Raw = self.drafts[question.name]
+            return draft
+        return raw_of(self.answers.get(question.name))
+
+    def locked(self) -> Response:
+        """This response's row, locked until the transaction ends; every write takes it."""
+        # The response's row alone: a join would lock its case's row too.
+        locked = Response.objects.select_for_update().get(pk=self.pk)
+        locked.case = self.case
+        return locked
+
+    def record(self, questions: Iterable[Question], editor: Editor, **fields: Any) -> None:
+        """Write fields of this locked response: who changed each field last (for conflicts)
+        and one history row per answer that changed."""
+        questions = list(questions)
+        if all(getattr(self, name) == value for name, value in fields.items()):
+            return  # nothing new: no write, no revision
+        shown_before = {q.name: self.stored_raw(q) for q in questions}
+        answers_before = dict(self.answers)
+        for name, value in fields.items():
+            setattr(self, name, value)
+        now = timezone.now()
+        stamp = [editor.browser, editor.clock, editor.kind, now.isoformat()]
+        for question in questions:
+            if not question.same(shown_before[question.name], self.stored_raw(question)):
+                self.stamps[question.name] = stamp
+        changes = self._changes(questions, answers_before, editor, now)
+        update = [*fields, "stamps", "revision", "last_editor", "updated_at"]
+        self.revision += 1
+        self.last_editor = editor.browser
+        self.updated_at = now
+        if editor.kind != AnswerChange.Editor.FIRM and user_or_none(editor.user):
+            self.keyed_by = editor.user
+            update.append("keyed_by")
+        self.save(update_fields=update)
+        if changes:
+            AnswerChange.objects.bulk_create(changes)
+
+    def _changes(
+        self,
+        questions: list[Question],
+        before: Mapping[str, Any],
+        editor: Editor,
+        now: dt.datetime,
+    ) -> list[AnswerChange]:
+        """One row per answer that differs from `before`. Typing not yet taken as an answer
+        (a draft, perhaps invalid) is not an answer, so it is not history."""
+        return [
+            AnswerChange(
+                response=self,
+                item=question.name,
+                old=before.get(question.name),
+                new=self.answers.get(question.name),
+                editor=editor.kind,
+                browser=editor.browser,
+                user=user_or_none(editor.user),
+                at=now,
+            )
+            for question in questions
+            if before.get(question.name) != self.answers.get(question.name)
+        ]
+
+    def submit(
+        self,
+        *,
+        by: Any = None,
+        editor: Editor | None = None,
+        answers: Mapping[str, Any] | None = None,
+        mode: str | None = None,
+        recompute: bool = True,
+    ) -> tuple[Response, dict[str, str]]:
+        """Submit once: the one submit action of the web, keyed entry and imports (which
+        bring the whole response as `answers`). A second submit (double click, retry, other
+        tab) changes nothing. The disposition is recorded and the recompute asked for here.
+        Returns the locked, submitted response and, if it was refused, the errors."""
+        if editor is None:
+            kind = AnswerChange.Editor.STAFF if user_or_none(by) else AnswerChange.Editor.FIRM
+            editor = Editor("", kind, user=by)
+        with transaction.atomic(savepoint=False):
+            locked = self.locked()
+            if locked.is_submitted:
+                return locked, {}
+            form = get_form(locked.questionnaire_id)
+            given = locked.answers if answers is None else answers
+            errors = form.validate_all(given)
+            if errors:
+                return locked, errors
+            values, _relevant = form.evaluate(given)
+            locked.record(
+                form.inputs(),
+                editor,
+                status=Response.Status.SUBMITTED,
+                submitted_at=timezone.now(),
+                reference=Response.new_reference(),
+                answers=values,
+                drafts={},
+                **({"mode": mode} if mode else {}),
+            )
+            locked.case.record_submission(
+                locked,
+                form.completeness(values),
+                by=user_or_none(by or editor.user),
+                imported=editor.kind == AnswerChange.Editor.IMPORT,
+            )
+            if recompute:
+                request_recompute(locked.case.survey_id, reason="response submitted")
+        return locked, {}
+
+    def edited_values(self) -> dict[str, Any]:
+        """The answers as edited: the firm's, with editing's values over them."""
+        return {**self.answers, **self.edited}
+
+    def edit(
+        self,
+        item: str,
+        new: Any,
+        *,
+        kind: str,
+        by: Any = None,
+        reason: str = "",
+        rule: str = "",
+    ) -> ValueEdit:
+        """Set one edited value of a submitted response and keep the trace: who, when, why,
+        which rule, old → new. The firm's own answer is never overwritten; a value equal
+        to the firm's answer removes the edit."""
+        with transaction.atomic(savepoint=False):
+            locked = Response.objects.select_for_update().get(pk=self.pk)
+            if not locked.is_submitted:
+                raise ValueError("only a submitted response is edited")
+            old = locked.edited.get(item, locked.answers.get(item))
+            if new == locked.answers.get(item):
+                locked.edited.pop(item, None)
+            else:
+                locked.edited[item] = new
+            locked.save(update_fields=["edited"])
+            self.edited = locked.edited
+            return ValueEdit.objects.create(
+                response=self,
+                item=item,
+                old=old,
+                new=new,
+                kind=kind,
+                rule=rule[:64],
+                reason=reason,
+                by=user_or_none(by),
+            )
+
+    def history(self, limit: int = HISTORY_ROWS) -> tuple[list[dict[str, Any]], int]:
+        """The latest changes to the answers, newest first, and how many there are in all,
+        for the case page: each browser that answered for the firm is numbered so that two
+        people can be told apart."""
+        form = get_form(self.questionnaire_id)
+        changes = list(self.changes.select_related("user")[: limit + 1])
+        total = len(changes) if len(changes) <= limit else self.changes.count()
+        changes = changes[:limit]
+        browsers: dict[str, int] = {}
+        for change in reversed(changes):
+            if change.browser and change.editor == AnswerChange.Editor.FIRM:
+                browsers.setdefault(change.browser, len(browsers) + 1)
+        rows = []
+        for change in changes:
+            question = form.questions.get(change.item)
+            if change.user is not None:
+                who = change.user.get_username()
+            elif change.browser in browsers:
+                who = gettext("browser %(n)d") % {"n": browsers[change.browser]}
+            else:
+                who = ""
+            rows.append(
+                {
+                    "change": change,
+                    "question": question.text() if question else change.item,
+                    "old": _shown(question, change.old),
+                    "new": _shown(question, change.new),
+                    "who": who,
+                }
+            )
+        return rows, total
+
     @staticmethod
     def new_reference() -> str:
         # Unambiguous characters: people read the receipt number over the phone.
         alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
         body = "".join(secrets.choice(alphabet) for _ in range(10))
         return f"SMF-{body[:5]}-{body[5:]}"
+
+
+def _shown(question: Question | None, value: Any) -> str:
+    if value is None:
+        return ""
+    return question.shown(value) if question else str(value)
 
 
 class AnswerChange(models.Model):
@@ -195,6 +495,67 @@ class AnswerChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item}: {self.old!r} -> {self.new!r}"
+
+
+class ValueEdit(models.Model):
+    """One change made by editing to a submitted response: the audit trail (sec. L)."""
+
+    class Kind(models.TextChoices):
+        ACCEPTED = "accepted", _("accepted as reported")
+        CORRECTED = "corrected", _("corrected by staff")
+        REJECTED = "rejected", _("rejected, to be imputed")
+        FIRM = "firm", _("answered by the firm on a query")
+
+    response = models.ForeignKey(Response, models.CASCADE, related_name="value_edits")
+    item = models.CharField(_("question"), max_length=64)
+    old = models.JSONField(_("old value"), null=True, blank=True)
+    new = models.JSONField(_("new value"), null=True, blank=True)
+    kind = models.CharField(_("edit"), max_length=12, choices=Kind.choices)
+    rule = models.CharField(_("edit rule"), max_length=64, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["response", "-at"], name="value_edit_by_response")]
+        verbose_name = _("edit")
+        verbose_name_plural = _("edits")
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.old!r} -> {self.new!r} ({self.kind})"
+
+
+class EditQuery(models.Model):
+    """Questions sent back to a firm about its submitted answers: a link to a page that
+    shows only the questioned items."""
+
+    response = models.ForeignKey(Response, models.CASCADE, related_name="edit_queries")
+    items = models.JSONField(
+        help_text="The questioned items: [{item, rule, message: {ko, en}}], in form order."
+    )
+    note = models.TextField(_("note to the firm"), blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("query to the firm")
+        verbose_name_plural = _("queries to firms")
+
+    def __str__(self) -> str:
+        return f"query {self.pk} on response {self.response_id}"
+
+    @property
+    def is_answered(self) -> bool:
+        return self.answered_at is not None
 
 
 class QuestionnaireUpload(models.Model):

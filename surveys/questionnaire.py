@@ -99,6 +99,40 @@ class Question:
     def calculation_expr(self) -> Expression | None:
         return parse(self.calculation) if self.calculation else None
 
+    def same(self, a: str | list[str], b: str | list[str]) -> bool:
+        """Whether two inputs mean the same answer ("1,200" and "1200", checkbox order)."""
+        if a == b:
+            return True
+        try:
+            return bool(self.parse_value(a) == self.parse_value(b))
+        except ValueError:
+            return text_of(a) == text_of(b)
+
+    def display(self, value: Any) -> str:
+        """An answer as people read it: choice labels, grouped digits, the unit."""
+        if value is None:
+            return ""
+        if self.type == "select_one":
+            return self.choice_text(value)
+        if self.type == "select_multiple":
+            return ", ".join(self.choice_text(v) for v in value)
+        if isinstance(value, float):
+            number = f"{value:,.10g}"
+        elif isinstance(value, int):
+            number = f"{value:,}"
+        else:
+            return str(value)
+        unit = self.unit_text()
+        return f"{number} {unit}" if unit else number
+
+    def shown(self, value: Any) -> str:
+        """A stored value as `display` reads it; one that no longer fits the question (an
+        earlier version's choice, say) as it was stored."""
+        try:
+            return self.display(value)
+        except (KeyError, TypeError, ValueError):
+            return str(value)
+
     @property
     def raw_limit(self) -> int:
         """The most characters a typed answer of this type can sensibly hold: longer input
@@ -172,6 +206,11 @@ class Question:
 
 _INTEGER_RE = re.compile(r"^[+-]?\d{1,16}$")
 _DECIMAL_RE = re.compile(r"^[+-]?(\d{1,16}(\.\d{0,10})?|\.\d{1,10})$")
+
+
+def text_of(raw: str | list[str]) -> str:
+    """Posted input as one string: checkbox choices sorted, text trimmed."""
+    return " ".join(sorted(raw)) if isinstance(raw, list) else raw.strip()
 
 
 def parse_integer(text: str) -> int:
@@ -387,19 +426,3 @@ def _question(data: Mapping[str, Any], page: str) -> Question:
     fields = {k: v for k, v in data.items() if k not in ("choices", "page")}
     choices = tuple(Choice(c["name"], c["label"]) for c in data.get("choices", ()))
     return Question(page=page, choices=choices, **fields)
-
-
-_FORMS: dict[int, Form] = {}
-
-
-def get_form(version_id: int) -> Form:
-    """The Form of a stored version, built once per process (versions never change)."""
-    form = _FORMS.get(version_id)
-    if form is None:
-        from .models import QuestionnaireVersion
-
-        definition = QuestionnaireVersion.objects.values_list("definition", flat=True).get(
-            pk=version_id
-        )
-        form = _FORMS[version_id] = Form(definition)
-    return form

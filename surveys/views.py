@@ -26,15 +26,23 @@ from django.views.decorators.http import require_POST
 from config.celery import enqueue_on_commit
 from config.http import client_address
 from config.tokens import hash_token
-from respondents import dispositions
 from respondents.models import AccessFailure, Case, check_password_timing
 
 from . import flow
 from .forms import AccessCodeForm, QuestionnaireUploadForm
-from .models import AnswerChange, QuestionnaireUpload, Response, cached_survey
-from .questionnaire import Form, Page, get_form
-from .tasks import load_upload
-from .xlsform import FormError, check_size, load_questionnaire
+from .models import (
+    AnswerChange,
+    Editor,
+    QuestionnaireUpload,
+    Raw,
+    Response,
+    cached_survey,
+    get_form,
+    new_editor_id,
+    now_ms,
+)
+from .questionnaire import Form, Page
+from .xlsform import LOAD_UPLOAD, FormError, check_size, load_questionnaire
 
 SESSION_CASE = "respondent_case"
 SESSION_CREDENTIAL = "respondent_credential"
@@ -44,7 +52,7 @@ RespondentView = Callable[..., HttpResponse]
 
 def _sign_in(request: HttpRequest, case: Case) -> None:
     # The browser keeps its editor id across sign-ins (the link opened again in a new tab).
-    request.session.setdefault(SESSION_EDITOR, flow.new_editor_id())
+    request.session.setdefault(SESSION_EDITOR, new_editor_id())
     request.session.cycle_key()
     request.session[SESSION_CASE] = case.pk
     request.session[SESSION_CREDENTIAL] = case.credential_version
@@ -98,7 +106,7 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
     if case is None:
         raise Http404
     _sign_in(request, case)
-    dispositions.respondent_opened(case)
+    case.record_opened()
     return redirect("surveys:welcome")
 
 
@@ -111,7 +119,7 @@ def login(request: HttpRequest) -> HttpResponse:
         )
         if case is not None:
             _sign_in(request, case)
-            dispositions.respondent_opened(case)
+            case.record_opened()
             return redirect("surveys:welcome")
         if outcome == "locked":
             form.add_error(
@@ -174,7 +182,7 @@ class Channel:
     def mode_label(self) -> str:
         return str(Response.Mode(self.mode).label)
 
-    def editor(self, request: HttpRequest) -> flow.Editor:
+    def editor(self, request: HttpRequest) -> Editor:
         """This browser, as one editor whatever its tabs and reloads; its saves are ordered
         by the clock the page sends (the browser's own)."""
         browser = request.session.get(SESSION_EDITOR) or _session_editor(request)
@@ -183,12 +191,12 @@ class Channel:
         except ValueError:
             clock = 0
         if not 0 < clock < 2**53:
-            clock = flow.now_ms()
+            clock = now_ms()
         kind = AnswerChange.Editor.STAFF if self.staff else AnswerChange.Editor.FIRM
-        return flow.Editor(browser, kind, clock, self.staff)
+        return Editor(browser, kind, clock, self.staff)
 
     def start(self, *, move: bool = True) -> Response:
-        return flow.start_response(self.case, mode=self.mode, by=self.staff, move=move)
+        return Response.objects.start(self.case, mode=self.mode, by=self.staff, move=move)
 
     def render(
         self, request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
@@ -351,8 +359,8 @@ def _save_page(
     return redirect(_next_url(channel, form, result.relevant, current))
 
 
-def _posted(request: HttpRequest, page: Page) -> dict[str, flow.Raw]:
-    posted: dict[str, flow.Raw] = {}
+def _posted(request: HttpRequest, page: Page) -> dict[str, Raw]:
+    posted: dict[str, Raw] = {}
     for question in page.inputs:
         if question.type == "select_multiple":
             if question.name in request.POST or f"{question.name}__present" in request.POST:
@@ -362,7 +370,7 @@ def _posted(request: HttpRequest, page: Page) -> dict[str, flow.Raw]:
     return posted
 
 
-def _shown(request: HttpRequest) -> dict[str, flow.Raw] | None:
+def _shown(request: HttpRequest) -> dict[str, Raw] | None:
     """What the page showed for each field; None from a client that does not say."""
     shown = _raw_json(request.POST.get("shown"))
     return shown if isinstance(shown, dict) else None
@@ -387,7 +395,7 @@ def _is_raw(value: Any) -> bool:
 
 
 def _decide(
-    request: HttpRequest, page: Page, posted: dict[str, flow.Raw], shown: dict[str, flow.Raw] | None
+    request: HttpRequest, page: Page, posted: dict[str, Raw], shown: dict[str, Raw] | None
 ) -> bool:
     """A person's decision on a conflict: keep mine, or take the stored answer. Either way
     the page now counts as having shown the stored answer they decided on."""
@@ -501,8 +509,8 @@ def conflict_context(question: Any, conflict: flow.Conflict) -> dict[str, Any]:
     }
 
 
-def _raw_text(question: Any, raw: flow.Raw) -> str:
-    return _shown_value(question, flow.typed_or_raw(question, raw))
+def _raw_text(question: Any, raw: Raw) -> str:
+    return question.shown(flow.typed_or_raw(question, raw))
 
 
 def _autosave(request: HttpRequest, channel: Channel, name: str) -> HttpResponse:
@@ -550,7 +558,7 @@ def _review(request: HttpRequest, channel: Channel) -> HttpResponse:
         return redirect(channel.url("receipt"))
     errors: dict[str, str] = {}
     if request.method == "POST":
-        response, errors = flow.submit(response, by=channel.staff, editor=channel.editor(request))
+        response, errors = response.submit(by=channel.staff, editor=channel.editor(request))
         if response.is_submitted:
             return redirect(channel.url("receipt"))
     form = get_form(response.questionnaire_id)
@@ -577,7 +585,7 @@ def answer_sections(
             {
                 "q": q,
                 "label": q.text(),
-                "answer": display_answer(q, values.get(q.name)),
+                "answer": q.display(values.get(q.name)),
                 "error": errors.get(q.name),
             }
             for q in page.inputs
@@ -585,70 +593,6 @@ def answer_sections(
         ]
         sections.append({"page": page, "title": page.text(), "rows": rows})
     return sections
-
-
-HISTORY_ROWS = 200
-
-
-def answer_history(
-    response: Response, limit: int = HISTORY_ROWS
-) -> tuple[list[dict[str, Any]], int]:
-    """The latest changes to a response's answers, newest first, and how many there are in
-    all, for the case page: each browser that answered for the firm is numbered so that two
-    people can be told apart."""
-    form = get_form(response.questionnaire_id)
-    changes = list(response.changes.select_related("user")[: limit + 1])
-    total = len(changes) if len(changes) <= limit else response.changes.count()
-    changes = changes[:limit]
-    browsers: dict[str, int] = {}
-    for change in reversed(changes):
-        if change.browser and change.editor == AnswerChange.Editor.FIRM:
-            browsers.setdefault(change.browser, len(browsers) + 1)
-    rows = []
-    for change in changes:
-        question = form.questions.get(change.item)
-        if change.user is not None:
-            who = change.user.get_username()
-        elif change.browser in browsers:
-            who = _("browser %(n)d") % {"n": browsers[change.browser]}
-        else:
-            who = ""
-        rows.append(
-            {
-                "change": change,
-                "question": question.text() if question else change.item,
-                "old": _shown_value(question, change.old),
-                "new": _shown_value(question, change.new),
-                "who": who,
-            }
-        )
-    return rows, total
-
-
-def _shown_value(question: Any, value: Any) -> str:
-    if question is None or value is None:
-        return "" if value is None else str(value)
-    try:
-        return display_answer(question, value)
-    except (KeyError, TypeError, ValueError):
-        return str(value)
-
-
-def display_answer(question: Any, value: Any) -> str:
-    if value is None:
-        return ""
-    if question.type == "select_one":
-        return question.choice_text(value)
-    if question.type == "select_multiple":
-        return ", ".join(question.choice_text(v) for v in value)
-    if isinstance(value, float):
-        number = f"{value:,.10g}"
-    elif isinstance(value, int):
-        number = f"{value:,}"
-    else:
-        return str(value)
-    unit = question.unit_text()
-    return f"{number} {unit}" if unit else number
 
 
 def _receipt(request: HttpRequest, channel: Channel) -> HttpResponse:
@@ -700,7 +644,7 @@ def _load_in_worker(request: HttpRequest, data: bytes, name: str) -> HttpRespons
         source_name=name[:255],
         uploaded_by=request.user,  # type: ignore[misc]
     )
-    enqueue_on_commit(load_upload, job.pk)
+    enqueue_on_commit(LOAD_UPLOAD, job.pk)
     return redirect("surveys:questionnaire_upload", upload=job.pk)
 
 

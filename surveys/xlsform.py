@@ -42,6 +42,10 @@ LANGUAGE_RE = re.compile(r"\(([A-Za-z]{2,3})\)\s*$")
 BOOLEAN_WORDS = {"yes", "no", "true", "false", "true()", "false()", "1", "0", ""}
 
 
+# Named, not imported: surveys.tasks imports this module.
+LOAD_UPLOAD = "surveys.tasks.load_upload"
+
+
 def read_definition(data: bytes) -> dict[str, Any]:
     """Parse and check an XLSForm file; raise FormError listing every problem found."""
     check_size(data)

@@ -38,8 +38,7 @@ def colleague(respondent: factories.Respondent) -> Client:
 def _fresh_form_cache() -> None:
     # Questionnaire versions are cached per process by primary key; a test database that
     # reuses keys (SQLite) must not see another test's form.
-    from surveys.models import _surveys
-    from surveys.questionnaire import _FORMS
+    from surveys.models import _FORMS, _surveys
 
     _FORMS.clear()
     _surveys.clear()

@@ -22,6 +22,8 @@ from typing import IO, Any
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from respondents.rates import write_response_rates_csv
+
 from .codebook import CODEBOOK_COLUMNS, codebook_entries, codebook_table, write_codebook_json
 from .estimates import ESTIMATE_COLUMNS, estimates_table, write_estimates_xlsx
 from .fieldwork import contacts_table, fieldwork_table
@@ -140,8 +142,6 @@ def csv_chunks(options: ExportOptions) -> Iterator[bytes]:
 
 
 def _response_rates(options: ExportOptions, out: IO[bytes]) -> int:
-    from respondents.rates import write_response_rates_csv
-
     text = io.TextIOWrapper(out, encoding="utf-8", newline="")
     try:
         text.write("\ufeff")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from surveys.models import QuestionnaireVersion, Survey
-from surveys.questionnaire import Form, Question, get_form
+from surveys.models import QuestionnaireVersion, Survey, get_form
+from surveys.questionnaire import Form, Question
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from config.http import client_address
 from surveys.models import Survey
 
 from .. import exports
-from ..export_jobs import report_file
+from ..export_jobs import RUN_EXPORT, report_file
 from ..models import Download, EstimateRun, ExportJob, ListedRun
 
 DOWNLOAD = "analytics.download_results"
@@ -246,8 +246,6 @@ def _cards(
 
 def _start(request: HttpRequest, options: exports.ExportOptions) -> HttpResponse:
     if exports.needs_job(options):
-        from ..tasks import run_export
-
         job = ExportJob.objects.create(
             survey=options.survey,
             user=request.user,  # type: ignore[misc]
@@ -256,7 +254,7 @@ def _start(request: HttpRequest, options: exports.ExportOptions) -> HttpResponse
             parameters=options.parameters(),
             filename=options.filename,
         )
-        enqueue_on_commit(run_export, job.pk)
+        enqueue_on_commit(RUN_EXPORT, job.pk)
         return redirect("analytics:export_job", survey=options.survey.slug, job=job.pk)
     _audit(request, options.survey, options.what, options.format, options.parameters())
     return _direct(options)

@@ -25,8 +25,8 @@ from analytics.engine import quality
 from analytics.engine.quality import Thresholds
 from respondents.classifications import VALUE_LABELS
 from respondents.models import Wave
-from surveys.models import Survey
-from surveys.questionnaire import Form, Question, get_form
+from surveys.models import Survey, get_form
+from surveys.questionnaire import Form, Question
 
 from ..models import Estimate, EstimateRun, ListedRun
 from ..spec import SpecError, WeightingSpec, parse_spec
@@ -225,6 +225,10 @@ class Cell:
     @property
     def deff(self) -> float | None:
         return self._shown(self.row.deff)
+
+    @property
+    def imputed(self) -> float | None:
+        return self._shown(self.row.imputed_share, 100.0)
 
     @property
     def population(self) -> float | None:

@@ -17,7 +17,6 @@ from django.views.decorators.http import require_GET, require_POST
 from analytics.engine import aapor
 from analytics.recompute import request_recompute
 from surveys.models import Response, Survey
-from surveys.views import answer_history
 
 from .. import import_templates, imports, mailing
 from ..forms import (
@@ -205,7 +204,7 @@ def _case_context(
 ) -> dict[str, Any]:
     response = Response.objects.filter(case=case).select_related("keyed_by").first()
     events = case.disposition_events.select_related("wave", "by").order_by("-at", "-pk")
-    history, history_count = answer_history(response) if response else ([], 0)
+    history, history_count = response.history() if response else ([], 0)
     return {
         "survey": survey,
         "case": case,

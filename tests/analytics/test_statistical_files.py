@@ -19,8 +19,7 @@ from analytics import exports, pipeline
 from analytics.exports import labels
 from analytics.exports.labels import DTA, SAV
 from analytics.models import EstimateRun
-from surveys.models import Survey
-from surveys.questionnaire import get_form
+from surveys.models import Survey, get_form
 from surveys.xlsform import load_questionnaire
 from tests import factories
 from tests.analytics.test_exports import csv_rows, export

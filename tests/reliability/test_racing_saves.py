@@ -9,8 +9,7 @@ import pytest
 from django.db import connection
 
 from surveys import flow
-from surveys.models import AnswerChange, Response, Survey
-from surveys.questionnaire import get_form
+from surveys.models import AnswerChange, Editor, Response, Survey, get_form
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,20 +20,20 @@ ROUNDS = 15
 def test_two_transactions_racing_saves_on_one_response_lose_nothing(survey: Survey) -> None:
     assert connection.vendor == "postgresql"
     case, _token, _code = factories.case(survey)
-    response = flow.start_response(case)
+    response = Response.objects.start(case)
     form = get_form(response.questionnaire_id)
     page = form.page_by_name["profile"]
     start = threading.Barrier(2)
     failures: list[BaseException] = []
 
     first = {"employees": "1", "sales_krw_mn": "100"}
-    flow.save_page(response, page, first, shown=None, editor=flow.Editor("set-up"))
+    flow.save_page(response, page, first, shown=None, editor=Editor("set-up"))
 
     def person(field: str, browser: str, base: int) -> None:
         try:
             for i in range(1, ROUNDS + 1):
                 mine = Response.objects.select_related("case").get(pk=response.pk)
-                shown = {q.name: flow.stored_raw(mine, q) for q in page.inputs}
+                shown = {q.name: mine.stored_raw(q) for q in page.inputs}
                 start.wait(timeout=30)
                 # the whole page as the browser shows it, with one field changed
                 flow.save_page(
@@ -42,7 +41,7 @@ def test_two_transactions_racing_saves_on_one_response_lose_nothing(survey: Surv
                     page,
                     {**shown, field: str(base + i)},
                     shown=shown,
-                    editor=flow.Editor(browser),
+                    editor=Editor(browser),
                 )
         except BaseException as exc:  # reported in the main thread
             failures.append(exc)

@@ -38,7 +38,7 @@ def test_a_submission_reads_in_each_readers_language(survey: Survey) -> None:
         reference=Response.new_reference(),
         answers={},
     )
-    dispositions.response_submitted(response, Completeness(12, 0, ["sf_adopted"]))
+    response.case.record_submission(response, Completeness(12, 0, ["sf_adopted"]))
 
     # when
     english, korean = history(survey, case.pk, "en"), history(survey, case.pk, "ko")

@@ -14,8 +14,7 @@ from respondents import import_templates, imports
 from respondents.frame_import import REQUIRED_COLUMNS, import_frame
 from respondents.models import Case, DispositionEvent, FrameUnit
 from respondents.tabular import ImportRefused
-from surveys.models import Response, Survey
-from surveys.questionnaire import get_form
+from surveys.models import Response, Survey, get_form
 from tests import factories
 from tests.conftest import client_for, staff_user
 

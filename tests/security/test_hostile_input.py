@@ -41,8 +41,8 @@ from respondents.models import (
     SampleDesign,
     Wave,
 )
-from surveys.models import QuestionnaireVersion, Response, Survey
-from surveys.questionnaire import Form, Question, get_form
+from surveys.models import QuestionnaireVersion, Response, Survey, get_form
+from surveys.questionnaire import Form, Question
 from surveys.views import SESSION_CASE
 from surveys.xlsform import read_definition
 from tests import factories

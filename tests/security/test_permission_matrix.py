@@ -28,8 +28,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from analytics.models import ExportJob
 from respondents import mailing
 from respondents.models import Case, ContactAttempt, Message
-from surveys.models import QuestionnaireUpload, Response
-from surveys.questionnaire import get_form
+from surveys.models import QuestionnaireUpload, Response, get_form
 from tests.security.conftest import (
     ADMIN,
     ANALYST,

@@ -9,7 +9,6 @@ import pytest
 from django.utils import translation
 
 from surveys.questionnaire import Form
-from surveys.views import display_answer
 from tests.factories import Respondent
 from tests.surveys.answering import ADOPTER, answer_all
 
@@ -71,6 +70,6 @@ def test_a_number_without_a_unit_is_shown_as_a_number() -> None:
     ).questions
 
     with translation.override("en"):
-        assert display_answer(question["n"], 1234.5) == "1,234.5"
-        assert display_answer(question["m"], 1234) == "1,234"
-        assert display_answer(question["m"], None) == ""
+        assert question["n"].display(1234.5) == "1,234.5"
+        assert question["m"].display(1234) == "1,234"
+        assert question["m"].display(None) == ""

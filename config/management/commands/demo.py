@@ -19,12 +19,13 @@ from django.utils import timezone
 
 from analytics import pipeline
 from analytics.engine.weighting import WeightingError
+from analytics.models import EstimateRun
 from config import simulation
 from config.celery import tasks_held
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS, ensure_roles
 from respondents import credentials, sampling
 from respondents.frame_import import import_frame
-from respondents.models import Wave
+from respondents.models import Case, FrameUnit, Wave
 from respondents.synthetic import write_frame
 from surveys.models import Survey
 from surveys.xlsform import load_questionnaire
@@ -205,9 +206,6 @@ class Command(BaseCommand):
 
 
 def _delete(survey: Survey) -> None:
-    from analytics.models import EstimateRun
-    from respondents.models import Case, FrameUnit
-
     with transaction.atomic():
         Wave.objects.filter(survey=survey).update(official_run=None)
         EstimateRun.objects.filter(survey=survey).delete()
