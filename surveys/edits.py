@@ -15,6 +15,7 @@ checked flags that response as "could not be checked" and the run goes on.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,19 @@ REFERENCE_RE = re.compile(r"\$\{([^}]*)\}")
 # The firm's pages read statistics on every save: each process keeps them this long. They
 # change only when the frame is imported again, before fieldwork.
 STATISTICS_CACHE_SECONDS = 600.0
+
+
+def plain_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A failure's values as JSON keeps them (numpy scalars as Python numbers, a NaN as
+    null), so that a stored confirmation compares equal to a fresh check of the same data."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if hasattr(value, "item") and not isinstance(value, list | dict | str):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[name] = value
+    return out
 
 
 def names_in_order(*texts: str) -> list[str]:
@@ -228,17 +242,21 @@ def _check(rules: Sequence[Rule], scope: Mapping[str, Any]) -> list[Failure]:
 def _rows(
     version: QuestionnaireVersion, responses: QuerySet[Response] | Sequence[Response] | None
 ) -> list[tuple[int, dict[str, Any], int]]:
-    """(response id, answers, frame unit id) of each response."""
+    """(response id, answers as edited, frame unit id) of each response: after submission
+    the rules check the values editing left, not the firm's first answers."""
     if responses is None:
         responses = version.responses.all()
     if isinstance(responses, QuerySet):
-        return list(responses.order_by("pk").values_list("pk", "answers", "case__frame_unit_id"))
+        rows = responses.order_by("pk").values_list(
+            "pk", "answers", "edited", "case__frame_unit_id"
+        )
+        return [(pk, {**answers, **edited}, unit) for pk, answers, edited, unit in rows]
     unit_of = dict(
         Case.objects.filter(pk__in={r.case_id for r in responses}).values_list(
             "pk", "frame_unit_id"
         )
     )
-    return [(r.pk, r.answers, unit_of[r.case_id]) for r in responses]
+    return [(r.pk, r.edited_values(), unit_of[r.case_id]) for r in responses]
 
 
 # --- the names a rule reads beyond the answers -----------------------------------------------
