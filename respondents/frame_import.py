@@ -32,14 +32,14 @@ from django.utils.translation import gettext_lazy
 from analytics.engine.prn import new_prns
 from surveys.models import Survey
 
-from . import frame_changes, sampling
+from . import frame_changes
 from .classifications import (
     Region,
     SizeClass,
     canonical_region,
     ksic_problem,
 )
-from .models import FrameImport, FrameUnit
+from .models import BusinessIdLink, FrameImport, FrameUnit
 from .tabular import ImportRefused, ProblemLog, Source, TemplateColumn, open_binary, read_table
 
 StagedRow = tuple[Any, ...]
@@ -166,10 +166,10 @@ def import_frame(
     """Replace the survey's frame with the file's firms, or raise ImportRefused.
 
     Every firm gets its permanent random number (methodology M1): a firm of the previous
-    round's frame keeps its own; the others take, in file order, the numbers of a generator
-    seeded with `prn_seed` (drawn when not given), recorded with the import. In a round with
-    a previous one, the change report is written and the mapping of changed business IDs is
-    applied again, or removed if it no longer fits the frame."""
+    round's frame (same business ID) keeps its own; the others take, in file order, the
+    numbers of a generator seeded with `prn_seed` (drawn when not given), recorded with the
+    import. In a round with a previous one the change report is written; a mapping of
+    changed IDs loaded for the frame replaced is removed with it (`links_removed`)."""
     started = time.perf_counter()
     seed = secrets.randbits(63) if prn_seed is None else prn_seed
     with (
@@ -182,14 +182,13 @@ def import_frame(
         columns = _columns(next(rows, None))
         log = ProblemLog()
         _create_staging(cursor)
-        rng = np.random.default_rng(seed)
-        staged = _stage(cursor, _clean_rows(rows, columns, log), rng)
+        staged = _stage(cursor, _clean_rows(rows, columns, log), np.random.default_rng(seed))
         _check_duplicates(cursor, log)
         if log.total:
             raise log.refuse(_("The frame was not imported: the file has problems."))
         if not staged:
             raise ImportRefused(_("The frame was not imported: the file has no firms."))
-        _settle_previous_numbers(survey)
+        links_removed, _kinds = BusinessIdLink.objects.filter(survey=survey).delete()
         replaced = _replace_frame(cursor, survey)
         carried = survey.frame_units.filter(previous__isnull=False).count()
         FrameImport.objects.create(
@@ -201,7 +200,7 @@ def import_frame(
             numpy_version=np.__version__,
             imported_by=user if getattr(user, "is_authenticated", False) else None,
         )
-        links_removed = frame_changes.refresh(survey)
+        frame_changes.refresh(survey)
     return ImportResult(
         rows=staged,
         by_size_class=_counts(survey, "size_class", SizeClass.values),
@@ -212,14 +211,6 @@ def import_frame(
         carried=carried,
         links_removed=links_removed,
     )
-
-
-def _settle_previous_numbers(survey: Survey) -> None:
-    """The numbers are carried from the previous round: if it was drawn by SRS, deal its
-    frame's numbers first so that its sample is where a PRN draw would find it (M2)."""
-    before = sampling.previous_design(survey)
-    if before is not None:
-        sampling.deal_prns(before)
 
 
 # --- Reading ------------------------------------------------------------------------------
@@ -397,6 +388,13 @@ def _lock_unsampled(survey: Survey) -> None:
             _(
                 "The sample has already been drawn from this frame, so the frame can no "
                 "longer be replaced."
+            )
+        )
+    if FrameUnit.objects.filter(previous__survey=survey).exists():
+        raise ImportRefused(
+            _(
+                "The next round's frame carries this frame's permanent random numbers, so "
+                "this frame can no longer be replaced."
             )
         )
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection, models, transaction
@@ -22,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from analytics.engine import aapor
+from analytics.engine.prn import new_prns
 from analytics.recompute import request_recompute
 from config.tokens import hash_token
 from surveys.models import Response, Survey
@@ -171,6 +173,9 @@ class FrameImport(models.Model):
     imported_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The change report against the previous round's frame, by stratum (frame_changes.py);
+    # written at the import and again when a mapping of changed IDs is loaded.
+    report = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-imported_at", "-pk"]
@@ -179,6 +184,11 @@ class FrameImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.survey.slug} {self.file_name} ({self.rows})"
+
+    def drawn_numbers(self) -> np.ndarray:
+        """The numbers the import drew, one per firm in file order (frame_import._stage
+        draws them batch by batch from the same generator, which gives the same stream)."""
+        return new_prns(self.rows, np.random.default_rng(self.prn_seed))
 
 
 class BusinessIdLink(models.Model):

@@ -11,7 +11,6 @@ derived variable wins over the derivation, and an explicit map wins over both.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
@@ -367,10 +366,19 @@ def stratum_table(survey: Survey, design: HasStrata) -> list[FrameStratum]:
     return [FrameStratum(code, plan.strata[code], counts[code]) for code in sorted(counts)]
 
 
-def strata_of(survey: Survey, design: HasStrata) -> dict[int, str]:
-    """Each frame unit's stratum key under a design's variables (frame unit id -> key)."""
-    units = _read_units(survey, _plan(design, attribute_keys(survey)))
-    return dict(zip(units.pks, units.codes, strict=True))
+@dataclass(frozen=True)
+class UnitStrata:
+    codes: dict[int, str]  # frame unit id -> stratum key
+    labels: dict[str, str]  # stratum key -> its values' labels
+
+
+def strata_of(survey: Survey, design: HasStrata) -> UnitStrata:
+    """Each frame unit's stratum under a design's variables, and the strata's labels."""
+    plan = _plan(design, attribute_keys(survey))
+    units = _read_units(survey, plan)
+    variables = list(design.strata_variables)
+    labels = {code: Stratum.label_of(values, variables) for code, values in plan.strata.items()}
+    return UnitStrata(dict(zip(units.pks, units.codes, strict=True)), labels)
 
 
 def _example(frame: QuerySet[FrameUnit], columns: list[str], raw: Sequence[Any]) -> str | None:
@@ -827,10 +835,8 @@ def _user(user: User | None) -> Any:
 
 # --- rounds: permanent random numbers, coordination and overlap (methodology M) --------------
 
-# Spawn-key prefixes of the numbers' streams, apart from the draws' own (B5): "PRN", "STR".
-PRN_STREAM = 0x50524E
+# Spawn-key prefix of the start points' streams, apart from the draws' own (B5): "STR".
 START_STREAM = 0x535452
-WRITE_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -913,11 +919,12 @@ def previous_sample(design: SampleDesign) -> prn.PRNSample[str]:
     """A drawn round's sample as the PRN draw it is: per stratum, its start and its firms'
     numbers in selection order (released reserve included, since it follows the sample)."""
     starts = dict(design.strata.values_list("key", "prn_start"))
-    if any(start is None for start in starts.values()):
+    if not design.is_prn or any(start is None for start in starts.values()):
         raise SamplingError(
             _(
-                "The previous round's sample has no start points: its frame's permanent random "
-                "numbers were not set. Import this round's frame again."
+                "The previous round's sample was drawn by simple random sampling: a sample "
+                "can be coordinated only with one drawn by permanent random numbers. Choose "
+                "no coordination; the round after this one can be coordinated with it."
             )
         )
     numbers: dict[str, list[float | None]] = {}
@@ -1020,66 +1027,6 @@ def overlap_table(design: SampleDesign) -> list[OverlapRow]:
 
 def _in_sample(prefix: str) -> Q:
     return Q(**{f"{prefix}is_reserve": False}) | Q(**{f"{prefix}released_at__isnull": False})
-
-
-def deal_prns(design: SampleDesign) -> bool:
-    """Give the frame of a round drawn by SRS (B5) the permanent random numbers under which
-    its sample is the PRN sample from start 0 (M2), so that the next round can be coordinated
-    with it. False if the strata have their start points already (a PRN draw, or dealt).
-
-    In each stratum, N_h uniforms from the design's seed are sorted; the sample gets the
-    n_h smallest in random order, the reserve the next ones in release order, the other
-    firms the rest in random order. The sample is a uniformly random subset and the reserve
-    a random sequence after it, so every ordering of the firms is equally likely and the
-    numbers are independent uniforms, as drawn at the frame's import. The numbers drawn
-    then are replaced: no draw used them."""
-    if not design.strata.filter(prn_start__isnull=True).exists():
-        return False
-    units = _read_units(design.survey, _plan(design, attribute_keys(design.survey)))
-    position = {pk: i for i, pk in enumerate(units.pks)}
-    cases = Case.objects.filter(stratum__design=design).order_by("reserve_rank")
-    chosen: dict[str, tuple[list[int], list[int]]] = {}
-    for key, unit, is_reserve in cases.values_list("stratum__key", "frame_unit_id", "is_reserve"):
-        chosen.setdefault(key, ([], []))[is_reserve].append(position[unit])
-    members: dict[str, list[int]] = {}
-    for position_, code in enumerate(units.codes):
-        members.setdefault(code, []).append(position_)
-    numbers = np.empty(len(units.pks), dtype=np.float64)
-    ends: dict[str, float] = {}
-    for key, stratum in members.items():
-        sample, reserve = chosen.get(key, ([], []))
-        rng = np.random.default_rng(
-            np.random.SeedSequence(design.seed, spawn_key=(PRN_STREAM, *key.encode()))
-        )
-        taken = {*sample, *reserve}
-        rest = [p for p in stratum if p not in taken]
-        order = [*rng.permutation(sample), *reserve, *rng.permutation(rest)]
-        numbers[np.asarray(order, dtype=np.int64)] = np.sort(rng.random(len(order)))
-        ends[key] = float(numbers[sample].max()) if sample else 0.0
-    write_numbers(zip(units.pks, numbers.tolist(), strict=True))
-    strata = list(design.strata.all())
-    for row in strata:
-        row.prn_start, row.prn_end = 0.0, ends.get(row.key, 0.0)
-    Stratum.objects.bulk_update(strata, ["prn_start", "prn_end"])
-    return True
-
-
-def write_numbers(pairs: Iterable[tuple[int, float]]) -> None:
-    """Set the permanent random numbers of frame units (id, number), a batch a statement."""
-    table = FrameUnit._meta.db_table
-    batch: list[tuple[int, float]] = []
-    with connection.cursor() as cursor:
-        for pair in itertools.chain(pairs, [None]):
-            if pair is not None:
-                batch.append(pair)
-            if batch and (pair is None or len(batch) == WRITE_BATCH):
-                rows = ", ".join(["(%s, %s)"] * len(batch))
-                cursor.execute(
-                    f"UPDATE {table} SET prn = v.column2 FROM (VALUES {rows}) AS v"  # noqa: S608
-                    f" WHERE {table}.id = v.column1",
-                    [value for row in batch for value in row],
-                )
-                batch = []
 
 
 # --- reserve releases ------------------------------------------------------------------------
