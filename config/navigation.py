@@ -67,7 +67,12 @@ FUNCTIONS: tuple[Function, ...] = (
         _("The firms of the sampling frame by size, region and industry; load the frame."),
         (FRAME,),
         SAMPLE,
-        also=("respondents:frame_upload", "respondents:frame_report"),
+        also=(
+            "respondents:frame_upload",
+            "respondents:frame_report",
+            "respondents:frame_changes",
+            "respondents:frame_links",
+        ),
     ),
     Function(
         "respondents:design",

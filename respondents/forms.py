@@ -42,6 +42,18 @@ class FrameUploadForm(forms.Form):
     )
 
 
+class LinkUploadForm(forms.Form):
+    file = UploadField(
+        label=_("Mapping file"),
+        extensions=(".csv", ".xlsx"),
+        help_text=_(
+            "CSV (UTF-8 or CP949/EUC-KR) or XLSX with the columns old_business_id, "
+            "new_business_id and kind (merger, split or renumbered), one link a row. It "
+            "replaces the mapping loaded before."
+        ),
+    )
+
+
 class DesignForm(forms.Form):
     strata_variables = forms.MultipleChoiceField(
         label=_("Stratification variables"),
