@@ -43,7 +43,7 @@ def start_next_round(
 
 
 def _copy_questionnaire(previous: Survey, survey: Survey, by: Any) -> QuestionnaireVersion:
-    source = QuestionnaireVersion.objects.get(pk=previous.current_questionnaire_id)
+    source = QuestionnaireVersion.objects.get(pk=previous.questionnaire_id)
     definition = {**source.definition, "form_id": survey.slug}
     version = QuestionnaireVersion.objects.create(
         survey=survey,
@@ -55,11 +55,14 @@ def _copy_questionnaire(previous: Survey, survey: Survey, by: Any) -> Questionna
         source=bytes(source.source),
         loaded_by=by,
     )
-    for model in (EditRule, EditStatistic):
-        rows = list(model.objects.filter(questionnaire=source))  # type: ignore[attr-defined]
-        for row in rows:
-            row.pk, row.questionnaire = None, version
-        model.objects.bulk_create(rows)  # type: ignore[attr-defined]
+    rules = list(EditRule.objects.filter(questionnaire=source))
+    statistics = list(EditStatistic.objects.filter(questionnaire=source))
+    for rule in rules:
+        rule.pk, rule.questionnaire = None, version
+    for statistic in statistics:
+        statistic.pk, statistic.questionnaire = None, version
+    EditRule.objects.bulk_create(rules)
+    EditStatistic.objects.bulk_create(statistics)
     return version
 
 

@@ -539,26 +539,24 @@ def link_numbers(survey: Survey) -> None:
     by_new = {unit.business_id: unit for unit in undone.values()}
     for unit in units.filter(business_id__in=wanted_new).exclude(pk__in=undone):
         by_new[unit.business_id] = unit
-    old_units = {
-        u.business_id: u
-        for u in survey.previous_round.frame_units.filter(business_id__in=wanted_old)  # type: ignore[union-attr]
-    }
+    old_frame = FrameUnit.objects.filter(survey__next_rounds=survey)
+    old_units = {u.business_id: u for u in old_frame.filter(business_id__in=wanted_old)}
     # An old firm that continues under its own ID keeps its number for itself.
     given = set(
         survey.frame_units.filter(business_id__in=wanted_old).values_list("business_id", flat=True)
     )
     changed = dict(undone)
     for link in links:
-        unit, old = by_new.get(link.new_business_id), old_units.get(link.old_business_id)
-        if unit is None or old is None or unit.previous_id is not None:
+        new, old = by_new.get(link.new_business_id), old_units.get(link.old_business_id)
+        if new is None or old is None or new.previous_id is not None:
             continue
         if link.old_business_id in given:
             continue
         if old.prn is not None:
-            unit.prn = old.prn
-        unit.previous = old
+            new.prn = old.prn
+        new.previous = old
         given.add(link.old_business_id)
-        changed[unit.pk] = unit
+        changed[new.pk] = new
     FrameUnit.objects.bulk_update(list(changed.values()), ["prn", "previous"], batch_size=2000)
     FrameImport.objects.filter(pk=_latest_import(survey).pk).update(
         carried=survey.frame_units.filter(previous__isnull=False).count()

@@ -770,6 +770,9 @@ def _record_design(
         neyman_variable=design.neyman_variable,
         assumed_proportion=design.assumed_proportion,
         reserve_fraction=design.reserve_fraction,
+        selection=design.selection,
+        coordination=design.coordination if design.is_prn else SampleDesign.Coordination.NONE,
+        rotation=design.rotation,
         seed=seed,
         numpy_version=np.__version__,
         frame_size=frame_size,
@@ -1001,28 +1004,56 @@ def _previous_cases(survey: Survey) -> dict[int, int]:
 @dataclass(frozen=True)
 class OverlapRow:
     stratum: Stratum
-    previous_size: int | None  # last round's n_h in a stratum of both designs
-    realised: int  # cases of the stratum's sample whose firm was in last round's, same stratum
-    realised_all: int  # ... in any stratum last round
+    previous_size: int | None  # last round's n_h, in a stratum of both designs
+    realised: int  # firms of this sample in last round's sample in the same stratum
+    realised_all: int  # ... in any stratum
 
 
-def overlap_table(design: SampleDesign) -> list[OverlapRow]:
-    """Expected (stored at the draw) and realised overlap with last round's sample, by
-    stratum: the firms of this sample linked to a case of the last (Case.previous)."""
+@dataclass(frozen=True)
+class OverlapTable:
+    """A drawn round's overlap with the previous round's sample, by stratum and in total:
+    expected (stored at the draw, M3) and realised (cases linked by Case.previous)."""
+
+    rows: list[OverlapRow]
+
+    @property
+    def previous_size(self) -> int:
+        return sum(row.previous_size or 0 for row in self.rows)
+
+    @property
+    def expected(self) -> float | None:
+        values = [row.stratum.expected_overlap for row in self.rows]
+        known = [value for value in values if value is not None]
+        return sum(known) if known else None
+
+    @property
+    def sample_size(self) -> int:
+        return sum(row.stratum.sample_size for row in self.rows)
+
+    @property
+    def realised(self) -> int:
+        return sum(row.realised for row in self.rows)
+
+    @property
+    def realised_all(self) -> int:
+        return sum(row.realised_all for row in self.rows)
+
+
+def overlap_table(design: SampleDesign) -> OverlapTable:
+    """The overlap of a drawn design's sample with the previous round's, by stratum."""
     before = previous_design(design.survey)
     sizes = dict(before.strata.values_list("key", "sample_size")) if before else {}
+    in_sample = _in_sample("cases__")
     strata = design.strata.annotate(
-        realised=Count(
-            "cases", filter=_in_sample("cases__") & Q(cases__previous__stratum__key=F("key"))
-        ),
-        realised_all=Count(
-            "cases", filter=_in_sample("cases__") & Q(cases__previous__isnull=False)
-        ),
+        realised=Count("cases", filter=in_sample & Q(cases__previous__stratum__key=F("key"))),
+        realised_all=Count("cases", filter=in_sample & Q(cases__previous__isnull=False)),
     )
-    return [
-        OverlapRow(s, sizes.get(s.key), s.realised, s.realised_all)  # type: ignore[attr-defined]
-        for s in strata
-    ]
+    return OverlapTable(
+        [
+            OverlapRow(s, sizes.get(s.key), s.realised, s.realised_all)  # type: ignore[attr-defined]
+            for s in strata
+        ]
+    )
 
 
 def _in_sample(prefix: str) -> Q:

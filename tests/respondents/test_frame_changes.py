@@ -197,7 +197,7 @@ def test_the_numbers_are_uniforms_drawn_from_the_recorded_seed() -> None:
     assert recorded.prn_seed == 99 and recorded.numpy_version
     numbers = list(first.frame_units.order_by("source_row").values_list("prn", flat=True))
     assert numbers == recorded.drawn_numbers().tolist()
-    assert all(0 <= u < 1 for u in numbers)
+    assert all(u is not None and 0 <= u < 1 for u in numbers)
 
 
 def test_the_mapping_carries_numbers_over(pair: tuple[Survey, Survey]) -> None:
