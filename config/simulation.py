@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import io
 import itertools
 import smtplib
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import openpyxl
 import time_machine
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.filebased import EmailBackend as FileBackend
@@ -371,6 +373,53 @@ def _adopter_answers(rng: np.random.Generator) -> dict[str, Any]:
     if invest and rng.random() < 0.8:
         answers["invest_amount"] = round(float(rng.lognormal(5.5, 0.8)), 1)
     return answers
+
+
+# --- the next round's questionnaire ---------------------------------------------------------
+
+LAST_YEAR_HINT = {
+    "hint::Korean (ko)": "지난해에는 상시 근로자가 ${last.employees}명이라고 응답하셨습니다.",
+    "hint::English (en)": "Last year you reported ${last.employees} employees.",
+}
+LAST_YEAR_RULE = {
+    "name": "employees_vs_last_year",
+    "type": "soft",
+    "rule": "${employees} >= 0.5 * ${last.employees} and ${employees} <= 2 * ${last.employees}",
+    "relevant": "${employees} != ''",
+    "flag": "employees",
+    "message::Korean (ko)": "상시 근로자 수가 지난해 응답의 절반 미만이거나 두 배를 넘습니다. "
+    "입력하신 근로자 수가 맞는지 확인해 주십시오.",
+    "message::English (en)": "The number of employees is less than half or more than twice "
+    "last year's answer. Please check that it is correct.",
+}
+
+
+def next_round_workbook(
+    data: bytes, *, form_id: str, version: str, title: str, title_en: str
+) -> bytes:
+    """The questionnaire as a form designer edits it for the next round: its settings, a
+    line of the headcount's hint that shows last year's answer, and a soft edit rule that
+    compares the headcount with it."""
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    settings = book["settings"]
+    header = [cell.value for cell in settings[1]]
+    values = {"form_id": form_id, "version": version, "form_title": title, "title_en": title_en}
+    for column, value in values.items():
+        settings.cell(row=2, column=header.index(column) + 1, value=value)
+    survey = book["survey"]
+    header = [cell.value for cell in survey[1]]
+    row = next(
+        r for r in survey.iter_rows(min_row=2) if r[header.index("name")].value == "employees"
+    )
+    for column, line in LAST_YEAR_HINT.items():
+        cell = row[header.index(column)]
+        cell.value = f"{line}\n{cell.value}" if cell.value else line
+    edits = book["edits"]
+    header = [cell.value for cell in edits[1]]
+    edits.append([LAST_YEAR_RULE.get(str(column), "") for column in header])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 # --- playing the plan -----------------------------------------------------------------------
