@@ -59,6 +59,14 @@ ADOPTION = {"micro": 0.087, "small": 0.285, "medium": 0.542, "midsize": 0.857}
 INELIGIBLE = ("4.21", "4.22", "4.23", "4.24", "4.25", "4.26")
 INELIGIBLE_SHARE = (0.40, 0.25, 0.15, 0.10, 0.05, 0.05)
 BOUNCE_SHARE = 0.03
+# The next round: firms that answered last year answer more often and mostly as they did.
+PANEL_PROPENSITY = 0.15
+ADOPTERS_STAYING, NEW_ADOPTERS = 0.95, 0.3
+KEEP_SHARE = 0.8
+ADOPTER_ITEMS = (
+    "sf_level", "sf_scope", "sf_tech", "data_collect", "data_analyze", "main_area",
+    "main_area_other", "need_advance", "invest_own", "invest_amount",
+)  # fmt: skip
 # Every 25th web firm answers with two people; chosen by business ID, not by database id,
 # so that the demo's data do not depend on the database's sequences.
 TWO_PEOPLE_EVERY = 25
@@ -110,7 +118,8 @@ def simulate(
             .select_related("survey", "frame_unit", "response")
         )
         rng = np.random.default_rng(seed)
-        plans = [_plan(case, waves, rng, now) for case in cases]
+        last = Case.objects.filter(survey=survey).previous_answers()
+        plans = [_plan(case, waves, rng, now, last.get(case.pk)) for case in cases]
         refused = {p.case.frame_unit.email for p in plans if p.bounced}
         relay = DemoRelay(file_path=str(mail_dir), refuse=refused)
         play = Play(survey, manager, form, relay, relay_per_hour, rng)
@@ -196,7 +205,14 @@ class Plan:
         self.steps.append((at, action, details))
 
 
-def _plan(case: Case, waves: list[Wave], rng: np.random.Generator, now: dt.datetime) -> Plan:
+def _plan(
+    case: Case,
+    waves: list[Wave],
+    rng: np.random.Generator,
+    now: dt.datetime,
+    last: dict[str, Any] | None = None,
+) -> Plan:
+    """A firm's plan; `last`: its answers of the last round, when it gave them."""
     size = case.frame_unit.size_class
     plan = Plan(case, bounced=bool(case.frame_unit.email) and rng.random() < BOUNCE_SHARE)
     if rng.random() < 0.05:
@@ -205,18 +221,22 @@ def _plan(case: Case, waves: list[Wave], rng: np.random.Generator, now: dt.datet
         code = str(rng.choice(INELIGIBLE, p=INELIGIBLE_SHARE))
         plan.add(at, "call", "phone", ContactAttempt.Outcome.REACHED, "")
         plan.add(at + dt.timedelta(minutes=5), "record", code, "business status checked")
-    elif rng.random() < RESPONSE_PROPENSITY[size]:
-        _plan_response(plan, waves, rng, now)
+    elif rng.random() < RESPONSE_PROPENSITY[size] + (PANEL_PROPENSITY if last else 0.0):
+        _plan_response(plan, waves, rng, now, last)
     else:
-        _plan_nonresponse(plan, waves, rng, now)
+        _plan_nonresponse(plan, waves, rng, now, last)
     return plan
 
 
 def _plan_response(
-    plan: Plan, waves: list[Wave], rng: np.random.Generator, now: dt.datetime
+    plan: Plan,
+    waves: list[Wave],
+    rng: np.random.Generator,
+    now: dt.datetime,
+    last: dict[str, Any] | None,
 ) -> None:
     index = int(rng.choice(4, p=WAVE_SHARE))
-    answers = answers_for(plan.case, rng)
+    answers = answers_for(plan.case, rng, last)
     if index < 3:
         at = _moment(rng, waves[index], now)
         plan.add(at - dt.timedelta(minutes=20), "open")
@@ -233,7 +253,11 @@ def _plan_response(
 
 
 def _plan_nonresponse(
-    plan: Plan, waves: list[Wave], rng: np.random.Generator, now: dt.datetime
+    plan: Plan,
+    waves: list[Wave],
+    rng: np.random.Generator,
+    now: dt.datetime,
+    last: dict[str, Any] | None,
 ) -> None:
     roll = rng.random()
     if roll < 0.12:
@@ -244,7 +268,7 @@ def _plan_nonresponse(
         # Started answering and stopped part way: a break-off.
         at = _moment(rng, waves[int(rng.integers(0, 3))], now)
         plan.add(at, "open")
-        plan.add(at + dt.timedelta(minutes=4), "start", answers_for(plan.case, rng))
+        plan.add(at + dt.timedelta(minutes=4), "start", answers_for(plan.case, rng, last))
     elif roll < 0.24:
         plan.add(_moment(rng, waves[int(rng.integers(0, 3))], now), "open")
     elif roll < 0.26:
@@ -287,10 +311,18 @@ def _working_moment(rng: np.random.Generator, wave: Wave, now: dt.datetime) -> d
     return moment
 
 
-def answers_for(case: Case, rng: np.random.Generator) -> dict[str, Any]:
-    """Answers shaped on the published figures of the seed survey."""
+def answers_for(
+    case: Case, rng: np.random.Generator, last: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Answers shaped on the published figures of the seed survey; a firm that answered
+    last round mostly answers as it did (see `_like_last`)."""
     unit = case.frame_unit
-    adopted = rng.random() < ADOPTION[unit.size_class]
+    if last is None:
+        adopted = rng.random() < ADOPTION[unit.size_class]
+    elif last.get("sf_adopted") == "yes":
+        adopted = rng.random() < ADOPTERS_STAYING
+    else:
+        adopted = rng.random() < ADOPTION[unit.size_class] * NEW_ADOPTERS
     important = rng.random() < (0.62 if adopted else 0.18)
     answers: dict[str, Any] = {
         "employees": unit.employees or 1,
@@ -316,12 +348,30 @@ def answers_for(case: Case, rng: np.random.Generator) -> dict[str, Any]:
     }
     if adopted:
         answers.update(_adopter_answers(rng))
+    if last is not None:
+        answers = _like_last(answers, last, rng)
     slip = int(case.business_id.replace("-", "")) % SLIP_EVERY
     if slip == 1:
         answers["employees"] *= 10
     elif slip == 2:
         answers["sales_krw_mn"] = round(answers["sales_krw_mn"] * 1000, 1)
     return answers
+
+
+def _like_last(
+    answers: dict[str, Any], last: dict[str, Any], rng: np.random.Generator
+) -> dict[str, Any]:
+    """Answers kept from last round, each with probability KEEP_SHARE: the importance, the
+    AI question, and an adopter's whole account of its smart factory (its parts depend on
+    one another) when it had one last year too."""
+    kept = dict(answers)
+    for name in ("importance", "mfg_ai"):
+        if name in last and rng.random() < KEEP_SHARE:
+            kept[name] = last[name]
+    if answers["sf_adopted"] == last.get("sf_adopted") == "yes" and rng.random() < KEEP_SHARE:
+        kept = {k: v for k, v in kept.items() if k not in ADOPTER_ITEMS}
+        kept.update({k: v for k, v in last.items() if k in ADOPTER_ITEMS})
+    return kept
 
 
 def _adopter_answers(rng: np.random.Generator) -> dict[str, Any]:
@@ -527,11 +577,13 @@ class Play:
             posted = _posted(page, answers)
             result = flow.save_page(response, page, posted, shown=None, editor=editor)
             confirmed: set[str] = set()
+            asked: set[str] = set()
             for _attempt in range(3):
                 if not result.queries:
                     break
-                posted, more = _answer_queries(response.case, posted, result.queries, confirmed)
+                posted, more = _answer_queries(response.case, posted, result.queries, asked)
                 confirmed |= more
+                asked |= {failure.rule for failure in result.queries}
                 result = flow.save_page(
                     response, page, posted, shown=None, editor=editor, confirmed=confirmed
                 )
@@ -560,7 +612,8 @@ def _answer_queries(
     for failure in queries:
         if register.get(failure.flag) is not None and failure.flag in corrected:
             corrected[failure.flag] = str(register[failure.flag])
-    return corrected, {failure.rule for failure in queries if failure.flag not in register}
+    # A rule about an answer the register does not hold (or holds no value for) is confirmed.
+    return corrected, {failure.rule for failure in queries if register.get(failure.flag) is None}
 
 
 def _posted(page: Page, answers: dict[str, Any]) -> dict[str, str | list[str]]:
