@@ -478,10 +478,10 @@ class Play:
             posted = _posted(page, answers)
             result = flow.save_page(response, page, posted, shown=None, editor=editor)
             confirmed: set[str] = set()
-            for _attempt in range(3):
+            for attempt in range(3):
                 if not result.queries:
                     break
-                posted, more = _answer_queries(response.case, posted, result.queries, confirmed)
+                posted, more = _answer_queries(response.case, posted, result.queries, attempt)
                 confirmed |= more
                 result = flow.save_page(
                     response, page, posted, shown=None, editor=editor, confirmed=confirmed
@@ -499,11 +499,11 @@ class Play:
 
 
 def _answer_queries(
-    case: Case, posted: dict[str, str | list[str]], queries: list[Failure], asked: set[str]
+    case: Case, posted: dict[str, str | list[str]], queries: list[Failure], attempt: int
 ) -> tuple[dict[str, str | list[str]], set[str]]:
     """A firm asked to check unusual answers: every other one corrects them to what the
-    register says, the rest confirm them as typed (and any asked about a second time)."""
-    if case.pk % 2 or asked:
+    register says, the rest confirm them as typed (and whatever is asked a second time)."""
+    if case.pk % 2 or attempt:
         return posted, {failure.rule for failure in queries}
     unit = case.frame_unit
     register = {"employees": unit.employees, "sales_krw_mn": unit.sales_krw_mn}
