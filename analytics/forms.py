@@ -309,7 +309,6 @@ class AcceptForm(FlagForm):
         label=_("Why the value stands (optional)"),
         required=False,
         max_length=REASON_MAX,
-        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
 

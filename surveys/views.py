@@ -645,6 +645,7 @@ def _query_item(query: EditQuery, question: Any, answer: QueryAnswerForm) -> dic
     field = _field(question, {name: posted or ""}, {name}, {})
     field["label"] = _("The correct answer")
     field["error"] = " ".join(map(str, answer.errors.get(name, [])))
+    field["required"] = False  # only when the firm says the answer is wrong
     return {
         "q": question,
         "label": question.text(),

@@ -250,7 +250,7 @@ def _query_labels(flags: list[EditFlag]) -> dict[int, str]:
     for flag in flags:
         question = get_form(flag.response.questionnaire_id).questions.get(flag.item)
         text = question.text() if question else flag.item
-        labels[flag.pk] = f"{text}: {flag.message_text()}"
+        labels[flag.pk] = f"{text} — {flag.message_text()}"
     return labels
 
 
