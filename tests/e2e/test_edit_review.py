@@ -29,12 +29,13 @@ WIDTHS = (1280, 390)
 LINK = re.compile(r"http://[^\s]+(/check/[0-9a-f]{32}/)")
 
 
-def look(browser: Browser, url: str, name: str, session: str = "") -> None:
+def look(browser: Browser, url: str, name: str, session: str = "", language: str = "ko") -> None:
     """The page at each width: accessible, no wider than the screen, kept as a screenshot."""
     for width in WIDTHS:
         context = browser.new_context(
             viewport={"width": width, "height": 900}, locale="ko-KR", bypass_csp=True
         )
+        context.add_cookies([{"name": "django_language", "value": language, "url": url}])
         if session:
             context.add_cookies([{"name": "sessionid", "value": session, "url": url}])
         page = context.new_page()
@@ -53,7 +54,7 @@ def look(browser: Browser, url: str, name: str, session: str = "") -> None:
         if os.environ.get("SCREENSHOTS"):
             folder = Path(os.environ["SCREENSHOTS"])
             folder.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
+            page.screenshot(path=str(folder / f"{name}-{language}-{width}.png"), full_page=True)
         context.close()
 
 
@@ -131,9 +132,18 @@ def test_a_reviewer_corrects_and_asks_and_the_firm_answers(
     assert found, smtp_server.body()
     link = live_server.url + found[1]
     look(browser, link, "query")
+    look(browser, link, "query", language="en")
     firm = signed_in(browser, "", live_server.url)
     firm.goto(link)
     expect(firm.locator("h1")).to_have_text("응답 확인 요청")
+    with firm.expect_navigation():
+        firm.get_by_role("button", name="확인 결과 보내기").click()
+    expect(firm.locator("#error-summary li")).to_have_count(2)
+    expect(firm.locator("#error-summary")).to_be_focused()
+    if os.environ.get("SCREENSHOTS"):
+        firm.screenshot(
+            path=f"{os.environ['SCREENSHOTS']}/query-errors-ko-1280.png", full_page=True
+        )
     firm.locator("#sales_krw_mn-confirm").check()
     firm.locator("#invest_amount-correct").check()
     firm.locator("#id-invest_amount").fill("30")
@@ -153,6 +163,8 @@ def test_a_reviewer_corrects_and_asks_and_the_firm_answers(
     # and the reviewer finds the two answered flags back in the queue
     staff.goto(queue)
     expect(staff.locator("#queue")).to_contain_text("기업 회신")
+    case_page = f"{live_server.url}/manage/{survey.slug}/cases/{response.case_id}/"
+    look(browser, case_page, "case-trail", session)
     statuses = dict(EditFlag.objects.filter(response=response).values_list("rule", "status"))
     assert statuses == {
         "employees_vs_register": "corrected",
