@@ -10,7 +10,8 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install install-dev demo run worker test lint typecheck bench bench-web bench-frame \
         bench-draw bench-mail bench-estimates bench-coverage bench-dashboard bench-export \
-        bench-letters bench-pages bench-load bench-templates messages fonts clean
+        bench-letters bench-pages bench-load bench-templates bench-imputation bench-prn bench-edits \
+        messages fonts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,7 +81,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
 bench: bench-web bench-frame bench-draw bench-mail bench-estimates bench-dashboard bench-export \
-       bench-letters bench-pages bench-templates
+       bench-letters bench-pages bench-templates bench-imputation bench-prn bench-edits
 
 bench-web: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_web.py
@@ -96,6 +97,12 @@ bench-frame: install-dev
 bench-draw: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_draw.py
 
+# Donor and ratio imputation of 5,000 responses, scores, percentiles over the 163,273-firm
+# frame, error localisation; no database. BANFF_PYTHON=<a Python with banff> adds Banff's
+# DONORIMP and ERRORLOC on the same records (docs/banff-evaluation.md).
+bench-imputation: install-dev
+	$(BIN)/python bench/bench_imputation.py $(if $(BANFF_PYTHON),--banff $(BANFF_PYTHON))
+
 bench-estimates: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_estimates.py
 
@@ -103,6 +110,11 @@ bench-estimates: install-dev
 # of a synthetic population; no database. A few minutes on 2 cores.
 bench-coverage: install-dev
 	$(BIN)/python bench/bench_coverage.py --samples 1000
+
+# The second survey's engine: a PRN coordinated draw of 5,000 from 163,273 firms, a rotated
+# draw a year later, expected overlaps and estimates of change; no database.
+bench-prn: install-dev
+	$(BIN)/python bench/bench_prn.py
 
 bench-dashboard: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_dashboard.py
@@ -118,6 +130,10 @@ bench-letters: install-dev
 bench-pages: install-dev
 	DATABASE_URL= VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/bench_pages.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_pages.py
+
+# Edit rules: 5,000 responses against 30 rules and the frame's class statistics, under 2 s.
+bench-edits: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_edits.py
 
 bench-mail: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_mail.py

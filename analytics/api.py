@@ -253,6 +253,7 @@ class EstimateSerializer(serializers.ModelSerializer):
             "quality",
             "reasons",
             "grade",
+            "imputed_share",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
@@ -270,7 +271,7 @@ class EstimateSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         if instance.suppressed:
             # Never publish a suppressed value, nor one it can be derived from (N̂·p, CV).
-            data.update(dict.fromkeys(VALUE_FIELDS), grade="")
+            data.update(dict.fromkeys(VALUE_FIELDS), grade="", imputed_share=None)
         return data
 
 

@@ -37,8 +37,9 @@ from respondents.models import Case, SampleDesign, Wave, frame_variable
 from surveys.models import Response, Survey, get_form
 from surveys.questionnaire import Form, Question
 
+from . import editing, imputation
 from .locks import survey_lock
-from .models import Estimate, EstimateRun, RecomputeRequest, WeightingSpec
+from .models import Estimate, EstimateRun, ImputedValue, RecomputeRequest, WeightingSpec
 from .recompute import PUBLISH_OFFICIAL, RECOMPUTE_SURVEY, request_recompute
 from .spec import WeightingSpec as Spec
 from .spec import calibration_key, collapse_levels, parse_spec
@@ -110,6 +111,9 @@ class Snapshot:
     choices: dict[str, npt.NDArray[np.object_]]  # single-choice answers, for domains
     versions: set[int]
     read_at: Any = None
+    # Respondents x items: the value was imputed (methodology L7), and what each imputed.
+    imputed: npt.NDArray[np.bool_] | None = None
+    imputations: list[imputation.Record] = dataclasses.field(default_factory=list)
 
     @property
     def respondent(self) -> npt.NDArray[np.bool_]:
@@ -118,14 +122,19 @@ class Snapshot:
     @property
     def key(self) -> str:
         digest = hashlib.sha256()
-        for array in (self.case_ids, self.strata, self.population, self.categories, self.y):
+        arrays = [self.case_ids, self.strata, self.population, self.categories, self.y]
+        if self.imputed is not None:
+            arrays.append(self.imputed)
+        for array in arrays:
             # The array's own buffer: tobytes() would copy a census's matrix (~80 MB).
             digest.update(np.ascontiguousarray(array).data.cast("B"))
         digest.update(json.dumps([dataclasses.astuple(i) for i in self.items]).encode())
         return digest.hexdigest()
 
 
-def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
+def load_snapshot(survey: Survey, *, answers: bool = True, spec: Spec | None = None) -> Snapshot:
+    """The sample as arrays; with `answers`, the respondents' answers as edited, and, with a
+    `spec` that asks for it, imputed."""
     design = SampleDesign.objects.filter(survey=survey, drawn_at__isnull=False).first()
     if design is None:
         raise weighting.WeightingError("the survey has no drawn sample yet")
@@ -183,7 +192,16 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
     forms = [get_form(v) for v in sorted(versions | _current(survey))] if answers else []
     questions = estimated_questions(forms)
     raw = _answer_columns(survey, respondent_ids, list(questions)) if answers else {}
+    filled = imputation.Result()
+    if answers and spec is not None and spec.imputation:
+        respondent = np.isin(categories, ["I", "P"])
+        classes = {name: values[respondent] for name, values in variables.items()}
+        filled = imputation.impute(respondent_ids, raw, classes, spec)
     items, y, choices = item_columns(questions, raw, int(respondent_ids.size))
+    imputed = np.zeros(y.shape, bool)
+    for j, item in enumerate(items):
+        if item.question in filled.imputed:
+            imputed[:, j] = filled.imputed[item.question]
     return Snapshot(
         case_ids=case_ids,
         strata=keys,
@@ -196,6 +214,8 @@ def load_snapshot(survey: Survey, *, answers: bool = True) -> Snapshot:
         choices=choices,
         versions=versions,
         read_at=read_at,
+        imputed=imputed,
+        imputations=filled.records,
     )
 
 
@@ -279,7 +299,9 @@ def _answer_columns(
         return _answer_rows(survey, case_ids, columns)
     quote = connection.ops.quote_name
     response, case = Response._meta, Case._meta
-    answers, case_id = f"r.{_column(Response, 'answers')}", f"r.{_column(Response, 'case')}"
+    # The answers as edited: editing's values over the firm's (methodology L7).
+    answers = f"(r.{_column(Response, 'answers')} || r.{_column(Response, 'edited')})"
+    case_id = f"r.{_column(Response, 'case')}"
     selected = ", ".join(
         [f"json_agg({case_id})::text"] + [f"json_agg({answers} -> %s)::text"] * len(names)
     )
@@ -324,14 +346,14 @@ def _answer_rows(
     """_answer_columns() without PostgreSQL's JSON functions: response by response."""
     position = {int(case): k for k, case in enumerate(case_ids.tolist())}
     query = Response.objects.filter(case__survey=survey).values_list(
-        "case_id", Cast("answers", TextField())
+        "case_id", Cast("answers", TextField()), Cast("edited", TextField())
     )
     shared: dict[str, str] = {}
-    for case_id, text in query.iterator(chunk_size=10000):
+    for case_id, text, edited in query.iterator(chunk_size=10000):
         k = position.get(case_id)
         if k is None:
             continue
-        values = orjson.loads(text)
+        values = {**orjson.loads(text), **orjson.loads(edited)}
         for name in values.keys() & columns.keys():
             value = values[name]
             columns[name][k] = shared.setdefault(value, value) if type(value) is str else value
@@ -810,13 +832,15 @@ def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estim
     numeric = ~proportion
     numeric_items = [item for item, n in zip(items, numeric, strict=True) if n]
     rows: list[Estimate] = []
+    imputed = snapshot.imputed if snapshot.imputed is not None else np.zeros(y.shape, bool)
     for domain, value, mask in _domains(snapshot, spec, respondent):
+        of_units, of_values = imputed_shares(y, final, imputed, mask)
         means = estimation.estimate_mean(design, y, mask)
         if replicated is not None:
             _mean, mean_var, _total, total_var = replicated.estimate(y, mask)
             means = _with_replicates(means, mean_var, replicated.df)
         shares = quality.top_share(y, final, mask, columns=numeric)
-        rows.extend(_rows(items, means, spec, domain, value, proportion, "mean", shares))
+        rows.extend(_rows(items, means, spec, domain, value, proportion, "mean", shares, of_units))
         if numeric_items:
             ys = y[:, numeric]
             totals = estimation.estimate_total(design, ys, mask)
@@ -824,9 +848,41 @@ def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estim
                 totals = _with_replicates(totals, total_var[numeric], replicated.df)
             no_props = np.zeros(len(numeric_items), bool)
             top = shares[numeric]
-            rows.extend(_rows(numeric_items, totals, spec, domain, value, no_props, "total", top))
+            rows.extend(
+                _rows(
+                    numeric_items,
+                    totals,
+                    spec,
+                    domain,
+                    value,
+                    no_props,
+                    "total",
+                    top,
+                    of_values[numeric],
+                )
+            )
     _suppress_complements(rows, {(i.question, i.option) for i in items if i.exclusive})
     return rows
+
+
+def imputed_shares(
+    y: FloatArray,
+    weights: FloatArray,
+    imputed: npt.NDArray[np.bool_],
+    mask: npt.NDArray[np.bool_] | None,
+) -> tuple[FloatArray, FloatArray]:
+    """Per item, the share of the domain's estimate that imputed values carry (methodology
+    L7): of the weighted units with a value (means and proportions: an imputed "no" moves a
+    share as much as an imputed "yes") and of the weighted values (totals)."""
+    w = weights if mask is None else np.where(mask, weights, 0.0)
+    present = ~np.isnan(y)
+    values = np.where(present, y, 0.0)
+    units = w @ present
+    wy = w @ values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        of_units = np.where(units > 0, (w @ (present & imputed)) / units, np.nan)
+        of_values = np.where(wy != 0, (w @ (values * imputed)) / wy, np.nan)
+    return of_units, of_values
 
 
 def _with_replicates(
@@ -894,6 +950,7 @@ def _rows(
     proportion: npt.NDArray[np.bool_],
     kind: str,
     shares: FloatArray,
+    imputed: FloatArray,
 ) -> list[Estimate]:
     thresholds = spec.suppression
     level = thresholds.level
@@ -937,6 +994,7 @@ def _rows(
                 flag=str(checked.reasons[j])[:200] or str(checked.flag[j]),
                 suppressed=bool(checked.suppressed[j]),
                 grade=str(grades[j]),
+                imputed_share=_finite(imputed[j]),
             )
         )
     return out
@@ -966,7 +1024,7 @@ def recompute(
     stored_spec, spec_version = current_spec(survey)
     spec = spec or stored_spec
     started = time.perf_counter()
-    snapshot = load_snapshot(survey)
+    snapshot = load_snapshot(survey, spec=spec)
     if not snapshot.respondent.any():
         # Nothing to estimate before the first answers: no version, and no error.
         return EstimateRun.objects.latest_published(survey)
@@ -979,7 +1037,7 @@ def recompute(
     timings = {"load": time.perf_counter() - started}
     try:
         rows = _compute(snapshot, spec, survey, timings)
-        _publish(run, rows, timings)
+        _publish(run, rows, timings, snapshot.imputations)
     except Exception as exc:
         EstimateRun.objects.filter(pk=run.pk).update(
             status=EstimateRun.Status.FAILED,
@@ -987,7 +1045,21 @@ def recompute(
             finished_at=timezone.now(),
         )
         raise
-    return EstimateRun.objects.get(pk=run.pk)
+    published = EstimateRun.objects.get(pk=run.pk)
+    check_edits(survey, published, spec)
+    return published
+
+
+def check_edits(survey: Survey, run: EstimateRun | None, spec: Spec) -> None:
+    """The edit rules over every submitted response, scored with the run's final weights
+    (methodology L1). A failure here is logged, never the run's: the estimates stand."""
+    try:
+        weights = (
+            {case: final for case, (_base, final) in run_weights(run).items()} if run else None
+        )
+        editing.check_survey(survey, weights=weights, threshold=spec.editing_threshold, run=run)
+    except Exception:
+        log.exception("the edit check of survey %s failed", survey.slug)
 
 
 def _current(survey: Survey) -> set[int]:
@@ -1137,13 +1209,19 @@ def run_weights(run: EstimateRun) -> dict[int, tuple[float, float]]:
     }
 
 
-def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) -> None:
+def _publish(
+    run: EstimateRun,
+    rows: list[Estimate],
+    timings: dict[str, Any],
+    imputations: Sequence[imputation.Record] = (),
+) -> None:
     diagnostics = timings.pop("diagnostics")
     weights = timings.pop("weights")
     replicates = timings.pop("replicates")
     started = time.perf_counter()
     with transaction.atomic():
         _write_estimates(run, rows)
+        _write_imputations(run, imputations)
         timings["write"] = time.perf_counter() - started
         EstimateRun.objects.filter(pk=run.pk, status=EstimateRun.Status.RUNNING).update(
             status=EstimateRun.Status.PUBLISHED,
@@ -1153,6 +1231,29 @@ def _publish(run: EstimateRun, rows: list[Estimate], timings: dict[str, Any]) ->
             weights=weights,
             replicate_weights=replicates,
         )
+
+
+def _write_imputations(run: EstimateRun, records: Sequence[imputation.Record]) -> None:
+    if not records:
+        return
+    cases = {r.case_id for r in records} | {r.donor_case for r in records if r.donor_case}
+    response_of = dict(Response.objects.filter(case_id__in=cases).values_list("case_id", "pk"))
+    ImputedValue.objects.bulk_create(
+        [
+            ImputedValue(
+                run=run,
+                response_id=response_of[r.case_id],
+                item=r.item,
+                value=r.value,
+                method=r.method,
+                donor_id=response_of.get(r.donor_case) if r.donor_case else None,
+                imputation_class=r.imputation_class,
+                reason=r.reason,
+            )
+            for r in records
+        ],
+        batch_size=2000,
+    )
 
 
 def _write_estimates(run: EstimateRun, rows: list[Estimate]) -> None:

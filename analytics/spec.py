@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics.engine.quality import Thresholds
+from surveys.expressions import ExpressionError, parse
 
 CALIBRATION_METHODS = ("none", "poststratify", "raking", "linear", "logit")
 CI_METHODS = ("logit", "korn_graubard", "wald")
@@ -102,6 +103,16 @@ class WeightingSpec:
     domain_variables: tuple[str, ...] = ()
     domain_questions: tuple[str, ...] = ("sf_adopted",)
     suppression: Thresholds = field(default_factory=Thresholds)
+    # Selective editing (methodology L1): a soft rule's failure scoring below this share of
+    # the item's estimated total passes untouched; hard rules are always reviewed.
+    editing_threshold: float = 0.001
+    # Imputation (methodology L4–L6), one line per item in form order: "item method
+    # [variables…]", e.g. "sales_krw_mn ratio frame.employees", "sf_tech nearest
+    # frame.employees", "sf_level random", "implementing derived if(${sf_adopted} = 'yes',
+    # 'yes', '')".
+    imputation: tuple[str, ...] = ()
+    imputation_classes: tuple[str, ...] = ("size_class", "industry_group")
+    imputation_seed: int = 20250428
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -223,6 +234,69 @@ def _check(spec: WeightingSpec) -> None:
         raise SpecError(_("raking needs epsilon > 0 and at least one sweep"))
     _check_variance(spec)
     _check_margins_cover(spec)
+    _check_editing(spec)
+
+
+def _check_editing(spec: WeightingSpec) -> None:
+    if not 0 <= spec.editing_threshold < 1:
+        raise SpecError(_("the editing threshold must be at least 0 and below 1"))
+    for variable in spec.imputation_classes:
+        if variable not in CLASS_VARIABLES:
+            raise SpecError(
+                _("“%(variable)s” is not a frame variable; use one of %(names)s")
+                % {"variable": variable, "names": ", ".join(CLASS_VARIABLES)}
+            )
+    if isinstance(spec.imputation_seed, bool) or not isinstance(spec.imputation_seed, int):
+        raise SpecError(_("imputation_seed must be a whole number"))
+    seen: set[str] = set()
+    for line in spec.imputation:
+        rule = imputation_rule(line)
+        if rule.item in seen:
+            raise SpecError(_("%(item)s is imputed twice") % {"item": rule.item})
+        seen.add(rule.item)
+
+
+IMPUTATION_METHODS = ("derived", "ratio", "nearest", "random")
+
+
+@dataclass(frozen=True)
+class ImputationRule:
+    item: str
+    method: str
+    variables: tuple[str, ...] = ()  # ratio: the auxiliary; nearest: the matching variables
+    expression: str = ""  # derived
+
+
+def imputation_rule(line: str) -> ImputationRule:
+    """One imputation line, checked: "item method [variables…]" or "item derived <expr>"."""
+    parts = str(line).split(None, 2)
+    if len(parts) < 2 or parts[1] not in IMPUTATION_METHODS:
+        raise SpecError(
+            _("“%(line)s”: write the item, then one of %(methods)s")
+            % {"line": line, "methods": ", ".join(IMPUTATION_METHODS)}
+        )
+    item, method = parts[0], parts[1]
+    rest = parts[2] if len(parts) == 3 else ""
+    if method == "derived":
+        if not rest.strip():
+            raise SpecError(_("“%(line)s”: a derived value needs its expression") % {"line": line})
+        try:
+            parse(rest)
+        except ExpressionError as exc:
+            raise SpecError(f"“{line}”: {exc}") from None
+        return ImputationRule(item, method, expression=rest.strip())
+    variables = tuple(rest.replace(",", " ").split())
+    if method == "ratio" and len(variables) != 1:
+        raise SpecError(
+            _("“%(line)s”: ratio imputation needs one auxiliary variable") % {"line": line}
+        )
+    if method == "nearest" and not variables:
+        raise SpecError(
+            _("“%(line)s”: nearest-neighbour imputation needs matching variables") % {"line": line}
+        )
+    if method == "random" and variables:
+        raise SpecError(_("“%(line)s”: random donors take no variables") % {"line": line})
+    return ImputationRule(item, method, variables)
 
 
 def _check_variance(spec: WeightingSpec) -> None:

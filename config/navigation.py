@@ -148,6 +148,15 @@ FUNCTIONS: tuple[Function, ...] = (
         also=("analytics:export_job",),
     ),
     Function(
+        "surveys:edit_rules",
+        _("Edit rules"),
+        _("The questionnaire's checks of answers against each other and the frame; load them."),
+        (QUESTIONNAIRES,),
+        ADMINISTRATION,
+        in_menu=False,
+        also=("surveys:edit_rules_version",),
+    ),
+    Function(
         "surveys:upload_questionnaire",
         _("Load a questionnaire"),
         _("Upload an XLSForm as a new survey or a new version."),

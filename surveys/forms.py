@@ -37,6 +37,17 @@ class QuestionnaireUploadForm(forms.Form):
     file = UploadField(label=_("XLSForm file"), extensions=(".xlsx", ".xls"))
 
 
+class EditRulesUploadForm(forms.Form):
+    file = UploadField(
+        label=_("Edit rules file"),
+        extensions=(".xlsx", ".csv"),
+        help_text=_(
+            "An XLSX workbook with an “edits” sheet (and optionally “edit_statistics”), or a "
+            "CSV file of rules with the same columns."
+        ),
+    )
+
+
 CONFIRM, CORRECT = "confirm", "correct"
 COMMENT_MAX = 1000
 

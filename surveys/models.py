@@ -34,6 +34,16 @@ class Survey(models.Model):
     current_questionnaire = models.ForeignKey(
         "QuestionnaireVersion", models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Annual rounds: each round is a survey of its own, started from the one before.
+    previous_round = models.ForeignKey(
+        "self",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="next_rounds",
+        verbose_name=_("previous round"),
+    )
+    year = models.PositiveSmallIntegerField(_("reference year"), null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -683,3 +693,84 @@ class QuestionnaireUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_name} ({self.status})"
+
+
+class EditRule(models.Model):
+    """An edit rule of a questionnaire version: a condition its answers must meet, read
+    with the frame's values and class statistics (surveys.edits checks it). A hard rule
+    must be corrected; a soft one asks to confirm or correct."""
+
+    class Severity(models.TextChoices):
+        HARD = "hard", _("hard (must be corrected)")
+        SOFT = "soft", _("soft (confirm or correct)")
+
+    questionnaire = models.ForeignKey(
+        QuestionnaireVersion, models.CASCADE, related_name="edit_rules"
+    )
+    name = models.CharField(_("name"), max_length=64)
+    severity = models.CharField(_("type"), max_length=4, choices=Severity.choices)
+    rule = models.TextField(_("rule"), help_text="An expression that holds when the answers pass.")
+    relevant = models.TextField(
+        _("applies when"), blank=True, help_text="The rule applies only when this holds."
+    )
+    items = models.JSONField(
+        _("questions"), default=list, help_text="The questions its rule and condition read."
+    )
+    flag = models.CharField(_("question blamed"), max_length=64)
+    message = models.JSONField(_("message"), default=dict, help_text='{"ko": ..., "en": ...}')
+    source_sheet = models.CharField(_("sheet"), max_length=255)
+    source_row = models.PositiveIntegerField(_("row"))
+    order = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["questionnaire", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["questionnaire", "name"], name="unique_edit_rule_name"),
+            models.CheckConstraint(
+                condition=Q(severity__in=["hard", "soft"]), name="edit_rule_severity"
+            ),
+        ]
+        verbose_name = _("edit rule")
+        verbose_name_plural = _("edit rules")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def messages(self) -> list[tuple[str, str]]:
+        """The message in each language, Korean first."""
+        return sorted(self.message.items(), key=lambda item: item[0] != "ko")
+
+
+class EditStatistic(models.Model):
+    """A class statistic of the frame that edit rules compare answers with, as
+    ${stat.<name>}: a percentile of an expression over frame variables, in the class of
+    the responding firm (by a frame variable, or the whole frame)."""
+
+    questionnaire = models.ForeignKey(
+        QuestionnaireVersion, models.CASCADE, related_name="edit_statistics"
+    )
+    name = models.CharField(_("name"), max_length=64)
+    expression = models.TextField(_("expression"))
+    by = models.CharField(_("classes by"), max_length=64, blank=True)
+    percentile = models.FloatField(_("percentile"))
+    source_sheet = models.CharField(_("sheet"), max_length=255)
+    source_row = models.PositiveIntegerField(_("row"))
+    order = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["questionnaire", "order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["questionnaire", "name"], name="unique_edit_statistic_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(percentile__gte=0, percentile__lte=100),
+                name="edit_statistic_percentile",
+            ),
+        ]
+        verbose_name = _("edit statistic")
+        verbose_name_plural = _("edit statistics")
+
+    def __str__(self) -> str:
+        return self.name

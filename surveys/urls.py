@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import edit_views, views
 
 app_name = "surveys"
 KEYED = "manage/<slug:survey>/cases/<int:case_id>/key/<str:mode>/"
@@ -20,6 +20,12 @@ urlpatterns = [
         "manage/questionnaires/upload/<int:upload>/",
         views.questionnaire_upload,
         name="questionnaire_upload",
+    ),
+    path("manage/<slug:survey>/edits/", edit_views.edit_rules, name="edit_rules"),
+    path(
+        "manage/<slug:survey>/edits/<str:version>/",
+        edit_views.edit_rules,
+        name="edit_rules_version",
     ),
     # Staff keying in answers received by phone, fax or paper, through the same pages.
     path(KEYED, views.keyed_welcome, name="keyed_welcome"),

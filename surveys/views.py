@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -29,6 +29,7 @@ from config.tokens import hash_token
 from respondents.models import AccessFailure, Case, check_password_timing
 
 from . import flow
+from .edits import Failure
 from .forms import CONFIRM, CORRECT, AccessCodeForm, QueryAnswerForm, QuestionnaireUploadForm
 from .models import (
     AnswerChange,
@@ -323,11 +324,16 @@ def _save_page(
             return redirect(_previous_url(channel, form, result.relevant, current))
     else:
         result = flow.save_page(
-            response, current, posted, shown=shown, editor=channel.editor(request)
+            response,
+            current,
+            posted,
+            shown=shown,
+            editor=channel.editor(request),
+            confirmed=set(request.POST.getlist("confirm")),
         )
     if result.submitted:
         return redirect(channel.url("receipt"))
-    if result.conflict or result.errors or decided:
+    if result.conflict or result.errors or result.queries or decided:
         if result.conflict:
             messages.warning(
                 request,
@@ -435,9 +441,10 @@ def _render_page(
         stored, relevant = flow.page_state(response, current)
         errors: dict[str, str] = {}
         conflicts: dict[str, flow.Conflict] = {}
+        queries: list[Failure] = []
     else:
         stored, relevant = result.current, result.relevant
-        errors, conflicts = result.errors, result.conflicts
+        errors, conflicts, queries = result.errors, result.conflicts, result.queries
     # A conflicted field shows what this person typed, and counts as showing what they
     # saw before, until they decide.
     values = {**stored, **{name: c.mine for name, c in conflicts.items()}}
@@ -449,9 +456,13 @@ def _render_page(
         "form": form,
         "page": current,
         "fields": [
-            _field(q, values, relevant, errors, conflicts.get(q.name)) for q in current.questions
+            _field(q, values, relevant, errors, conflicts.get(q.name), queries)
+            for q in current.questions
         ],
         "errors": [(form.questions[name], message) for name, message in errors.items()],
+        "queries": [
+            (form.questions[f.flag], f.text()) for f in queries if f.flag in form.questions
+        ],
         "page_number": number,
         "page_count": len(pages),
         "shown": json.dumps(shown, ensure_ascii=False),
@@ -472,6 +483,7 @@ def _field(
     relevant: set[str],
     errors: dict[str, str],
     conflict: flow.Conflict | None = None,
+    queries: Sequence[Failure] = (),
 ) -> dict[str, Any]:
     value = shown.get(question.name)
     if question.type == "select_multiple":
@@ -488,6 +500,7 @@ def _field(
         "hidden": question.name not in relevant,
         "required": question.is_input and question.required.lower() in ("yes", "true", "true()"),
         "conflict": conflict and conflict_context(question, conflict),
+        "queries": [(f.rule, f.text()) for f in queries if f.flag == question.name],
     }
 
 

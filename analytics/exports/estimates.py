@@ -27,9 +27,12 @@ from .xlsx import Styles, new_workbook, write_row, write_table_sheet
 ESTIMATE_COLUMNS = (
     "item", "option", "statistic", "domain", "domain_value", "estimate", "se", "ci_low",
     "ci_high", "cv", "deff", "n", "population", "df", "flag", "suppressed", "grade",
+    "imputed_share",
 )  # fmt: skip
 # Blank in every download of a suppressed cell: each gives the value away (N̂·p, CV, CI).
-SUPPRESSED_BLANK = ("estimate", "se", "ci_low", "ci_high", "cv", "deff", "population", "grade")
+SUPPRESSED_BLANK = (
+    "estimate", "se", "ci_low", "ci_high", "cv", "deff", "population", "grade", "imputed_share",
+)  # fmt: skip
 _BLANK = [ESTIMATE_COLUMNS.index(name) for name in SUPPRESSED_BLANK]
 _SUPPRESSED = ESTIMATE_COLUMNS.index("suppressed")
 
@@ -190,6 +193,7 @@ PUBLICATION_COLUMNS = (
     (gettext_lazy("CI lower"), 11), (gettext_lazy("CI upper"), 11), (gettext_lazy("CV"), 9),
     (gettext_lazy("design effect"), 9), (gettext_lazy("respondents (n)"), 10),
     (gettext_lazy("population"), 12), (gettext_lazy("flag"), 30), (gettext_lazy("grade"), 7),
+    (gettext_lazy("imputed share"), 9),
 )  # fmt: skip
 
 
@@ -231,6 +235,8 @@ def _publication_row(sheet: Any, r: int, row: Estimate, labels: Labeller, styles
         sheet.write_string(r, 15, safe_cell(row.flag))
     if row.grade and not row.suppressed:
         sheet.write_string(r, 16, row.grade)
+    if row.imputed_share is not None and not row.suppressed:
+        sheet.write_number(r, 17, row.imputed_share, styles.percent)
 
 
 def _controls_sheet(book: Any, styles: Styles, run: EstimateRun) -> None:

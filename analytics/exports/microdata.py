@@ -27,7 +27,7 @@ from respondents.models import Case, DispositionEvent, SampleDesign, Stratum, fr
 from surveys.models import Response, Survey
 from surveys.questionnaire import Form, Question, pick
 
-from ..models import EstimateRun
+from ..models import EstimateRun, ImputedValue
 from ..pipeline import StoredReplicates, run_replicates
 from . import labels as fitting
 from . import replicates
@@ -93,6 +93,15 @@ ANSWER_KINDS = {
     "date": "text",
 }
 NUMERIC_KINDS = ("code", "dummy", "number")
+# Questions editing and imputation may change (methodology L7): each gets its status and,
+# when it is one column, the firm's answer as given beside the value used.
+EDITABLE_TYPES = ("select_one", "select_multiple", "integer", "decimal")
+STATUS_CODES = {"reported": 0, "edited": 1, "imputed": 2}
+STATUS_LABELS: dict[str, Mapping[str, str]] = {
+    "reported": {"ko": "응답 그대로", "en": "as reported"},
+    "edited": {"ko": "검토 후 수정 또는 기각", "en": "edited (corrected or rejected)"},
+    "imputed": {"ko": "대체(귀속)값", "en": "imputed"},
+}
 # Names SPSS or Stata refuse as variable names.
 RESERVED_NAMES = {
     "all", "and", "by", "eq", "ge", "gt", "le", "lt", "ne", "not", "or", "to", "with",
@@ -119,6 +128,7 @@ class Variable:
     stat_name: str = ""  # the name in SPSS and Stata files
     question_label: Mapping[str, str] = field(default_factory=dict)  # of an option column
     option_label: Mapping[str, str] = field(default_factory=dict)
+    role: str = ""  # "raw": the firm's own answer; "flag": reported, edited or imputed
 
     def text(self, language: str) -> str:
         return pick(self.label, language) or self.name
@@ -179,15 +189,42 @@ def _answer_variables(question: Question, versions: list[Version]) -> list[Varia
     }
     labels = _union_choices(question.name, present)
     if question.type == "select_multiple":
-        return [_dummy(question, choice, text, present, common) for choice, text in labels.items()]
+        dummies = [
+            _dummy(question, choice, text, present, common) for choice, text in labels.items()
+        ]
+        return [*dummies, _status_variable(question, common)]
     codes = _choice_codes(list(labels)) if question.type == "select_one" else {}
     kind = ANSWER_KINDS[question.type]
     label = question.label or {"en": question.name}
     versions_text = tuple(v.label for v in present)
-    return [
-        Variable(question.name, kind, label, codes=codes, choice_labels=labels,
-                 versions=versions_text, **common)
-    ]  # fmt: skip
+    main = Variable(question.name, kind, label, codes=codes, choice_labels=labels,
+                    versions=versions_text, **common)  # fmt: skip
+    if question.type not in EDITABLE_TYPES:
+        return [main]
+    raw_label = {lang: f"{text} ({RAW_SUFFIX[lang]})" for lang, text in _both(label).items()}
+    return [main, replace(main, name=f"{question.name}_raw", label=raw_label, role="raw"),
+            _status_variable(question, common)]  # fmt: skip
+
+
+RAW_SUFFIX = {"ko": "응답 원값", "en": "as reported"}
+
+
+def _both(label: Mapping[str, str]) -> dict[str, str]:
+    return {lang: pick(label, lang) for lang in ("ko", "en")}
+
+
+def _status_variable(question: Question, common: dict[str, Any]) -> Variable:
+    label = question.label or {"en": question.name}
+    texts = {"ko": "처리 상태", "en": "edit status"}
+    return Variable(
+        f"{question.name}_status",
+        "code",
+        {lang: f"{text}: {texts[lang]}" for lang, text in _both(label).items()},
+        codes=STATUS_CODES,
+        choice_labels=STATUS_LABELS,
+        role="flag",
+        **common,
+    )
 
 
 def _dummy(
@@ -350,6 +387,7 @@ class _CaseRow:
     ksic: str
     version_id: int | None
     answers: Mapping[str, Any] | None
+    edited: Mapping[str, Any] | None
     mode: str
     wave: str | None
     industry_group: str
@@ -359,7 +397,7 @@ class _CaseRow:
 CASE_FIELDS = (
     "pk", "business_id", "stratum_id", "disposition", "frame_unit__size_class",
     "frame_unit__region", "frame_unit__ksic", "response__questionnaire_id", "response__answers",
-    "response__mode", "wave_name", "industry_group", "region_area",
+    "response__edited", "response__mode", "wave_name", "industry_group", "region_area",
 )  # fmt: skip
 
 
@@ -420,6 +458,12 @@ class Records:
         self.survey = options.survey
         self.replicates = run_replicates(options.run)
         self.layout.variables += replicate_variables(self.replicates)
+        self.imputed: dict[int, dict[str, Any]] = {}
+        found = ImputedValue.objects.filter(run=options.run).values_list(
+            "response__case_id", "item", "value"
+        )
+        for case_id, item, value in found:
+            self.imputed.setdefault(case_id, {})[item] = value
 
     def __iter__(self) -> Iterator[list[Any]]:
         answers = self.layout.answers
@@ -452,8 +496,35 @@ class Records:
         relevance = self.relevance[row.version_id] if row.version_id else None
         if relevance is None:
             return [Missing.NOT_ANSWERED] * len(variables)
-        relevant = relevance.relevant(row.answers)
-        return [_cell(v, row.answers, relevant, relevance.choices) for v in variables]
+        edited = row.edited or {}
+        imputed = self.imputed.get(row.pk, {})
+        final = {**row.answers, **edited, **imputed}
+        relevant = relevance.relevant(final)
+        out = []
+        for variable in variables:
+            if variable.role == "flag":
+                out.append(_status(variable.question, relevant, row.answers, edited, imputed))
+            elif variable.role == "raw":
+                out.append(_cell(variable, row.answers, relevant, relevance.choices))
+            else:
+                out.append(_cell(variable, final, relevant, relevance.choices))
+        return out
+
+
+def _status(
+    name: str,
+    relevant: set[str],
+    answers: Mapping[str, Any],
+    edited: Mapping[str, Any],
+    imputed: Mapping[str, Any],
+) -> Any:
+    if name not in relevant:
+        return Missing.NOT_ASKED
+    if name in imputed:
+        return "imputed"
+    if name in edited and edited[name] != answers.get(name):
+        return "edited"
+    return "reported"
 
 
 def _cell(

@@ -227,6 +227,10 @@ class Cell:
         return self._shown(self.row.deff)
 
     @property
+    def imputed(self) -> float | None:
+        return self._shown(self.row.imputed_share, 100.0)
+
+    @property
     def population(self) -> float | None:
         # For a proportion this is N̂·p: publishing it would publish p.
         return self._shown(self.row.population)

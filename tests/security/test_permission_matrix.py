@@ -209,6 +209,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "surveys:upload_questionnaire": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     # A large upload waiting for the worker: only its uploader sees it.
     "surveys:questionnaire_upload": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
+    "surveys:edit_rules": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
+    "surveys:edit_rules_version": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     # --- frame and sample -------------------------------------------------------------------
     "respondents:frame_summary": Expect(staff_page(MANAGES)),
     "respondents:frame_upload": Expect(staff_page(MANAGES), staff_page(MANAGES)),
@@ -306,6 +308,7 @@ DEFAULT_ARGUMENTS: dict[str, Callable[[World], Any]] = {
     "number": lambda w: w.run.number,
     "fmt": lambda w: "csv",
     "upload": upload_of,
+    "version": lambda w: w.survey.questionnaires.get(pk=w.survey.questionnaire_id).version,
     # the admin site's own objects
     "object_id": lambda w: w.users[STAFF].pk,
     "id": lambda w: w.users[STAFF].pk,
