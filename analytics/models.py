@@ -335,7 +335,7 @@ class EditFlagQuerySet(models.QuerySet["EditFlag"]):
         return self.filter(response__case__survey_id=survey_id)
 
     def to_review(self) -> EditFlagQuerySet:
-        """The flags a reviewer acts on: open, or answered by the firm."""
+        """The flags a reviewer acts on: open, confirmed by the firm, or answered by it."""
         return self.filter(status__in=EditFlag.REVIEWABLE)
 
     def in_queue_order(self) -> EditFlagQuerySet:
@@ -374,8 +374,10 @@ class EditFlag(models.Model):
         "surveys.EditQuery", models.SET_NULL, null=True, blank=True, related_name="flags"
     )
 
-    # The statuses a reviewer may still act on; any other is decided.
-    REVIEWABLE = (Status.OPEN, Status.ANSWERED)
+    # The statuses a reviewer may still act on (any other is decided): a failure above the
+    # threshold, whether the firm confirmed the value when answering or not, and a firm's
+    # answer to a query.
+    REVIEWABLE = (Status.OPEN, Status.CONFIRMED, Status.ANSWERED)
 
     objects = EditFlagQuerySet.as_manager()
 

@@ -64,6 +64,7 @@ TWO_PEOPLE_EVERY = 25
 # won rather than million); asked to check it, every other one corrects it and the rest
 # confirm it: the edit review's queue.
 SLIP_EVERY = 30
+SALES_LIMIT = 100_000_000  # the questionnaire's own bound on sales, in million won
 # Half the answers of a wave come within hours of its emails, the rest over its weeks.
 QUICK_SHARE, QUICK_HOURS = 0.5, 12.0
 # The demo's mail relay accepts this many emails an hour, so a wave takes hours to go out
@@ -317,7 +318,7 @@ def answers_for(case: Case, rng: np.random.Generator) -> dict[str, Any]:
     slip = int(case.business_id.replace("-", "")) % SLIP_EVERY
     if slip == 1:
         answers["employees"] *= 10
-    elif slip == 2:
+    elif slip == 2 and answers["sales_krw_mn"] * 1000 <= SALES_LIMIT:
         answers["sales_krw_mn"] = round(answers["sales_krw_mn"] * 1000, 1)
     return answers
 
