@@ -15,6 +15,7 @@ FRAME = "respondents.manage_frame"
 FIELDWORK = "respondents.manage_fieldwork"
 RESULTS = "analytics.view_results"
 DOWNLOADS = "analytics.download_results"
+REVIEW = "analytics.review_edits"
 QUESTIONNAIRES = "surveys.load_questionnaire"
 STAFF_SITE = "is_staff"  # the Django admin's own gate, not a permission
 # Starting a round copies its questionnaire and sets up its frame: both permissions.
@@ -57,7 +58,7 @@ FUNCTIONS: tuple[Function, ...] = (
         "survey_home",
         _("Overview"),
         _("The survey at a glance."),
-        (FRAME, FIELDWORK, RESULTS, DOWNLOADS),
+        (FRAME, FIELDWORK, RESULTS, DOWNLOADS, REVIEW),
         SAMPLE,
         in_menu=True,
     ),
@@ -124,6 +125,14 @@ FUNCTIONS: tuple[Function, ...] = (
         _("Dispositions from the call centre and answers keyed from paper, with templates."),
         (FIELDWORK,),
         FIELD,
+    ),
+    Function(
+        "analytics:editing",
+        _("Editing"),
+        _("Answers that fail the edit rules, those that move estimates most first; every edit."),
+        (REVIEW,),
+        ANALYSIS,
+        also=("analytics:edit_review",),
     ),
     Function(
         "results:headline",

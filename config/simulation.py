@@ -74,7 +74,7 @@ TWO_PEOPLE_EVERY = 25
 # won rather than million); asked to check it, every other one corrects it and the rest
 # confirm it: the edit review's queue.
 SLIP_EVERY = 30
-MAX_SALES = 100_000_000  # the questionnaire's limit (KRW million): beyond it, no slip
+SALES_LIMIT = 100_000_000  # the questionnaire's own bound on sales, in million won
 # Half the answers of a wave come within hours of its emails, the rest over its weeks.
 QUICK_SHARE, QUICK_HOURS = 0.5, 12.0
 # The demo's mail relay accepts this many emails an hour, so a wave takes hours to go out
@@ -354,7 +354,7 @@ def answers_for(
     slip = int(case.business_id.replace("-", "")) % SLIP_EVERY
     if slip == 1:
         answers["employees"] *= 10
-    elif slip == 2 and answers["sales_krw_mn"] * 1000 <= MAX_SALES:
+    elif slip == 2 and answers["sales_krw_mn"] * 1000 <= SALES_LIMIT:
         answers["sales_krw_mn"] = round(answers["sales_krw_mn"] * 1000, 1)
     return answers
 
@@ -578,13 +578,11 @@ class Play:
             posted = _posted(page, answers)
             result = flow.save_page(response, page, posted, shown=None, editor=editor)
             confirmed: set[str] = set()
-            asked: set[str] = set()
-            for _attempt in range(3):
+            for attempt in range(3):
                 if not result.queries:
                     break
-                posted, more = _answer_queries(response.case, posted, result.queries, asked)
+                posted, more = _answer_queries(response.case, posted, result.queries, attempt)
                 confirmed |= more
-                asked |= {failure.rule for failure in result.queries}
                 result = flow.save_page(
                     response, page, posted, shown=None, editor=editor, confirmed=confirmed
                 )
@@ -601,11 +599,11 @@ class Play:
 
 
 def _answer_queries(
-    case: Case, posted: dict[str, str | list[str]], queries: list[Failure], asked: set[str]
+    case: Case, posted: dict[str, str | list[str]], queries: list[Failure], attempt: int
 ) -> tuple[dict[str, str | list[str]], set[str]]:
     """A firm asked to check unusual answers: every other one corrects them to what the
-    register says, the rest confirm them as typed (and any asked about a second time)."""
-    if case.pk % 2 or asked:
+    register says, the rest confirm them as typed (and whatever is asked a second time)."""
+    if case.pk % 2 or attempt:
         return posted, {failure.rule for failure in queries}
     unit = case.frame_unit
     register = {"employees": unit.employees, "sales_krw_mn": unit.sales_krw_mn}

@@ -29,7 +29,7 @@ from openpyxl import load_workbook
 
 from respondents.models import FRAME_VARIABLES, attribute_keys
 
-from .edits import FRAME, LAST, STAT, names_in_order
+from .edits import FRAME, LAST, STAT, forget_rules, names_in_order
 from .expressions import Expression, ExpressionError, parse
 from .expressions.columns import column_problem
 from .models import EditRule, EditStatistic, QuestionnaireVersion, Survey
@@ -520,4 +520,5 @@ def replace_edit_rules(version: QuestionnaireVersion, data: bytes, filename: str
             declared=list(declared),
         )
         save(version, checked)
+    forget_rules(version.pk)
     return len(checked.rules)

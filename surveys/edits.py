@@ -6,9 +6,9 @@ values (`${frame.employees}`, `${frame.industry_group}`, any attribute column of
 and class statistics of the frame (`${stat.<name>}`, declared per version as EditStatistic:
 a percentile of an expression over frame variables in the firm's class).
 
-and last round's answers of the same firm (`${last.employees}`, as edited; the firm's case
-of the previous round is Case.previous). A rule that reads last round's answers applies only
-to a firm that gave them: a new firm, or one that did not answer last year, is not checked
+It also reads last round's answers of the same firm (`${last.employees}`, as edited; the
+firm's case of the previous round is Case.previous). A rule that reads them applies only to
+a firm that gave them: a new firm, or one that did not answer last year, is not checked
 against them.
 
 Two entry points: check_page() for the firm's page (the rules that concern its questions,
@@ -178,8 +178,25 @@ class PageCheck:
 # --- public API ----------------------------------------------------------------------------
 
 
+# The firm's pages check on every save: each process keeps a version's rules this long (an
+# upload replacing them reaches the other processes within it).
+RULES_CACHE_SECONDS = 10.0
+_rules: dict[int, tuple[float, list[Rule], dict[str, Statistic]]] = {}
+
+
 def rules_of(version_id: int) -> list[Rule]:
-    return [Rule.of(rule) for rule in EditRule.objects.filter(questionnaire_id=version_id)]
+    return _held_rules(version_id)[0]
+
+
+def _held_rules(version_id: int) -> tuple[list[Rule], dict[str, Statistic]]:
+    now = time.monotonic()
+    hit = _rules.get(version_id)
+    if hit is None or now - hit[0] >= RULES_CACHE_SECONDS:
+        rules = [Rule.of(rule) for rule in EditRule.objects.filter(questionnaire_id=version_id)]
+        declared = EditStatistic.objects.filter(questionnaire_id=version_id)
+        statistics = {s.name: Statistic.of(s) for s in declared}
+        hit = _rules[version_id] = (now, rules, statistics)
+    return hit[1], hit[2]
 
 
 def check_page(response: Response, page: str, values: Mapping[str, Any]) -> PageCheck:
@@ -280,8 +297,8 @@ def _contexts(
     last = sorted(name.removeprefix(LAST) for name in read if name.startswith(LAST))
     previous = _last_answers(units) if last else {}
     wanted = {name.removeprefix(STAT) for name in read if name.startswith(STAT)}
-    declared = EditStatistic.objects.filter(questionnaire_id=version_id, name__in=wanted)
-    statistics = [Statistic.of(s) for s in declared] if wanted else []
+    declared = _held_rules(version_id)[1]
+    statistics = [declared[name] for name in sorted(wanted) if name in declared]
     classes = sorted({s.by for s in statistics if s.by})
     columns = units.variable_columns([*frame, *classes])
     values = _statistics(version_id, statistics, cached=cached) if statistics else {}
@@ -331,8 +348,17 @@ def _statistics(version_id: int, statistics: Sequence[Statistic], *, cached: boo
     return out
 
 
+def forget_rules(version_id: int) -> None:
+    """This process reads the version's rules afresh (after an upload replaced them)."""
+    _rules.pop(version_id, None)
+    for key in [key for key in _cache if key[0] == version_id]:
+        _cache.pop(key, None)
+
+
 def forget_statistics() -> None:
+    """Drop what this process keeps: the class statistics and the rules."""
     _cache.clear()
+    _rules.clear()
 
 
 def class_statistics(

@@ -13,6 +13,8 @@ urlpatterns = [
     path("q/p/<slug:name>/autosave/", views.autosave, name="autosave"),
     path("q/review/", views.review, name="review"),
     path("q/receipt/", views.receipt, name="receipt"),
+    # A query about submitted answers: its link alone opens it, without signing in.
+    path("check/<str:token>/", views.edit_query, name="edit_query"),
     path("manage/questionnaires/upload/", views.upload_questionnaire, name="upload_questionnaire"),
     path(
         "manage/questionnaires/upload/<int:upload>/",

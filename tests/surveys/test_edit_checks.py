@@ -337,8 +337,9 @@ def test_a_page_reads_the_statistics_the_process_keeps(
     values = {"employees": 10, "sales_krw_mn": 10**7}
     first = check_page(response, "profile", values)
 
-    # when: the rules, the statistics declared, the firm's frame values; not the frame
-    with django_assert_num_queries(3):
+    # when: only the firm's frame values; the rules, the statistics declared and the frame's
+    # statistics are kept by the process
+    with django_assert_num_queries(1):
         again = check_page(response, "profile", values)
 
     # then
