@@ -72,7 +72,7 @@ def _changes_context(request: HttpRequest, survey: Survey) -> dict[str, Any]:
         changes = changes.filter(kind=kind)
     return {
         "report": frame_changes.report(survey),
-        "links": survey.id_links.count(),
+        "link_count": survey.id_links.count(),
         "kind": kind,
         "kinds": FrameChange.Kind.choices,
         "changes": Paginator(changes, CHANGES_PER_PAGE).get_page(request.GET.get("page")),
