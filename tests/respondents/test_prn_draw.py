@@ -3,11 +3,13 @@ points, reserves, expected and realised overlap, and each case linked to last ye
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.utils import translation
 
 from analytics.engine import prn
@@ -224,3 +226,17 @@ def test_coordination_needs_a_previous_round_drawn_by_prn() -> None:
         draw(second, 30, selection="srs", coordination="positive")
     with pytest.raises(sampling.SamplingError, match="rotation share"):
         draw(second, 30, coordination="rotation")
+
+
+def test_the_draw_command_draws_a_coordinated_sample(pair: tuple[Survey, Survey]) -> None:
+    _first, second = pair
+    out = io.StringIO()
+
+    call_command(
+        "draw_sample", second.slug, "--size", "30", "--strata", "size_class", "--seed", "3",
+        "--selection", "prn", "--coordination", "rotation", "--rotation", "0.25", stdout=out,
+    )  # fmt: skip
+
+    assert "Expected overlap with the previous round's sample: 22.0 firms." in out.getvalue()
+    design = sampling.drawn_design(second)
+    assert design is not None and (design.selection, design.rotation) == ("prn", 0.25)
