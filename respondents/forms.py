@@ -136,7 +136,13 @@ class DesignForm(forms.Form):
     def __init__(self, *args: Any, survey: Survey, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         variables = sampling.frame_variables(survey, self._posted_groupings())
-        choices = [(name, sampling.variable_label(name)) for name in variables.strata]
+        draft = survey.designs.filter(drawn_at__isnull=True).order_by("-pk").first()
+        # A browser posts the chosen variables in the list's order, and their order makes the
+        # strata's keys and the weighting's collapse (D3): the round's settings come first, in
+        # their order, so that its strata are last round's.
+        first = list(draft.strata_variables) if draft else []
+        names = [*(n for n in first if n in variables.strata), *variables.strata]
+        choices = [(name, sampling.variable_label(name)) for name in dict.fromkeys(names)]
         self.fields["strata_variables"].choices = choices  # type: ignore[attr-defined]
         numeric = [(name, sampling.variable_label(name)) for name in variables.numeric]
         self.fields["neyman_variable"].choices = [("", "—"), *numeric]  # type: ignore[attr-defined]
@@ -144,7 +150,6 @@ class DesignForm(forms.Form):
         if survey.previous_round_id is None:
             # A first round has nothing to be coordinated with.
             del self.fields["coordination"], self.fields["rotation"]
-        draft = survey.designs.filter(drawn_at__isnull=True).order_by("-pk").first()
         if draft is not None and not self.is_bound:
             self._start_from(draft)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
 from django.utils import timezone
@@ -900,10 +900,27 @@ def _starts(survey: Survey, design: Design, seed: int, keys: list[str]) -> dict[
         if before is None:
             raise SamplingError(_no_previous_sample())
         moved = prn.next_starts(previous_sample(before), design.rotation_share)
-        return {key: moved.get(key, 0.0) for key in keys}
+        same = previous_keys(before, design)
+        starts = {same[key]: start for key, start in moved.items() if key in same}
+        return {key: starts.get(key, 0.0) for key in keys}
     if before is None:
         return dict.fromkeys(keys, 0.0)
     return {key: _random_start(seed, key) for key in keys}
+
+
+def previous_keys(before: SampleDesign, design: HasStrata) -> dict[str, str]:
+    """Last round's stratum keys as this design's keys, when both stratify by the same
+    variables and groupings, in whatever order; empty when the strata differ."""
+    variables = list(design.strata_variables)
+    same = set(before.strata_variables) == set(variables) and (
+        _check_groupings(before.groupings or {}) == _check_groupings(design.groupings or {})
+    )
+    if not same:
+        return {}
+    return {
+        key: KEY_SEPARATOR.join(values[name] for name in variables)
+        for key, values in before.strata.values_list("key", "values")
+    }
 
 
 def _random_start(seed: int, key: str) -> float:
@@ -950,17 +967,15 @@ def _overlap_inputs(survey: Survey, design: Design, units: _Units) -> dict[str, 
     before = previous_design(survey)
     if before is None:
         raise SamplingError(_no_previous_sample())
-    same = list(before.strata_variables) == list(design.strata_variables) and (
-        _check_groupings(before.groupings or {}) == dict(design.groupings)
-    )
-    if not same:
+    keys = previous_keys(before, design)
+    if not keys:
         return {}
     try:
         old = _read_units(before.survey, _plan(design, attribute_keys(before.survey)))
     except SamplingError:
         return {}
     old_code = dict(zip(old.pks, old.codes, strict=True))
-    before_n = dict(before.strata.values_list("key", "sample_size"))
+    before_n = {keys[key]: n for key, n in before.strata.values_list("key", "sample_size")}
     frame1, frame2 = Counter(old.codes), Counter(units.codes)
     common = Counter(
         code
@@ -1042,22 +1057,24 @@ class OverlapTable:
 def overlap_table(design: SampleDesign) -> OverlapTable:
     """The overlap of a drawn design's sample with the previous round's, by stratum."""
     before = previous_design(design.survey)
-    sizes = dict(before.strata.values_list("key", "sample_size")) if before else {}
-    in_sample = _in_sample("cases__")
-    strata = design.strata.annotate(
-        realised=Count("cases", filter=in_sample & Q(cases__previous__stratum__key=F("key"))),
-        realised_all=Count("cases", filter=in_sample & Q(cases__previous__isnull=False)),
-    )
+    keys = previous_keys(before, design) if before else {}
+    sizes: dict[str, int] = {}
+    if before is not None:
+        sizes = {
+            keys[k]: n for k, n in before.strata.values_list("key", "sample_size") if k in keys
+        }
+    linked = Case.objects.filter(stratum__design=design, previous__isnull=False).in_sample()
+    realised: Counter[str] = Counter()
+    realised_all: Counter[str] = Counter()
+    for key, earlier in linked.values_list("stratum__key", "previous__stratum__key"):
+        realised_all[key] += 1
+        realised[key] += keys.get(earlier) == key
     return OverlapTable(
         [
-            OverlapRow(s, sizes.get(s.key), s.realised, s.realised_all)  # type: ignore[attr-defined]
-            for s in strata
+            OverlapRow(s, sizes.get(s.key), realised[s.key], realised_all[s.key])
+            for s in design.strata.all()
         ]
     )
-
-
-def _in_sample(prefix: str) -> Q:
-    return Q(**{f"{prefix}is_reserve": False}) | Q(**{f"{prefix}released_at__isnull": False})
 
 
 # --- reserve releases ------------------------------------------------------------------------

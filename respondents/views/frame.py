@@ -7,6 +7,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ..classifications import (
     DERIVED,
     INDUSTRY_GROUP_LABELS,
     REGION_AREA_LABELS,
+    VALUE_LABELS,
     Region,
     SizeClass,
 )
@@ -63,6 +65,14 @@ def summary(request: HttpRequest, survey: str) -> HttpResponse:
     return render(request, "respondents/frame_summary.html", context)
 
 
+@dataclass(frozen=True)
+class ChangeRow:
+    change: FrameChange
+    stratum_before: str
+    stratum_now: str
+    what: list[str]
+
+
 def _changes_context(request: HttpRequest, survey: Survey) -> dict[str, Any]:
     """The change report against the previous round's frame: counts by stratum, and the
     firms, of one kind if asked (?kind=birth), a page at a time."""
@@ -70,13 +80,37 @@ def _changes_context(request: HttpRequest, survey: Survey) -> dict[str, Any]:
     changes = survey.frame_changes.all()
     if kind in FrameChange.Kind.values:
         changes = changes.filter(kind=kind)
+    report = frame_changes.report(survey)
+    labels = {row["key"]: row["label"] for row in report.strata} if report else {}
+    page = Paginator(changes, CHANGES_PER_PAGE).get_page(request.GET.get("page"))
     return {
-        "report": frame_changes.report(survey),
+        "report": report,
         "link_count": survey.id_links.count(),
         "kind": kind,
         "kinds": FrameChange.Kind.choices,
-        "changes": Paginator(changes, CHANGES_PER_PAGE).get_page(request.GET.get("page")),
+        "changes": page,
+        "change_rows": [_change_row(change, labels) for change in page],
     }
+
+
+def _change_row(change: FrameChange, labels: Mapping[str, str]) -> ChangeRow:
+    """A firm of the change report as read: strata and classes by their labels."""
+    what = []
+    for flag, variable, title in (
+        ("size_changed", "size_class", _("size")),
+        ("industry_changed", "industry_group", _("industry")),
+        ("region_changed", "region", _("region")),
+    ):
+        if getattr(change, flag):
+            names = VALUE_LABELS[variable]
+            before, now = change.before.get(variable, ""), change.now.get(variable, "")
+            what.append(f"{title}: {names.get(before, before)} → {names.get(now, now)}")
+    return ChangeRow(
+        change,
+        labels.get(change.stratum_before, change.stratum_before),
+        labels.get(change.stratum_now, change.stratum_now),
+        what,
+    )
 
 
 @login_required

@@ -240,3 +240,31 @@ def test_the_draw_command_draws_a_coordinated_sample(pair: tuple[Survey, Survey]
     assert "Expected overlap with the previous round's sample: 22.0 firms." in out.getvalue()
     design = sampling.drawn_design(second)
     assert design is not None and (design.selection, design.rotation) == ("prn", 0.25)
+
+
+def test_strata_of_the_same_variables_in_another_order_are_last_years() -> None:
+    # given: last year stratified by size class and region, this year by region and size
+    first, second = rounds()
+    rows = [
+        firm(n, size=("small", "medium")[n % 2], region=("Seoul", "Busan")[n // 50])
+        for n in range(100)
+    ]
+    load_frame(first, rows, seed=1)
+    draw(first, 40, strata_variables=["size_class", "region"])
+    load_frame(second, rows, seed=2)
+
+    # when
+    design = draw(second, 40, strata_variables=["region", "size_class"], coordination="positive")
+
+    # then: the same firms, each stratum's overlap expected and realised
+    assert sample_ids(second) == sample_ids(first)
+    table = sampling.overlap_table(design)
+    assert {row.stratum.key for row in table.rows} == {
+        "Busan/small",
+        "Seoul/medium",
+        "Busan/medium",
+        "Seoul/small",
+    }
+    assert all(
+        row.previous_size == row.realised == row.stratum.expected_overlap for row in table.rows
+    )

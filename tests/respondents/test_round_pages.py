@@ -179,7 +179,7 @@ def test_the_drawn_design_shows_the_expected_and_realised_overlap(
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("frame/", 12), ("frame/?kind=changed", 12), ("frame/links/", 8), ("design/", 11)],
+    [("frame/", 12), ("frame/?kind=changed", 12), ("frame/links/", 8), ("design/", 13)],
 )
 def test_round_pages_run_a_fixed_number_of_queries(
     pair: tuple[Survey, Survey], path: str, expected: int, django_assert_num_queries: Any
@@ -200,3 +200,18 @@ def test_round_pages_run_a_fixed_number_of_queries(
         with django_assert_num_queries(expected):
             assert client.get(url).status_code == 200
     assert first.cases.exists()
+
+
+def test_the_design_form_lists_the_rounds_variables_first_in_their_order(
+    pair: tuple[Survey, Survey], manager: Client
+) -> None:
+    _first, second = pair
+    SampleDesign.objects.create(
+        survey=second, strata_variables=["region_area", "size_class"], allocation="proportional",
+        sample_size=20, seed=1,
+    )  # fmt: skip
+
+    form = manager.get(f"/manage/{second.slug}/design/").context["form"]
+
+    names = [name for name, _label in form.fields["strata_variables"].choices]
+    assert names[:2] == ["region_area", "size_class"] and len(names) == len(set(names))
