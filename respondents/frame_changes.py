@@ -47,6 +47,7 @@ from .models import (
     FrameImport,
     FrameUnit,
     SampleDesign,
+    Stratum,
     frame_variable,
 )
 from .tabular import ImportRefused, ProblemLog, Source, TemplateColumn, open_binary, read_table
@@ -111,17 +112,15 @@ def refresh(survey: Survey) -> None:
     if previous is None or latest is None or not previous.frame_units.exists():
         return
     design = report_design(survey)
-    before, labels_before = _firms(previous, design)
-    now, labels_now = _firms(survey, design)
+    before, values_before = _firms(previous, design)
+    now, values_now = _firms(survey, design)
     links = list(BusinessIdLink.objects.filter(survey=survey))
     changes = list(_changes(survey, before, now, links))
     FrameChange.objects.bulk_create(changes, batch_size=2000)
     latest.report = {
         "previous": previous.slug,
-        "variables": [sampling.variable_label(v) for v in design.strata_variables]
-        if design
-        else [],
-        "strata": _by_stratum(before, now, changes, {**labels_before, **labels_now}),
+        "variables": list(design.strata_variables) if design else [],
+        "strata": _by_stratum(before, now, changes, {**values_before, **values_now}),
     }
     latest.save(update_fields=["report"])
 
@@ -136,7 +135,7 @@ def report_design(survey: Survey) -> SampleDesign | None:
 
 def _firms(survey: Survey, design: SampleDesign | None) -> tuple[dict[str, Firm], dict[str, str]]:
     """The frame's firms by business ID, each with its stratum ("" when the design's
-    variables do not apply to this frame), and the strata's labels."""
+    variables do not apply to this frame), and the strata's values."""
     strata = sampling.UnitStrata({}, {})
     if design is not None:
         # A frame that lacks one of the design's variables is reported without strata.
@@ -153,7 +152,7 @@ def _firms(survey: Survey, design: SampleDesign | None) -> tuple[dict[str, Firm]
         )
         for pk, business_id, name, size, ksic, group, region in rows.iterator(chunk_size=10_000)
     }
-    return firms, strata.labels
+    return firms, strata.values
 
 
 def _changes(
@@ -212,7 +211,7 @@ def _by_stratum(
     before: dict[str, Firm],
     now: dict[str, Firm],
     changes: list[FrameChange],
-    labels: dict[str, str],
+    values: dict[str, dict[str, str]],
 ) -> list[dict[str, Any]]:
     """Per stratum: firms in each frame and the changes, each counted where it shows: a
     birth in its stratum now, a death in its stratum last year, a move out of the stratum
@@ -238,7 +237,7 @@ def _by_stratum(
     return [
         {
             "key": key,
-            "label": labels.get(key, key),
+            "values": values.get(key, {}),
             **{k: counts[key][k] for k in ("before", "now", *COUNTS)},
         }
         for key in sorted(counts)
@@ -248,8 +247,23 @@ def _by_stratum(
 @dataclass(frozen=True)
 class Report:
     previous: str
-    variables: list[str]
-    strata: list[dict[str, Any]]
+    variables: list[str]  # the stratification's variables (names)
+    strata: list[dict[str, Any]]  # key, values and counts by stratum
+
+    @property
+    def variable_labels(self) -> list[str]:
+        return [sampling.variable_label(name) for name in self.variables]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Each stratum's values by their labels, in the reader's language."""
+        return {row["key"]: Stratum.label_of(row["values"], self.variables) for row in self.strata}
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The strata's counts, each with its label."""
+        labels = self.labels
+        return [{**row, "label": labels[row["key"]]} for row in self.strata]
 
     @property
     def total(self) -> dict[str, int]:

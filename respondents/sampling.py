@@ -369,16 +369,14 @@ def stratum_table(survey: Survey, design: HasStrata) -> list[FrameStratum]:
 @dataclass(frozen=True)
 class UnitStrata:
     codes: dict[int, str]  # frame unit id -> stratum key
-    labels: dict[str, str]  # stratum key -> its values' labels
+    values: dict[str, dict[str, str]]  # stratum key -> variable -> value
 
 
 def strata_of(survey: Survey, design: HasStrata) -> UnitStrata:
-    """Each frame unit's stratum under a design's variables, and the strata's labels."""
+    """Each frame unit's stratum under a design's variables, and the strata's values."""
     plan = _plan(design, attribute_keys(survey))
     units = _read_units(survey, plan)
-    variables = list(design.strata_variables)
-    labels = {code: Stratum.label_of(values, variables) for code, values in plan.strata.items()}
-    return UnitStrata(dict(zip(units.pks, units.codes, strict=True)), labels)
+    return UnitStrata(dict(zip(units.pks, units.codes, strict=True)), dict(plan.strata))
 
 
 def _example(frame: QuerySet[FrameUnit], columns: list[str], raw: Sequence[Any]) -> str | None:

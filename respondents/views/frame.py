@@ -81,7 +81,7 @@ def _changes_context(request: HttpRequest, survey: Survey) -> dict[str, Any]:
     if kind in FrameChange.Kind.values:
         changes = changes.filter(kind=kind)
     report = frame_changes.report(survey)
-    labels = {row["key"]: row["label"] for row in report.strata} if report else {}
+    labels = report.labels if report else {}
     page = Paginator(changes, CHANGES_PER_PAGE).get_page(request.GET.get("page"))
     return {
         "report": report,

@@ -113,11 +113,12 @@ def test_the_report_counts_by_the_previous_rounds_strata(pair: tuple[Survey, Sur
 
     report = frame_changes.report(second)
 
-    assert report is not None and report.variables == ["size class"]
-    by_key = {row["key"]: row for row in report.strata}
+    assert report is not None and report.variable_labels == ["size class"]
+    by_key = {row["key"]: row for row in report.rows}
     assert set(by_key) == {"micro", "small", "medium"}
-    assert by_key["small"] | {"key": "", "label": ""} == {
-        "key": "", "label": "", "before": 15, "now": 12, "births": 0, "deaths": 2,
+    assert by_key["small"] == {
+        "key": "small", "label": "small enterprise", "values": {"size_class": "small"},
+        "before": 15, "now": 12, "births": 0, "deaths": 2,
         "moved_in": 0, "moved_out": 1, "size": 0, "industry": 0, "region": 0, "linked": 0,
     }  # fmt: skip
     assert by_key["medium"]["moved_in"] == 1 and by_key["medium"]["size"] == 1
