@@ -446,11 +446,18 @@ LAST_YEAR_RULE = {
 
 
 def next_round_workbook(
-    data: bytes, *, form_id: str, version: str, title: str, title_en: str
+    data: bytes,
+    *,
+    form_id: str,
+    version: str,
+    title: str,
+    title_en: str,
+    reference_year: tuple[int, int] | None = None,
 ) -> bytes:
-    """The questionnaire as a form designer edits it for the next round: its settings, a
-    line of the headcount's hint that shows last year's answer, and a soft edit rule that
-    compares the headcount with it."""
+    """The questionnaire as a form designer edits it for the next round: its settings, the
+    reference year in its labels and hints (`reference_year`: from, to), a line of the
+    headcount's hint that shows last year's answer, and a soft edit rule that compares the
+    headcount with it."""
     book = openpyxl.load_workbook(io.BytesIO(data))
     settings = book["settings"]
     header = [cell.value for cell in settings[1]]
@@ -459,6 +466,11 @@ def next_round_workbook(
         settings.cell(row=2, column=header.index(column) + 1, value=value)
     survey = book["survey"]
     header = [cell.value for cell in survey[1]]
+    texts = [k for k, name in enumerate(header) if str(name).startswith(("label", "hint"))]
+    for cells in survey.iter_rows(min_row=2):
+        for k in texts:
+            if reference_year and isinstance(cells[k].value, str):
+                cells[k].value = cells[k].value.replace(*map(str, reference_year))
     row = next(
         r for r in survey.iter_rows(min_row=2) if r[header.index("name")].value == "employees"
     )

@@ -267,6 +267,7 @@ class Command(BaseCommand):
             version="2025.1",
             title=survey.title,
             title_en=survey.title_en,
+            reference_year=(2023, 2024),
         )
         load_questionnaire(edited, source_name=f"{NEXT_SLUG}.xlsx", user=admin)
         self._step(
