@@ -44,6 +44,7 @@ WIDTHS = (1280, 390)
 # Patterns that answer with a file or JSON, not a page.
 DOWNLOADS = {
     "respondents:frame_report",
+    "respondents:frame_changes",
     "respondents:sample_export",
     "respondents:letters_pdf",
     "respondents:rates_csv",
