@@ -124,6 +124,17 @@ FUNCTIONS: tuple[Function, ...] = (
         also=("results:detail",),
     ),
     Function(
+        "results:change",
+        _("Change between rounds"),
+        _(
+            "Each estimate against the previous round: the change, its standard error and "
+            "interval; every round's figure as a trend."
+        ),
+        (RESULTS,),
+        ANALYSIS,
+        also=("results:trend",),
+    ),
+    Function(
         "analytics:weighting",
         _("Weighting"),
         _("Weighting classes, calibration and the publication rules."),

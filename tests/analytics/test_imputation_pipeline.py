@@ -73,6 +73,7 @@ def test_rejected_values_take_a_random_donors_value_with_its_trace(survey: Surve
         assert value.imputation_class  # size class × industry group, or a coarser one
     mean = cell(run, "invest_amount", "mean")
     total = cell(run, "invest_amount", "total")
+    assert mean.imputed_share is not None and total.imputed_share is not None
     assert 0 < mean.imputed_share < 0.2
     assert 0 < total.imputed_share < 0.5
     adopted = Estimate.objects.get(
