@@ -112,6 +112,20 @@ def linked_cases(earlier: Survey, later: Survey) -> dict[int, int]:
     return out
 
 
+def first_cases(chain: Sequence[Survey]) -> dict[int, int]:
+    """Each case of these rounds (oldest first) -> the firm's first case among them, following
+    `Case.previous`; as in linked_cases, of a firm split in two only the first case keeps it."""
+    first: dict[int, int] = {}
+    for survey in chain:
+        taken: set[int] = set()
+        found = Case.objects.filter(survey=survey).order_by("pk").values_list("pk", "previous_id")
+        for pk, previous in found:
+            linked = previous is not None and previous in first and previous not in taken
+            first[pk] = first[previous] if linked else pk
+            taken.add(previous)
+    return first
+
+
 def _previous(survey: Survey) -> dict[int, int]:
     found = Case.objects.filter(survey=survey, previous__isnull=False)
     return dict(found.values_list("pk", "previous_id"))
