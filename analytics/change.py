@@ -16,9 +16,10 @@ version (`ChangeUnavailable`). Results are cached by the two versions' snapshot 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -53,6 +54,8 @@ from .spec import WeightingSpec as Spec
 FloatArray = npt.NDArray[np.float64]
 OVERALL = "all"
 CACHE_SECONDS = 7 * 24 * 3600
+# Queued by name: analytics.tasks imports this module.
+PREPARE_CHANGES = "analytics.tasks.prepare_changes"
 # A reproduced estimate equals the published one up to rounding; a proportion within 1e-9
 # of 0 or 1 is published as exactly 0 or 1 (E5).
 REPRODUCED_RTOL = 1e-9
@@ -145,17 +148,24 @@ def _rounds_between(earlier: Survey, later: Survey) -> list[Survey]:
 
 def common_population(earlier: Survey, later: Survey, links: Mapping[int, int]) -> dict[str, float]:
     """c_g (M5): the firms of each stratum of the later design that are in both frames (by
-    business ID, or linked to the earlier round's sample by a changed ID)."""
+    business ID, or linked to the earlier round's sample by a changed ID). Cached: a drawn
+    round's frame no longer changes, and the key names the links."""
     design = SampleDesign.objects.filter(survey=later, drawn_at__isnull=False).first()
     if design is None:
         raise ChangeUnavailable(_("%(survey)s has no drawn sample.") % {"survey": later.title})
-    earlier_ids = FrameUnit.objects.filter(survey=earlier).values("business_id")
-    units = Q(business_id__in=earlier_ids) | Q(case__pk__in=list(links))
-    try:
-        table = stratum_table(later, design, units=units)
-    except SamplingError as exc:
-        raise ChangeUnavailable(str(exc)) from None
-    return {entry.key: float(entry.population) for entry in table}
+    named = repr((earlier.pk, later.pk, design.pk, design.drawn_at, sorted(links.items())))
+    key = "change:common:" + hashlib.sha256(named.encode()).hexdigest()
+    found = django_cache.get(key)
+    if found is None:
+        earlier_ids = FrameUnit.objects.filter(survey=earlier).values("business_id")
+        units = Q(business_id__in=earlier_ids) | Q(case__pk__in=list(links))
+        try:
+            table = stratum_table(later, design, units=units)
+        except SamplingError as exc:
+            raise ChangeUnavailable(str(exc)) from None
+        found = {entry.key: float(entry.population) for entry in table}
+        django_cache.set(key, found, CACHE_SECONDS)
+    return dict(found)
 
 
 @dataclass(frozen=True)
@@ -189,6 +199,21 @@ class RoundFile:
     def columns(self) -> dict[tuple[str, str], int]:
         """The answer matrix's column of each (question, option)."""
         return {(item.question, item.option): j for j, item in enumerate(self.items)}
+
+    def has_domain(self, name: str) -> bool:
+        return name == OVERALL or name in self.variables or name in self.choices
+
+    def stacked(self, columns: Sequence[tuple[int, str, str]]) -> FloatArray:
+        """The answer matrix's columns (column, domain, value), each blank outside its domain."""
+        out = self.y[:, [j for j, _domain, _value in columns]]
+        masks: dict[tuple[str, str], npt.NDArray[np.bool_] | None] = {}
+        for k, (_j, domain, value) in enumerate(columns):
+            if (domain, value) not in masks:
+                masks[domain, value] = self.domain(domain, value)
+            mask = masks[domain, value]
+            if mask is not None:
+                out[~mask, k] = np.nan
+        return out
 
     def domain(self, name: str, value: str) -> npt.NDArray[np.bool_] | None:
         """The respondents in a published domain (None: everyone)."""
@@ -372,6 +397,26 @@ def changes_between(first: EstimateRun, second: EstimateRun) -> ChangeTable:
     return found  # type: ignore[no-any-return]
 
 
+def prepare(survey_id: int) -> int:
+    """Compute the changes the survey's latest version takes part in (from its previous
+    round's latest, to each next round's latest), so that the pages find them cached; a
+    pair that cannot be compared is cached with its reason. Returns the pairs looked at."""
+    survey = Survey.objects.filter(pk=survey_id).first()
+    if survey is None:
+        return 0
+    earlier = [(survey.previous_round, survey)] if survey.previous_round else []
+    later = [(survey, other) for other in Survey.objects.filter(previous_round=survey)]
+    done = 0
+    for pair in earlier + later:
+        runs = [EstimateRun.objects.latest_published(s) for s in pair]
+        if runs[0] is None or runs[1] is None:
+            continue
+        with contextlib.suppress(ChangeUnavailable):
+            changes_between(runs[0], runs[1])
+        done += 1
+    return done
+
+
 def _cache_key(first: EstimateRun, second: EstimateRun) -> str:
     parts = [
         f"{run.survey_id}.{run.pk}.{run.snapshot_key}.{run.finished_at}" for run in (first, second)
@@ -402,55 +447,46 @@ def _compute(first_run: EstimateRun, second_run: EstimateRun) -> ChangeTable:
     thresholds = second.spec.suppression
     cells: list[ChangeCell] = []
     try:
-        for domain, value, columns in _plan(first, second, published):
-            masks = first.domain(domain, value), second.domain(domain, value)
-            for statistic, pairs in columns.items():
-                change = _engine_change(statistic, rounds, first, second, pairs, masks, common)
-                keys = [(q, o, statistic, domain, value) for q, o, _j1, _j2 in pairs]
+        for statistic, planned in _plan(first, second, published).items():
+            for start in range(0, len(planned), BLOCK_COLUMNS):
+                block = planned[start : start + BLOCK_COLUMNS]
+                y1 = first.stacked([(j1, k[3], k[4]) for k, j1, _j2 in block])
+                y2 = second.stacked([(j2, k[3], k[4]) for k, _j1, j2 in block])
+                change = _estimate(statistic)(*rounds, y1, y2, common_population=common)
+                keys = [k for k, _j1, _j2 in block]
                 _check_reproduced(change, keys, published, (first_run, second_run))
                 cells += _cells(change, keys, published, thresholds)
     except ChangeError as exc:
         raise ChangeUnavailable(str(exc)) from None
+    order = {key: k for k, key in enumerate(published[1])}
+    cells.sort(key=lambda cell: order[_key(cell)])
     return ChangeTable(first_run.pk, second_run.pk, cells)
 
 
-Pair = tuple[str, str, int, int]  # question, option, column in round 1, column in round 2
+def _estimate(statistic: str) -> Any:
+    return change_in_total if statistic == Estimate.Statistic.TOTAL else change_in_mean
+
+
+# Cells go through the engine a block of columns at a time, every domain at once: an item
+# left blank outside its domain is the domain estimate (a firm outside it does not answer, E2).
+BLOCK_COLUMNS = 400
+Planned = tuple[CellKey, int, int]  # the cell, its column in round 1 and in round 2
 
 
 def _plan(
     first: RoundFile, second: RoundFile, published: tuple[dict[CellKey, Level], ...]
-) -> Iterator[tuple[str, str, dict[str, list[Pair]]]]:
-    """Each domain both versions publish, with the items both estimate in it, by statistic."""
-    shared = [k for k in published[0] if k in published[1]]
-    domains: dict[tuple[str, str], dict[str, list[Pair]]] = {}
-    for question, option, statistic, domain, value in shared:
+) -> dict[str, list[Planned]]:
+    """The cells both versions publish, of items both estimate, by statistic."""
+    out: dict[str, list[Planned]] = {}
+    for key in published[0]:
+        question, option, statistic, domain, _value = key
         j1, j2 = first.columns.get((question, option)), second.columns.get((question, option))
-        if j1 is None or j2 is None or not _has_domain(first, second, domain):
+        if key not in published[1] or j1 is None or j2 is None:
             continue
-        columns = domains.setdefault((domain, value), {})
-        columns.setdefault(statistic, []).append((question, option, j1, j2))
-    for (domain, value), columns in domains.items():
-        yield domain, value, columns
-
-
-def _has_domain(first: RoundFile, second: RoundFile, name: str) -> bool:
-    known = (OVERALL, *first.variables, *first.choices)
-    return name in known and name in (OVERALL, *second.variables, *second.choices)
-
-
-def _engine_change(
-    statistic: str,
-    rounds: tuple[Round, Round],
-    first: RoundFile,
-    second: RoundFile,
-    pairs: list[Pair],
-    masks: tuple[npt.NDArray[np.bool_] | None, ...],
-    common: Mapping[str, float],
-) -> Change:
-    y1 = first.y[:, [j1 for _q, _o, j1, _j2 in pairs]]
-    y2 = second.y[:, [j2 for _q, _o, _j1, j2 in pairs]]
-    estimate = change_in_total if statistic == Estimate.Statistic.TOTAL else change_in_mean
-    return estimate(*rounds, y1, y2, masks[0], masks[1], common_population=common)
+        if not (first.has_domain(domain) and second.has_domain(domain)):
+            continue
+        out.setdefault(statistic, []).append((key, j1, j2))
+    return out
 
 
 def _check_reproduced(

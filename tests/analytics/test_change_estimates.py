@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from analytics import change as changes
+from analytics import tasks
 from analytics.engine import quality
 from analytics.models import Estimate
 from analytics.spec import WeightingSpec as Spec
@@ -176,6 +177,20 @@ def test_a_version_whose_answers_changed_since_is_not_compared(rounds: TwoRounds
     # then
     with pytest.raises(changes.ChangeUnavailable, match="changed since version"):
         changes.changes_between(rounds.first_run, rounds.second_run)
+
+
+def test_the_worker_prepares_the_changes_of_a_new_version(
+    rounds: TwoRounds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # when: the first round's version is published, its next round's change is computed
+    assert tasks.prepare_changes(rounds.first.pk) == 1
+
+    # then: the page finds it without computing
+    def computed_again(*_args: object) -> None:
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(changes, "_compute", computed_again)
+    assert changes.changes_between(rounds.first_run, rounds.second_run).cells
 
 
 def test_the_rounds_of_a_series_are_found_from_either_end(rounds: TwoRounds) -> None:
