@@ -578,8 +578,8 @@ def _reasons(
 @dataclass(frozen=True)
 class Trend:
     """One cell in every round of a series: each version's published level (None where it
-    has no such cell) and the change from each round to the next (a message where it
-    cannot be published, None where either round lacks the cell)."""
+    has no such cell; no values where suppressed) and the change from each round to the
+    next (a message where it cannot be published, None where either round lacks the cell)."""
 
     runs: list[EstimateRun | None]
     levels: list[Level | None]
@@ -596,7 +596,7 @@ def trend(runs: Sequence[EstimateRun | None], key: CellKey) -> Trend:
         domain=domain,
         domain_value=value,
     ).values_list("run_id", *LEVEL_FIELDS)
-    by_run = {row[0]: Level(*row[1:]) for row in found}
+    by_run = {row[0]: Level(*row[1:]).shown() for row in found}
     levels = [by_run.get(run.pk) if run is not None else None for run in runs]
     changes: list[ChangeCell | str | None] = []
     for t in range(1, len(runs)):

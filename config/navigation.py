@@ -121,7 +121,7 @@ FUNCTIONS: tuple[Function, ...] = (
         _("Weighted estimates with confidence intervals, by domain and across versions."),
         (RESULTS,),
         ANALYSIS,
-        also=("results:detail",),
+        also=("results:detail", "results:change", "results:trend"),
     ),
     Function(
         "results:change",
@@ -132,7 +132,8 @@ FUNCTIONS: tuple[Function, ...] = (
         ),
         (RESULTS,),
         ANALYSIS,
-        also=("results:trend",),
+        # Reached from the results pages: the menu has no room for another entry.
+        in_menu=False,
     ),
     Function(
         "analytics:weighting",

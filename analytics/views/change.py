@@ -163,20 +163,18 @@ class Shown:
 def _notes(
     cell: changes.ChangeCell, texts: dict[str, str], labels: tuple[str, str]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Each reason with the round it comes from, most severe first, and their markers."""
-    ordered = sorted(
-        (r for r in cell.reasons if r[0] in MARKERS), key=lambda r: REASON_ORDER.index(r[0])
-    )
+    """Each reason once, most severe first, with the rounds it comes from, and the markers."""
+    rounds: dict[str, list[str]] = {}
+    for code, which in cell.reasons:
+        if code in MARKERS:
+            named = labels[which - 1] if which in (changes.FIRST, changes.SECOND) else ""
+            rounds.setdefault(code, []).append(named)
+    ordered = sorted(rounds, key=REASON_ORDER.index)
     notes = []
-    for code, which in ordered:
-        text = texts[code]
-        if which == changes.FIRST:
-            text = f"{labels[0]}: {text}"
-        elif which == changes.SECOND:
-            text = f"{labels[1]}: {text}"
-        notes.append(text)
-    markers = tuple(dict.fromkeys(MARKERS[code] for code, _which in ordered))
-    return tuple(dict.fromkeys(notes)), markers
+    for code in ordered:
+        named = ", ".join(name for name in rounds[code] if name)
+        notes.append(f"{named}: {texts[code]}" if named else texts[code])
+    return tuple(notes), tuple(MARKERS[code] for code in ordered)
 
 
 def _legend(cells: Sequence[changes.ChangeCell], texts: dict[str, str]) -> list[Legend]:
@@ -544,7 +542,8 @@ def _trend_domains(
     )
     grouped: dict[str, list[str]] = {}
     for domain, value in rows:
-        grouped.setdefault(domain, []).append(value)
+        if domain != OVERALL:
+            grouped.setdefault(domain, []).append(value)
     out = []
     for domain, values in grouped.items():
         order = {v: k for k, v in enumerate(value_order(domain, forms))}

@@ -3,11 +3,13 @@ English, with suppressed figures blank, and only for those who may see results."
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from django.test import Client
 
+from analytics.models import Estimate
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS
 from tests.analytics.rounds import TwoRounds, build_two_rounds
 from tests.conftest import login_as
@@ -89,6 +91,30 @@ def test_the_trend_page_gives_every_round_and_the_change(
     assert "2024" in table and "2025" in table
     assert "2024 → 2025" in text_of(html)
     assert 'id="trend-data"' in html
+
+
+def test_the_trend_of_a_suppressed_figure_shows_no_value(rounds: TwoRounds, admin: Client) -> None:
+    # given: stratum D's mean sales are withheld in 2025
+    hidden = Estimate.objects.get(
+        run=rounds.second_run, item="sales_krw_mn", statistic="mean", domain="stratum_code",
+        domain_value="D",
+    )  # fmt: skip
+    assert hidden.suppressed and hidden.estimate is not None
+
+    # when
+    response = admin.get(
+        f"/manage/{rounds.second.slug}/trend/sales_krw_mn/"
+        "?option=&statistic=mean&domain=stratum_code&value=D"
+    )
+
+    # then: neither the table nor the chart's data carry it
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="trend-subject"' in html
+    for value in (hidden.estimate, hidden.se, hidden.ci_low, hidden.ci_high):
+        assert f"{value:.1f}" not in text_of(html[html.index('id="trend-table"') :])
+    chart = json.loads(re.search(r'id="trend-data"[^>]*>(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    assert chart["values"][1] is None and chart["low"][1] is None and chart["high"][1] is None
 
 
 def test_fieldwork_managers_do_not_see_the_change(rounds: TwoRounds) -> None:
