@@ -10,7 +10,8 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install install-dev demo run worker test lint typecheck bench bench-web bench-frame \
         bench-draw bench-mail bench-estimates bench-coverage bench-dashboard bench-export \
-        bench-letters bench-pages bench-load bench-templates bench-imputation bench-prn bench-change \
+        bench-letters bench-pages bench-load bench-templates bench-imputation bench-prn bench-edits \
+        bench-change \
         messages fonts clean
 
 $(BIN)/python:
@@ -81,7 +82,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
 bench: bench-web bench-frame bench-draw bench-mail bench-estimates bench-dashboard bench-export \
-       bench-letters bench-pages bench-templates bench-imputation bench-prn bench-change
+       bench-letters bench-pages bench-templates bench-imputation bench-prn bench-edits bench-change
 
 bench-web: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_web.py
@@ -134,6 +135,10 @@ bench-letters: install-dev
 bench-pages: install-dev
 	DATABASE_URL= VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/bench_pages.py
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_pages.py
+
+# Edit rules: 5,000 responses against 30 rules and the frame's class statistics, under 2 s.
+bench-edits: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_edits.py
 
 bench-mail: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_mail.py

@@ -4,8 +4,13 @@ from dataclasses import replace
 from typing import Any
 
 from django import forms
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from surveys.models import EditQuery, Response, get_form
+from surveys.questionnaire import Question
+
+from .models import EditFlag, EditFlagQuerySet
 from .spec import (
     CALIBRATION_LABELS,
     CALIBRATION_METHODS,
@@ -222,3 +227,187 @@ class WeightingSpecForm(forms.Form):
             suppression=thresholds,
         )
         return parse_spec(spec.to_json())
+
+
+# --- the review of edit flags ------------------------------------------------------------------
+
+TO_REVIEW, ALL = "review", "all"
+REASON_MAX = 2000
+
+
+class QueueFilterForm(forms.Form):
+    """The review queue's filters; what does not validate is not applied."""
+
+    status = forms.ChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=[
+            (TO_REVIEW, _("to review (open or answered)")),
+            (ALL, _("all")),
+            *EditFlag.Status.choices,
+        ],
+    )
+    rule = forms.ChoiceField(label=_("Edit rule"), required=False)
+    severity = forms.ChoiceField(
+        label=_("Type"),
+        required=False,
+        choices=[("", _("hard and soft")), ("hard", _("hard")), ("soft", _("soft"))],
+    )
+
+    def __init__(self, data: Any, *, rules: list[str]) -> None:
+        super().__init__(data)
+        self.fields["rule"].choices = [("", _("every rule")), *((r, r) for r in rules)]  # type: ignore[attr-defined]
+
+    def apply(self, flags: EditFlagQuerySet) -> EditFlagQuerySet:
+        chosen = self.cleaned_data if self.is_valid() else {}
+        status = chosen.get("status") or TO_REVIEW
+        if status == TO_REVIEW:
+            flags = flags.to_review()
+        elif status != ALL:
+            flags = flags.filter(status=status)
+        if chosen.get("rule"):
+            flags = flags.filter(rule=chosen["rule"])
+        if chosen.get("severity"):
+            flags = flags.filter(severity=chosen["severity"])
+        return flags
+
+
+ACTIONS = ("accept", "correct", "reject")
+
+
+class FlagChoiceForm(forms.Form):
+    """Which of the response's flags an action is about."""
+
+    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    flag = forms.ModelChoiceField(
+        queryset=EditFlag.objects.none(),
+        error_messages={"invalid_choice": _("This is not one of this response's flags.")},
+    )
+
+    def __init__(self, data: Any, *, response: Response) -> None:
+        super().__init__(data)
+        self.fields["flag"].queryset = EditFlag.objects.filter(response=response)  # type: ignore[attr-defined]
+
+
+class FlagForm(forms.Form):
+    """An action on one flag; its fields carry the flag's id in their names."""
+
+    def __init__(self, data: Any = None, *, flag: EditFlag, items: list[Question]) -> None:
+        super().__init__(data, prefix=f"{self.action}-{flag.pk}")
+        self.flag = flag
+        if "item" in self.fields:
+            field = self.fields["item"]
+            field.choices = [(q.name, f"{q.text()} ({q.name})") for q in items]  # type: ignore[attr-defined]
+            field.initial = flag.item
+
+    action = ""
+
+
+class AcceptForm(FlagForm):
+    action = "accept"
+    reason = forms.CharField(
+        label=_("Why the value stands (optional)"),
+        required=False,
+        max_length=REASON_MAX,
+    )
+
+
+class RejectForm(FlagForm):
+    action = "reject"
+    item = forms.ChoiceField(label=_("Question"))
+    reason = forms.CharField(
+        label=_("Why the value is wrong"),
+        max_length=REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("The value is blanked; the estimates impute it."),
+    )
+
+
+class CorrectForm(FlagForm):
+    action = "correct"
+    item = forms.ChoiceField(label=_("Question"))
+    value = forms.CharField(
+        label=_("Correct value"),
+        max_length=REASON_MAX,
+        help_text=_("For a choice question, the option's code (several separated by spaces)."),
+    )
+    reason = forms.CharField(
+        label=_("Source or reason"),
+        max_length=REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("For example: the firm's accountant on the phone, 2024-05-02."),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        name, raw = data.get("item"), data.get("value")
+        if name is None or raw is None:
+            return data
+        response = self.flag.response
+        form = get_form(response.questionnaire_id)
+        question = form.questions[name]
+        try:
+            value = question.parse_value(raw)
+        except ValueError as exc:
+            self.add_error("value", str(exc))
+            return data
+        current = response.edited_values()
+        if value is None:
+            self.add_error("value", _("Enter the correct value, or reject the value instead."))
+        elif value == current.get(name):
+            self.add_error("value", _("This is the current value: accept it instead."))
+        else:
+            values, _relevant = form.evaluate({**current, name: value})
+            problem = question.check(value, values)
+            if problem:
+                self.add_error("value", problem)
+        data["parsed"] = value
+        return data
+
+
+FLAG_FORMS: dict[str, type[FlagForm]] = {
+    form.action: form for form in (AcceptForm, CorrectForm, RejectForm)
+}
+
+
+class QueryForm(forms.Form):
+    """Ask the firm about some of its response's flags, with a note."""
+
+    flags = forms.ModelMultipleChoiceField(
+        label=_("Questions to ask about"),
+        queryset=EditFlag.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": _("This is not one of this response's flags to review.")},
+    )
+    note = forms.CharField(
+        label=_("Note to the firm (optional)"),
+        required=False,
+        max_length=REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("The firm reads it above the questions, with each rule's message."),
+    )
+
+    def __init__(self, data: Any = None, *, response: Response, labels: dict[int, str]) -> None:
+        super().__init__(data, prefix="query")
+        self.response = response
+        askable = EditFlag.objects.filter(response=response).to_review().exclude(item="")
+        field = self.fields["flags"]
+        field.queryset = askable  # type: ignore[attr-defined]
+        field.label_from_instance = lambda flag: labels.get(flag.pk, flag.rule)  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.response.case.frame_unit.email:
+            raise forms.ValidationError(
+                _("The firm has no email address in the frame: call it instead.")
+            )
+        return data
+
+
+class ResendForm(forms.Form):
+    query = forms.ModelChoiceField(queryset=EditQuery.objects.none(), widget=forms.HiddenInput)
+
+    def __init__(self, data: Any = None, *, response: Response) -> None:
+        super().__init__(data, prefix="resend")
+        unsent = Q(sent_at__isnull=True, answered_at__isnull=True)
+        self.fields["query"].queryset = EditQuery.objects.filter(unsent, response=response)  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
@@ -329,6 +330,19 @@ class EditCheck(models.Model):
         return f"{self.survey_id} checked {self.checked_at:%Y-%m-%d %H:%M}"
 
 
+class EditFlagQuerySet(models.QuerySet["EditFlag"]):
+    def of_survey(self, survey_id: int) -> EditFlagQuerySet:
+        return self.filter(response__case__survey_id=survey_id)
+
+    def to_review(self) -> EditFlagQuerySet:
+        """The flags a reviewer acts on: open, confirmed by the firm, or answered by it."""
+        return self.filter(status__in=EditFlag.REVIEWABLE)
+
+    def in_queue_order(self) -> EditFlagQuerySet:
+        """Selective editing: the largest score first (unscored last), then the oldest."""
+        return self.order_by(models.F("score").desc(nulls_last=True), "pk")
+
+
 class EditFlag(models.Model):
     """A submitted response that fails an edit rule: one entry of the review queue (sec. L)."""
 
@@ -360,6 +374,13 @@ class EditFlag(models.Model):
         "surveys.EditQuery", models.SET_NULL, null=True, blank=True, related_name="flags"
     )
 
+    # The statuses a reviewer may still act on (any other is decided): a failure above the
+    # threshold, whether the firm confirmed the value when answering or not, and a firm's
+    # answer to a query.
+    REVIEWABLE = (Status.OPEN, Status.CONFIRMED, Status.ANSWERED)
+
+    objects = EditFlagQuerySet.as_manager()
+
     class Meta:
         ordering = ["-score", "pk"]
         constraints = [
@@ -372,6 +393,15 @@ class EditFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} on response {self.response_id} ({self.status})"
+
+    @property
+    def is_reviewable(self) -> bool:
+        return self.status in self.REVIEWABLE
+
+    def message_text(self, language: str | None = None) -> str:
+        """The rule's message in the active language, else in the other one."""
+        language = (language or get_language() or "ko")[:2]
+        return str(self.message.get(language) or next(iter(self.message.values()), self.rule))
 
 
 class ImputedValue(models.Model):

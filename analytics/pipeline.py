@@ -37,7 +37,7 @@ from respondents.models import Case, SampleDesign, Wave, frame_variable
 from surveys.models import Response, Survey, get_form
 from surveys.questionnaire import Form, Question
 
-from . import imputation
+from . import editing, imputation, review
 from .locks import survey_lock
 from .models import Estimate, EstimateRun, ImputedValue, RecomputeRequest, WeightingSpec
 from .recompute import PUBLISH_OFFICIAL, RECOMPUTE_SURVEY, request_recompute
@@ -1045,7 +1045,23 @@ def recompute(
             finished_at=timezone.now(),
         )
         raise
-    return EstimateRun.objects.get(pk=run.pk)
+    published = EstimateRun.objects.get(pk=run.pk)
+    check_edits(survey, published, spec)
+    return published
+
+
+def check_edits(survey: Survey, run: EstimateRun | None, spec: Spec) -> None:
+    """The edit rules over every submitted response, scored with the run's final weights
+    (methodology L1). A failure here is logged, never the run's: the estimates stand."""
+    try:
+        # A firm's answer to a query is a decision, which the check keeps while it holds.
+        review.sync_answered_queries(survey.pk)
+        weights = (
+            {case: final for case, (_base, final) in run_weights(run).items()} if run else None
+        )
+        editing.check_survey(survey, weights=weights, threshold=spec.editing_threshold, run=run)
+    except Exception:
+        log.exception("the edit check of survey %s failed", survey.slug)
 
 
 def _current(survey: Survey) -> set[int]:

@@ -8,8 +8,9 @@
 Both surveys are built as bench_dashboard builds them (cases with their disposition history
 over four waves, emails and calls), plus a submitted response for every complete and
 partial case, the first three waves closed with their official estimates and a provisional
-version after them (the real recompute); they are reused on the next run unless --fresh is
-given. Each page is then requested warm through the Django test client, signed in as an
+version after them (the real recompute), and about 1,000 edit flags on the responses with a
+check of the edit rules (the editing pages); they are reused on the next run unless --fresh
+is given. Each page is then requested warm through the Django test client, signed in as an
 administrator who is also staff (every staff page is open to them): the median of 5
 requests and the number of queries of one. The actions people take on those pages (add a
 wave, queue its emails, record a disposition, log a call) are timed too, each rolled back.
@@ -64,12 +65,14 @@ def build(label: str, *, fresh: bool) -> Any:
     survey = Survey.objects.filter(slug=slug).first()
     ready = survey is not None and EstimateRun.objects.filter(survey=survey).count() >= 4
     if ready and not fresh:
+        _edit_flags(survey)
         return survey
     started = time.perf_counter()
     _clear(slug)
     survey = dashboard.build(slug, census=label == "census", fresh=True)
     _responses(survey)
     _close_waves(survey)
+    _edit_flags(survey)
     print(f"  responses and estimate versions in {time.perf_counter() - started:.0f} s")
     return survey
 
@@ -78,11 +81,13 @@ def _clear(slug: str) -> None:
     """What bench_dashboard does not delete itself: responses and estimate versions."""
     from django.db import connection
 
-    from analytics.models import EstimateRun
+    from analytics.models import EditCheck, EditFlag, EstimateRun
     from respondents.models import Case, Wave
     from surveys.models import Response
 
     Wave.objects.filter(survey__slug=slug).update(official_run=None)
+    EditFlag.objects.filter(response__case__survey__slug=slug).delete()
+    EditCheck.objects.filter(survey__slug=slug).delete()
     EstimateRun.objects.filter(survey__slug=slug).delete()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -129,6 +134,56 @@ def _responses(survey: Any) -> None:
         )
 
 
+FLAGS = 1000
+RULES = (
+    ("employees_vs_register", "soft", "employees"),
+    ("sales_per_employee", "soft", "sales_krw_mn"),
+    ("sales_positive", "hard", "sales_krw_mn"),
+    ("invest_within_sales", "soft", "invest_amount"),
+)
+
+
+def _edit_flags(survey: Any) -> None:
+    """About 1,000 flags on the responses, most open, with their scores, and a check, as
+    the checking pipeline leaves them (once: kept with the survey)."""
+    from analytics.models import EditCheck, EditFlag
+    from surveys.models import Response
+
+    if EditFlag.objects.filter(response__case__survey=survey).exists():
+        return
+    rng = np.random.default_rng(dashboard.SEED)
+    responses = list(Response.objects.filter(case__survey=survey).values_list("pk", "answers"))
+    chosen = rng.choice(len(responses), size=min(FLAGS, len(responses)), replace=False)
+    statuses = rng.choice(
+        ["open", "accepted", "queried", "answered"], len(chosen), p=[0.8, 0.1, 0.05, 0.05]
+    )
+    flags = []
+    for k, index in enumerate(chosen):
+        pk, answers = responses[index]
+        rule, severity, item = RULES[k % len(RULES)]
+        flags.append(
+            EditFlag(
+                response_id=pk,
+                rule=rule,
+                severity=severity,
+                item=item,
+                values={item: answers.get(item), f"frame.{item}": 20},
+                message={"ko": "응답이 명부 값과 크게 다릅니다.", "en": "Far from the register."},
+                score=float(rng.pareto(2.0)) / 10,
+                status=statuses[k],
+            )
+        )
+    EditFlag.objects.bulk_create(flags, batch_size=1000)
+    EditCheck.objects.create(
+        survey=survey,
+        threshold=0.05,
+        responses=len(responses),
+        failed=len(flags),
+        passed=len(flags) // 4,
+        passed_share={"employees": 0.004, "sales_krw_mn": 0.012, "invest_amount": 0.03},
+    )
+
+
 def _close_waves(survey: Any) -> None:
     from analytics import pipeline
     from respondents.models import Wave
@@ -173,7 +228,8 @@ def pages(survey: Any) -> dict[str, str]:
     case = Case.objects.filter(survey=survey, disposition="1.1").order_by("pk").first()
     silent = Case.objects.filter(survey=survey, disposition="3.19").order_by("pk").first()
     wave = Wave.objects.filter(survey=survey).order_by("starts_at").first()
-    assert case and silent and wave
+    flagged = _flagged_case(survey)
+    assert case and silent and wave and flagged
     return {
         "home": "/",
         "frame summary": f"{base}/frame/",
@@ -193,6 +249,11 @@ def pages(survey: Any) -> dict[str, str]:
         "case (silent)": f"{base}/cases/{silent.pk}/",
         "keyed entry": f"{base}/cases/{silent.pk}/key/phone/",
         "imports": f"{base}/imports/",
+        "editing queue": f"{base}/editing/",
+        "editing queue page 10": f"{base}/editing/?page=10",
+        "editing queue filtered": f"{base}/editing/?status=all&rule=sales_positive&severity=hard",
+        "edit review": f"{base}/editing/cases/{flagged}/",
+        "edits (CSV)": f"{base}/editing/edits.csv",
         "weighting": f"{base}/weighting/",
         "results": f"{base}/results/",
         "results item": f"{base}/results/sf_adopted/",
@@ -213,15 +274,37 @@ def pages(survey: Any) -> dict[str, str]:
     }
 
 
+def _flagged_case(survey: Any) -> int | None:
+    """The case of the open flag with the highest score: the queue's first."""
+    from analytics.models import EditFlag
+
+    first = EditFlag.objects.of_survey(survey.pk).to_review().in_queue_order().first()
+    return first.response.case_id if first else None
+
+
 def actions(survey: Any) -> dict[str, Callable[[Any], Any]]:
     from django.utils import timezone
 
+    from analytics.models import EditFlag
     from respondents.models import Case, Wave
 
     base = f"/manage/{survey.slug}"
     silent = Case.objects.filter(survey=survey, disposition="3.19").order_by("pk").first()
     reminder = Wave.objects.filter(survey=survey, kind="reminder").order_by("starts_at").first()
     assert silent and reminder
+    flag = (
+        EditFlag.objects.of_survey(survey.pk)
+        .to_review()
+        .in_queue_order()
+        .select_related("response")
+        .first()
+    )
+    assert flag is not None
+    review = f"{base}/editing/cases/{flag.response.case_id}/"
+    correct = {
+        "action": "correct", "flag": flag.pk, f"correct-{flag.pk}-item": flag.item,
+        f"correct-{flag.pk}-value": "7", f"correct-{flag.pk}-reason": "bench",
+    }  # fmt: skip
     now = timezone.localtime()
     moment = now.strftime("%Y-%m-%dT%H:%M")
     later = (now + dt.timedelta(days=14)).strftime("%Y-%m-%dT%H:%M")
@@ -236,6 +319,7 @@ def actions(survey: Any) -> dict[str, Callable[[Any], Any]]:
         "send a reminder wave (POST)": lambda c: c.post(f"{base}/waves/{reminder.pk}/send/"),
         "record a disposition (POST)": lambda c: c.post(f"{base}/cases/{silent.pk}/", disposition),
         "log a call (POST)": lambda c: c.post(f"{base}/cases/{silent.pk}/", contact),
+        "correct a flagged value (POST)": lambda c: c.post(review, correct),
     }
 
 

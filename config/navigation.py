@@ -15,6 +15,7 @@ FRAME = "respondents.manage_frame"
 FIELDWORK = "respondents.manage_fieldwork"
 RESULTS = "analytics.view_results"
 DOWNLOADS = "analytics.download_results"
+REVIEW = "analytics.review_edits"
 QUESTIONNAIRES = "surveys.load_questionnaire"
 STAFF_SITE = "is_staff"  # the Django admin's own gate, not a permission
 
@@ -52,7 +53,7 @@ FUNCTIONS: tuple[Function, ...] = (
         "survey_home",
         _("Overview"),
         _("The survey at a glance."),
-        (FRAME, FIELDWORK, RESULTS, DOWNLOADS),
+        (FRAME, FIELDWORK, RESULTS, DOWNLOADS, REVIEW),
         SAMPLE,
         in_menu=True,
     ),
@@ -116,6 +117,14 @@ FUNCTIONS: tuple[Function, ...] = (
         FIELD,
     ),
     Function(
+        "analytics:editing",
+        _("Editing"),
+        _("Answers that fail the edit rules, those that move estimates most first; every edit."),
+        (REVIEW,),
+        ANALYSIS,
+        also=("analytics:edit_review",),
+    ),
+    Function(
         "results:headline",
         _("Results"),
         _("Weighted estimates with confidence intervals, by domain and across versions."),
@@ -149,6 +158,15 @@ FUNCTIONS: tuple[Function, ...] = (
         (DOWNLOADS,),
         ANALYSIS,
         also=("analytics:export_job",),
+    ),
+    Function(
+        "surveys:edit_rules",
+        _("Edit rules"),
+        _("The questionnaire's checks of answers against each other and the frame; load them."),
+        (QUESTIONNAIRES,),
+        ADMINISTRATION,
+        in_menu=False,
+        also=("surveys:edit_rules_version",),
     ),
     Function(
         "surveys:upload_questionnaire",

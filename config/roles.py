@@ -6,6 +6,10 @@ issue API tokens and load questionnaires. The estimates stay with the administra
 they are published: pre-release access to official statistics is limited to those who
 produce them, and those who chase firms should not see the figures their chasing moves.
 
+Both review the edit flags (`analytics.review_edits`): editing works on one firm's answers
+at a time and asks firms about them, as fieldwork does, and its pages show each failure's
+score and the share of the estimates that unreviewed failures carry, never an estimate.
+
 A firm (respondent) has no Django account; it reaches its questionnaire with its link or
 access code only. Identified microdata needs `analytics.download_identified`, which no
 group carries: it is granted to named people. The Django admin needs a staff user
@@ -23,6 +27,7 @@ MANAGER_PERMISSIONS = [
     "respondents.manage_frame",
     "respondents.manage_fieldwork",
     "respondents.view_contact_details",
+    "analytics.review_edits",
 ]
 # The Django admin (for administrators who are also staff users): every record to read,
 # and the surveys' titles and targets to edit (config/admin.py decides what is read-only).

@@ -41,6 +41,7 @@ from respondents import mailing
 from respondents.forms import WaveForm
 from respondents.models import Case, ContactAttempt, Wave
 from surveys import flow
+from surveys.edits import Failure
 from surveys.models import AnswerChange, Editor, Response, Survey, get_form, new_editor_id
 from surveys.questionnaire import Form, Page
 
@@ -59,6 +60,11 @@ BOUNCE_SHARE = 0.03
 # Every 25th web firm answers with two people; chosen by business ID, not by database id,
 # so that the demo's data do not depend on the database's sequences.
 TWO_PEOPLE_EVERY = 25
+# One firm in SLIP_EVERY slips a unit (employees typed ten times over, or sales in thousand
+# won rather than million); asked to check it, every other one corrects it and the rest
+# confirm it: the edit review's queue.
+SLIP_EVERY = 30
+SALES_LIMIT = 100_000_000  # the questionnaire's own bound on sales, in million won
 # Half the answers of a wave come within hours of its emails, the rest over its weeks.
 QUICK_SHARE, QUICK_HOURS = 0.5, 12.0
 # The demo's mail relay accepts this many emails an hour, so a wave takes hours to go out
@@ -309,6 +315,11 @@ def answers_for(case: Case, rng: np.random.Generator) -> dict[str, Any]:
     }
     if adopted:
         answers.update(_adopter_answers(rng))
+    slip = int(case.business_id.replace("-", "")) % SLIP_EVERY
+    if slip == 1:
+        answers["employees"] *= 10
+    elif slip == 2 and answers["sales_krw_mn"] * 1000 <= SALES_LIMIT:
+        answers["sales_krw_mn"] = round(answers["sales_krw_mn"] * 1000, 1)
     return answers
 
 
@@ -467,6 +478,15 @@ class Play:
         for page in pages:
             posted = _posted(page, answers)
             result = flow.save_page(response, page, posted, shown=None, editor=editor)
+            confirmed: set[str] = set()
+            for attempt in range(3):
+                if not result.queries:
+                    break
+                posted, more = _answer_queries(response.case, posted, result.queries, attempt)
+                confirmed |= more
+                result = flow.save_page(
+                    response, page, posted, shown=None, editor=editor, confirmed=confirmed
+                )
             if result.errors or not result.saved:
                 raise ValueError(f"page {page.name} not saved: {result.errors}")
 
@@ -477,6 +497,22 @@ class Play:
 
     def _record(self, case: Case, code: str, reason: str) -> None:
         case.record_disposition(code, source="manager", by=self.manager, reason=reason)
+
+
+def _answer_queries(
+    case: Case, posted: dict[str, str | list[str]], queries: list[Failure], attempt: int
+) -> tuple[dict[str, str | list[str]], set[str]]:
+    """A firm asked to check unusual answers: every other one corrects them to what the
+    register says, the rest confirm them as typed (and whatever is asked a second time)."""
+    if case.pk % 2 or attempt:
+        return posted, {failure.rule for failure in queries}
+    unit = case.frame_unit
+    register = {"employees": unit.employees, "sales_krw_mn": unit.sales_krw_mn}
+    corrected = dict(posted)
+    for failure in queries:
+        if register.get(failure.flag) is not None and failure.flag in corrected:
+            corrected[failure.flag] = str(register[failure.flag])
+    return corrected, {failure.rule for failure in queries if failure.flag not in register}
 
 
 def _posted(page: Page, answers: dict[str, Any]) -> dict[str, str | list[str]]:

@@ -22,12 +22,13 @@ from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import Count, F
+from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.formats import date_format
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 from config.celery import enqueue_on_commit, send_task
-from surveys.models import Response
+from surveys.models import EditQuery, Response, get_form
 
 from . import dispositions
 from .models import Case, ContactAttempt, Message, MessageTemplate, Wave
@@ -126,10 +127,11 @@ def render(case: Case, wave: Wave, kind: str, texts: Texts | None = None) -> tup
     texts = texts or template_texts(case.survey_id, kind)
     parts = [texts[language] for language in LANGUAGES]
     subject = " / ".join(subject.format_map(values) for subject, _body in parts)
-    body = "\n\n----------------------------------------\n\n".join(
-        body.format_map(values) for _subject, body in parts
-    )
+    body = BETWEEN_LANGUAGES.join(body.format_map(values) for _subject, body in parts)
     return subject, body
+
+
+BETWEEN_LANGUAGES = "\n\n----------------------------------------\n\n"
 
 
 class NoDeadline(ValueError):
@@ -456,3 +458,56 @@ def progress_by_wave(wave_ids: list[int]) -> dict[int, Progress]:
 def status_counts(wave: Wave) -> Mapping[str, int]:
     rows = Message.objects.filter(wave=wave).values("status").annotate(n=Count("pk")).order_by()
     return {row["status"]: row["n"] for row in rows}
+
+
+# --- questions about submitted answers (editing) ----------------------------------------------
+
+EDIT_QUERY_TEMPLATE = "emails/edit_query.txt"
+
+
+def render_edit_query(query: EditQuery, token: str) -> tuple[str, str]:
+    """The bilingual email that brings a firm its query's link: Korean first, then English."""
+    case = query.response.case
+    form = get_form(query.response.questionnaire_id)
+    names = list(dict.fromkeys(entry["item"] for entry in query.items))
+    parts = []
+    for language in LANGUAGES:
+        with translation.override(language):
+            context = {
+                "name": case.frame_unit.name,
+                "reference": query.response.reference,
+                "questions": [
+                    form.questions[name].text() if name in form.questions else name
+                    for name in names
+                ],
+                "note": query.note,
+                "link": EditQuery.link(token),
+                "help_desk": settings.SURVEY_HELP_DESK,
+            }
+            subject = gettext("Smart Manufacturing Innovation Status Survey: please check answers")
+            parts.append((subject, render_to_string(EDIT_QUERY_TEMPLATE, context).strip()))
+    subject = " / ".join(subject for subject, _body in parts)
+    return subject, BETWEEN_LANGUAGES.join(body for _subject, body in parts)
+
+
+def send_edit_query(query_id: int, token: str) -> bool:
+    """Email the firm the link to its query; called once the query is committed. The outcome
+    goes to the case's contact log, and a query that was sent gets its time."""
+    query = EditQuery.objects.select_related("response__case__frame_unit").get(pk=query_id)
+    case = query.response.case
+    subject, body = render_edit_query(query, token)
+    email = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [case.frame_unit.email])
+    note = f"edit query {query.pk}"
+    try:
+        email.send()
+    except smtplib.SMTPRecipientsRefused as exc:
+        refused = f"{note}: {_refusal(exc)}"
+        case.log_contact(ContactAttempt.Channel.EMAIL, ContactAttempt.Outcome.BOUNCED, note=refused)
+        return False
+    except (smtplib.SMTPException, OSError) as exc:
+        log.warning("edit query %s not sent: %s", query.pk, exc)
+        case.log_contact(ContactAttempt.Channel.EMAIL, ContactAttempt.Outcome.FAILED, note=note)
+        return False
+    EditQuery.objects.filter(pk=query.pk).update(sent_at=timezone.now())
+    case.log_contact(ContactAttempt.Channel.EMAIL, ContactAttempt.Outcome.SENT, note=note)
+    return True

@@ -5,6 +5,8 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -13,7 +15,7 @@ from django.db import connection, models, transaction
 from django.db.models import Case as SqlCase
 from django.db.models import F, Q, Value, When
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import Cast, Coalesce, NullIf
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -51,6 +53,53 @@ def frame_variable(name: str, prefix: str = "") -> Coalesce:
     return Coalesce(given, derived, output_field=models.CharField())
 
 
+# The variables of a frame unit that other parts read by name (edit rules, statistics): its
+# own columns, the derived ones (frame_variable), and any key of its attributes.
+FRAME_COLUMNS = ("size_class", "region", "ksic", "employees", "sales_krw_mn")
+FRAME_VARIABLES = (*FRAME_COLUMNS, *DERIVED)
+
+
+def attribute_keys(survey: Survey) -> list[str]:
+    """The keys that occur in the frame's ``attributes``, sorted."""
+    table = FrameUnit._meta.db_table
+    if connection.vendor == "postgresql":
+        sql = f"SELECT DISTINCT jsonb_object_keys(attributes) FROM {table} WHERE survey_id = %s"  # noqa: S608
+    else:
+        sql = (
+            f"SELECT DISTINCT j.key FROM {table}, json_each({table}.attributes) j"  # noqa: S608
+            " WHERE survey_id = %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [survey.pk])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+class FrameUnitQuerySet(models.QuerySet["FrameUnit"]):
+    def variable_columns(self, names: Sequence[str]) -> dict[str, list[Any]]:
+        """The named frame variables of these units as columns, with "pk" first, read with
+        one plain cursor (163,273 model rows would cost seconds). A name is a column of the
+        unit, else a derived variable (frame_variable), else a key of its attributes (text;
+        None where the unit has none). Amounts come as floats, as expressions read them
+        (and psycopg's Decimals would cost a third of a second on a census)."""
+        wanted = [name for name in dict.fromkeys(names) if name != "pk"]
+        annotations: dict[str, Any] = {}
+        for k, name in enumerate(wanted):
+            if name in DERIVED:
+                annotations[f"v{k}"] = frame_variable(name)
+            elif name not in FRAME_COLUMNS:
+                annotations[f"v{k}"] = KeyTextTransform(name, "attributes")
+            elif isinstance(self.model._meta.get_field(name), models.DecimalField):
+                annotations[f"v{k}"] = Cast(name, models.FloatField())
+        fields = [f"v{k}" if f"v{k}" in annotations else name for k, name in enumerate(wanted)]
+        query = self.order_by("pk").annotate(**annotations).values_list("pk", *fields)
+        sql, params = query.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        # One column at a time: zip(*rows) over a census takes ten times as long.
+        return {name: list(map(itemgetter(k), rows)) for k, name in enumerate(["pk", *wanted])}
+
+
 class FrameUnit(models.Model):
     """One firm of the sampling frame (the population register)."""
 
@@ -68,6 +117,8 @@ class FrameUnit(models.Model):
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     source_row = models.PositiveIntegerField(help_text="Line of the imported file.")
+
+    objects = FrameUnitQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
@@ -33,7 +33,7 @@ from analytics.recompute import request_recompute
 from surveys.models import Survey
 
 from .classifications import derive
-from .models import Case, FrameUnit, ReserveRelease, SampleDesign, Stratum
+from .models import Case, FrameUnit, ReserveRelease, SampleDesign, Stratum, attribute_keys
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -248,21 +248,6 @@ def _apply(var: _Variable, value: Any, example: Callable[[], str | None]) -> str
             )
         text = mapped
     return text
-
-
-def attribute_keys(survey: Survey) -> list[str]:
-    """The keys that occur in the frame's ``attributes``, sorted."""
-    table = FrameUnit._meta.db_table
-    if connection.vendor == "postgresql":
-        sql = f"SELECT DISTINCT jsonb_object_keys(attributes) FROM {table} WHERE survey_id = %s"  # noqa: S608
-    else:
-        sql = (
-            f"SELECT DISTINCT j.key FROM {table}, json_each({table}.attributes) j"  # noqa: S608
-            " WHERE survey_id = %s"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [survey.pk])
-        return sorted(row[0] for row in cursor.fetchall())
 
 
 class FrameVariables(NamedTuple):

@@ -11,13 +11,15 @@ save-on-leave never overwrites what it typed after.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
+from .edits import Failure, check_page, plain_values
 from .models import Editor, Raw, Response, get_form, raw_of
 from .questionnaire import Form, Page, Question, text_of
 
@@ -47,6 +49,8 @@ class SaveResult:
     revision: int = 0
     relevant: set[str] = field(default_factory=set)
     current: dict[str, Raw] = field(default_factory=dict)
+    # Soft edit rules the page fails and the firm has not confirmed: "please check".
+    queries: list[Failure] = field(default_factory=list)
 
     @property
     def conflict(self) -> bool:
@@ -150,9 +154,12 @@ def save_page(
     *,
     shown: Mapping[str, Raw] | None,
     editor: Editor,
+    confirmed: Collection[str] = (),
 ) -> SaveResult:
     """Validate and store one page. Its answers are taken only when the whole page is valid
-    and free of conflicts; until then what was typed is kept as drafts."""
+    and free of conflicts, passes the hard edit rules about its questions, and the firm has
+    confirmed the answers the soft rules question (`confirmed`: the rules it ticked); until
+    then what was typed is kept as drafts."""
     form = get_form(response.questionnaire_id)
     with transaction.atomic():
         locked = response.locked()
@@ -173,8 +180,11 @@ def save_page(
                 current=current,
             )
         values, errors, dropped = form.clean_page(page, raw, locked.answers)
-        relevant = form.evaluate(values)[1]
-        if errors:
+        evaluated, relevant = form.evaluate(values)
+        queries: list[Failure] = []
+        if not errors:
+            errors, queries, confirmations = _edit_checks(locked, page, evaluated, confirmed)
+        if errors or queries:
             locked.record(page.inputs, editor, drafts=drafts, page=page.name)
             current = {q.name: locked.stored_raw(q) for q in page.inputs}
             return SaveResult(
@@ -184,6 +194,7 @@ def save_page(
                 revision=locked.revision,
                 relevant=relevant,
                 current=current,
+                queries=queries,
             )
         following = form.next_page(page, relevant)
         locked.record(
@@ -192,6 +203,7 @@ def save_page(
             answers=values,
             drafts={k: v for k, v in drafts.items() if k not in page.question_names},
             page=following.name if following else REVIEW,
+            confirmations=confirmations,
         )
     if any(v is not None for v in values.values()):
         locked.case.record_started()
@@ -204,6 +216,27 @@ def save_page(
         relevant=relevant,
         current={q.name: locked.stored_raw(q) for q in page.inputs},
     )
+
+
+def _edit_checks(
+    response: Response, page: Page, values: Mapping[str, Any], ticked: Collection[str]
+) -> tuple[dict[str, str], list[Failure], dict[str, Any]]:
+    """The page against the edit rules about its questions: a hard rule's failure is an
+    error on the question it blames; a soft rule's failure is a question to the firm, until
+    it confirms the answer (then kept with the values it confirmed: it is not asked again
+    about the same values, and the reviewers see it)."""
+    check = check_page(response, page.name, values)
+    errors = {f.flag: f.text() for f in check.hard if f.flag in page.question_names}
+    confirmations = dict(response.confirmations)
+    queries = []
+    for failure in check.soft:
+        seen = plain_values(failure.values)
+        earlier = confirmations.get(failure.rule, {})
+        if failure.rule in ticked or earlier.get("values") == seen:
+            confirmations[failure.rule] = {"values": seen, "at": timezone.now().isoformat()}
+        else:
+            queries.append(failure)
+    return errors, queries, confirmations
 
 
 def _without_nul(value: Raw) -> Raw:

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from analytics.recompute import request_recompute
+from config.tokens import hash_token
 
 from .questionnaire import Form, Question
 
@@ -422,6 +424,50 @@ class Response(models.Model):
                 by=user_or_none(by),
             )
 
+    def confirm(
+        self, rule: str, values: Mapping[str, Any], *, query: int | None = None, comment: str = ""
+    ) -> None:
+        """Record that the firm confirmed the values a soft rule questioned (rule name →
+        the values it confirmed, and when), so that checking can leave them alone."""
+        entry: dict[str, Any] = {"values": dict(values), "at": timezone.now().isoformat()}
+        if query is not None:
+            entry["query"] = query
+        if comment:
+            entry["comment"] = comment
+        with transaction.atomic(savepoint=False):
+            locked = Response.objects.select_for_update().get(pk=self.pk)
+            locked.confirmations[rule] = entry
+            locked.save(update_fields=["confirmations"])
+            self.confirmations = locked.confirmations
+
+    def edit_trail(self) -> list[dict[str, Any]]:
+        """Every change editing made to the answers, newest first, as people read it."""
+        form = get_form(self.questionnaire_id)
+        rows = []
+        for edit in self.value_edits.select_related("by"):
+            question = form.questions.get(edit.item)
+            rows.append(
+                {
+                    "edit": edit,
+                    "question": question.text() if question else edit.item,
+                    "old": _shown(question, edit.old),
+                    "new": _shown(question, edit.new),
+                    "who": edit.by.get_username() if edit.by else "",
+                }
+            )
+        return rows
+
+    def query_trail(self) -> list[dict[str, Any]]:
+        """The queries sent to the firm about these answers, newest first: the questions
+        asked, when it was emailed and when the firm answered."""
+        form = get_form(self.questionnaire_id)
+        rows = []
+        for query in self.edit_queries.select_related("created_by"):
+            names = dict.fromkeys(entry["item"] for entry in query.items)
+            questions = [form.questions[n].text() if n in form.questions else n for n in names]
+            rows.append({"query": query, "questions": questions})
+        return rows
+
     def history(self, limit: int = HISTORY_ROWS) -> tuple[list[dict[str, Any]], int]:
         """The latest changes to the answers, newest first, and how many there are in all,
         for the case page: each browser that answered for the firm is numbered so that two
@@ -528,6 +574,27 @@ class ValueEdit(models.Model):
         return f"{self.item}: {self.old!r} -> {self.new!r} ({self.kind})"
 
 
+# The firm's link to a query: 128 random bits, as hex.
+QUERY_TOKEN_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class QueryAnswer:
+    """The firm's answer on one questioned item: the value, confirmed or corrected."""
+
+    value: Any
+    corrected: bool
+    comment: str = ""
+
+
+class EditQueryQuerySet(models.QuerySet["EditQuery"]):
+    def by_token(self, token: str) -> EditQuery | None:
+        if len(token) != QUERY_TOKEN_LENGTH:
+            return None
+        found = self.select_related("response__case__frame_unit")
+        return found.filter(token_hash=hash_token(token)).first()
+
+
 class EditQuery(models.Model):
     """Questions sent back to a firm about its submitted answers: a link to a page that
     shows only the questioned items."""
@@ -545,6 +612,8 @@ class EditQuery(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
 
+    objects = EditQueryQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("query to the firm")
@@ -556,6 +625,49 @@ class EditQuery(models.Model):
     @property
     def is_answered(self) -> bool:
         return self.answered_at is not None
+
+    @staticmethod
+    def new_token() -> tuple[str, str]:
+        """A new link token and its digest; only the digest is stored."""
+        token = secrets.token_hex(QUERY_TOKEN_LENGTH // 2)
+        return token, hash_token(token)
+
+    @staticmethod
+    def link(token: str) -> str:
+        return settings.SITE_URL + reverse("surveys:edit_query", args=[token])
+
+    def answer(self, answers: Mapping[str, QueryAnswer]) -> bool:
+        """The firm's answers (by item), taken once: a corrected value becomes an edit of
+        kind "firm", a confirmed one the rule's confirmation; the recompute is asked for.
+        False, and nothing changed, if the query was answered already."""
+        with transaction.atomic(savepoint=False):
+            locked = EditQuery.objects.select_for_update().get(pk=self.pk)
+            if locked.is_answered:
+                return False
+            response = locked.response
+            edited: set[str] = set()
+            items = []
+            for entry in locked.items:
+                item, given = entry["item"], answers[entry["item"]]
+                if given.corrected and item not in edited:
+                    response.edit(
+                        item,
+                        given.value,
+                        kind=ValueEdit.Kind.FIRM,
+                        rule=entry["rule"],
+                        reason=given.comment,
+                    )
+                    edited.add(item)
+                elif not given.corrected:
+                    seen = {**entry.get("values", {}), item: given.value}
+                    response.confirm(entry["rule"], seen, query=locked.pk, comment=given.comment)
+                decided = {"corrected": given.corrected, "value": given.value}
+                items.append({**entry, "answer": {**decided, "comment": given.comment}})
+            locked.items, locked.answered_at = items, timezone.now()
+            locked.save(update_fields=["items", "answered_at"])
+            request_recompute(response.case.survey_id, reason="query answered")
+        self.items, self.answered_at = locked.items, locked.answered_at
+        return True
 
 
 class QuestionnaireUpload(models.Model):
@@ -581,3 +693,84 @@ class QuestionnaireUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_name} ({self.status})"
+
+
+class EditRule(models.Model):
+    """An edit rule of a questionnaire version: a condition its answers must meet, read
+    with the frame's values and class statistics (surveys.edits checks it). A hard rule
+    must be corrected; a soft one asks to confirm or correct."""
+
+    class Severity(models.TextChoices):
+        HARD = "hard", _("hard (must be corrected)")
+        SOFT = "soft", _("soft (confirm or correct)")
+
+    questionnaire = models.ForeignKey(
+        QuestionnaireVersion, models.CASCADE, related_name="edit_rules"
+    )
+    name = models.CharField(_("name"), max_length=64)
+    severity = models.CharField(_("type"), max_length=4, choices=Severity.choices)
+    rule = models.TextField(_("rule"), help_text="An expression that holds when the answers pass.")
+    relevant = models.TextField(
+        _("applies when"), blank=True, help_text="The rule applies only when this holds."
+    )
+    items = models.JSONField(
+        _("questions"), default=list, help_text="The questions its rule and condition read."
+    )
+    flag = models.CharField(_("question blamed"), max_length=64)
+    message = models.JSONField(_("message"), default=dict, help_text='{"ko": ..., "en": ...}')
+    source_sheet = models.CharField(_("sheet"), max_length=255)
+    source_row = models.PositiveIntegerField(_("row"))
+    order = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["questionnaire", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["questionnaire", "name"], name="unique_edit_rule_name"),
+            models.CheckConstraint(
+                condition=Q(severity__in=["hard", "soft"]), name="edit_rule_severity"
+            ),
+        ]
+        verbose_name = _("edit rule")
+        verbose_name_plural = _("edit rules")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def messages(self) -> list[tuple[str, str]]:
+        """The message in each language, Korean first."""
+        return sorted(self.message.items(), key=lambda item: item[0] != "ko")
+
+
+class EditStatistic(models.Model):
+    """A class statistic of the frame that edit rules compare answers with, as
+    ${stat.<name>}: a percentile of an expression over frame variables, in the class of
+    the responding firm (by a frame variable, or the whole frame)."""
+
+    questionnaire = models.ForeignKey(
+        QuestionnaireVersion, models.CASCADE, related_name="edit_statistics"
+    )
+    name = models.CharField(_("name"), max_length=64)
+    expression = models.TextField(_("expression"))
+    by = models.CharField(_("classes by"), max_length=64, blank=True)
+    percentile = models.FloatField(_("percentile"))
+    source_sheet = models.CharField(_("sheet"), max_length=255)
+    source_row = models.PositiveIntegerField(_("row"))
+    order = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["questionnaire", "order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["questionnaire", "name"], name="unique_edit_statistic_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(percentile__gte=0, percentile__lte=100),
+                name="edit_statistic_percentile",
+            ),
+        ]
+        verbose_name = _("edit statistic")
+        verbose_name_plural = _("edit statistics")
+
+    def __str__(self) -> str:
+        return self.name

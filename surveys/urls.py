@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import edit_views, views
 
 app_name = "surveys"
 KEYED = "manage/<slug:survey>/cases/<int:case_id>/key/<str:mode>/"
@@ -13,11 +13,19 @@ urlpatterns = [
     path("q/p/<slug:name>/autosave/", views.autosave, name="autosave"),
     path("q/review/", views.review, name="review"),
     path("q/receipt/", views.receipt, name="receipt"),
+    # A query about submitted answers: its link alone opens it, without signing in.
+    path("check/<str:token>/", views.edit_query, name="edit_query"),
     path("manage/questionnaires/upload/", views.upload_questionnaire, name="upload_questionnaire"),
     path(
         "manage/questionnaires/upload/<int:upload>/",
         views.questionnaire_upload,
         name="questionnaire_upload",
+    ),
+    path("manage/<slug:survey>/edits/", edit_views.edit_rules, name="edit_rules"),
+    path(
+        "manage/<slug:survey>/edits/<str:version>/",
+        edit_views.edit_rules,
+        name="edit_rules_version",
     ),
     # Staff keying in answers received by phone, fax or paper, through the same pages.
     path(KEYED, views.keyed_welcome, name="keyed_welcome"),

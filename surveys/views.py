@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -29,10 +29,12 @@ from config.tokens import hash_token
 from respondents.models import AccessFailure, Case, check_password_timing
 
 from . import flow
-from .forms import AccessCodeForm, QuestionnaireUploadForm
+from .edits import Failure
+from .forms import CONFIRM, CORRECT, AccessCodeForm, QueryAnswerForm, QuestionnaireUploadForm
 from .models import (
     AnswerChange,
     Editor,
+    EditQuery,
     QuestionnaireUpload,
     Raw,
     Response,
@@ -41,7 +43,7 @@ from .models import (
     new_editor_id,
     now_ms,
 )
-from .questionnaire import Form, Page
+from .questionnaire import Form, Page, pick
 from .xlsform import LOAD_UPLOAD, FormError, check_size, load_questionnaire
 
 SESSION_CASE = "respondent_case"
@@ -322,11 +324,16 @@ def _save_page(
             return redirect(_previous_url(channel, form, result.relevant, current))
     else:
         result = flow.save_page(
-            response, current, posted, shown=shown, editor=channel.editor(request)
+            response,
+            current,
+            posted,
+            shown=shown,
+            editor=channel.editor(request),
+            confirmed=set(request.POST.getlist("confirm")),
         )
     if result.submitted:
         return redirect(channel.url("receipt"))
-    if result.conflict or result.errors or decided:
+    if result.conflict or result.errors or result.queries or decided:
         if result.conflict:
             messages.warning(
                 request,
@@ -434,9 +441,10 @@ def _render_page(
         stored, relevant = flow.page_state(response, current)
         errors: dict[str, str] = {}
         conflicts: dict[str, flow.Conflict] = {}
+        queries: list[Failure] = []
     else:
         stored, relevant = result.current, result.relevant
-        errors, conflicts = result.errors, result.conflicts
+        errors, conflicts, queries = result.errors, result.conflicts, result.queries
     # A conflicted field shows what this person typed, and counts as showing what they
     # saw before, until they decide.
     values = {**stored, **{name: c.mine for name, c in conflicts.items()}}
@@ -448,9 +456,13 @@ def _render_page(
         "form": form,
         "page": current,
         "fields": [
-            _field(q, values, relevant, errors, conflicts.get(q.name)) for q in current.questions
+            _field(q, values, relevant, errors, conflicts.get(q.name), queries)
+            for q in current.questions
         ],
         "errors": [(form.questions[name], message) for name, message in errors.items()],
+        "queries": [
+            (form.questions[f.flag], f.text()) for f in queries if f.flag in form.questions
+        ],
         "page_number": number,
         "page_count": len(pages),
         "shown": json.dumps(shown, ensure_ascii=False),
@@ -471,6 +483,7 @@ def _field(
     relevant: set[str],
     errors: dict[str, str],
     conflict: flow.Conflict | None = None,
+    queries: Sequence[Failure] = (),
 ) -> dict[str, Any]:
     value = shown.get(question.name)
     if question.type == "select_multiple":
@@ -487,6 +500,7 @@ def _field(
         "hidden": question.name not in relevant,
         "required": question.is_input and question.required.lower() in ("yes", "true", "true()"),
         "conflict": conflict and conflict_context(question, conflict),
+        "queries": [(f.rule, f.text()) for f in queries if f.flag == question.name],
     }
 
 
@@ -607,6 +621,80 @@ def _receipt(request: HttpRequest, channel: Channel) -> HttpResponse:
         "submitted_at": date_format(localtime(response.submitted_at), "Y-m-d H:i T"),
     }
     return channel.render(request, "respondent/receipt.jinja", context)
+
+
+def edit_query(request: HttpRequest, token: str) -> HttpResponse:
+    """The firm's page for a query about its submitted answers: only the questioned items,
+    each confirmed or corrected; answered once."""
+    query = EditQuery.objects.by_token(token)
+    if query is None:
+        return render(request, "respondent/query_closed.jinja", {"query": None}, status=404)
+    form = get_form(query.response.questionnaire_id)
+    if query.is_answered:
+        return _query_answered(request, query, form, refused=request.method == "POST")
+    answer = QueryAnswerForm(request.POST or None, query=query, form=form)
+    if request.method == "POST" and answer.is_valid():
+        if not query.answer(answer.answers()):
+            return _query_answered(request, query, form, refused=True)
+        return redirect("surveys:edit_query", token=token)
+    context = {
+        "query": query,
+        "case": query.response.case,
+        "response": query.response,
+        "items": [_query_item(query, question, answer) for question in answer.questions],
+        "errors": [
+            (question.name, question.text(), message)
+            for question in answer.questions
+            for field in (f"{question.name}__decision", question.name, f"{question.name}__comment")
+            for message in answer.errors.get(field, [])
+        ],
+    }
+    return render(request, "respondent/query.jinja", context)
+
+
+def _query_item(query: EditQuery, question: Any, answer: QueryAnswerForm) -> dict[str, Any]:
+    name = question.name
+    posted = answer[name].value() if answer.is_bound else None
+    field = _field(question, {name: posted or ""}, {name}, {})
+    field["label"] = _("The correct answer")
+    field["error"] = " ".join(map(str, answer.errors.get(name, [])))
+    field["required"] = False  # only when the firm says the answer is wrong
+    return {
+        "q": question,
+        "label": question.text(),
+        "answer": question.shown(answer.current.get(name)) if name in answer.current else "",
+        "messages": [pick(entry["message"]) for entry in query.items if entry["item"] == name],
+        "decision": answer[f"{name}__decision"].value() if answer.is_bound else None,
+        "decision_error": " ".join(map(str, answer.errors.get(f"{name}__decision", []))),
+        "comment": answer[f"{name}__comment"].value() or "",
+        "comment_error": " ".join(map(str, answer.errors.get(f"{name}__comment", []))),
+        "field": field,
+        "confirm": CONFIRM,
+        "correct": CORRECT,
+    }
+
+
+def _query_answered(
+    request: HttpRequest, query: EditQuery, form: Form, *, refused: bool
+) -> HttpResponse:
+    given = []
+    for entry in query.items:
+        question = form.questions.get(entry["item"])
+        answer = entry.get("answer") or {}
+        given.append(
+            {
+                "label": question.text() if question else entry["item"],
+                "value": question.shown(answer.get("value")) if question else "",
+                "corrected": answer.get("corrected", False),
+            }
+        )
+    context = {
+        "query": query,
+        "refused": refused,
+        "answered_at": date_format(localtime(query.answered_at), "Y-m-d H:i"),
+        "given": list({g["label"]: g for g in given}.values()),
+    }
+    return render(request, "respondent/query_closed.jinja", context, status=409 if refused else 200)
 
 
 @login_required

@@ -6,22 +6,22 @@ A form that cannot work is refused with messages naming the sheet, row and probl
 from __future__ import annotations
 
 import re
-import zipfile
-import zlib
 from collections.abc import Iterator, Mapping
 from io import BytesIO
 from typing import Any
-from xml.etree.ElementTree import ParseError, iterparse
 
-from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 from pyxform.errors import PyXFormError
 from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import get_xlsform
 
+from . import edit_sheets
+from .edits import FRAME, STAT
 from .expressions import ExpressionError, parse
 from .models import QuestionnaireUpload, QuestionnaireVersion, Survey, forget_survey
+from .questionnaire import Form
+from .workbooks import FormError, check_size
 
 # pyxform's names for the types we support, mapped to ours.
 TYPES = {
@@ -44,68 +44,6 @@ BOOLEAN_WORDS = {"yes", "no", "true", "false", "true()", "false()", "1", "0", ""
 
 # Named, not imported: surveys.tasks imports this module.
 LOAD_UPLOAD = "surveys.tasks.load_upload"
-
-
-class FormError(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-def check_size(data: bytes) -> int:
-    """Refuse a workbook that would expand too far, before any parser reads it: the sizes
-    its zip members declare, then the rows of its sheets, counted as the XML streams by and
-    never past the limit (a 5 MB file can unpack to 150 MB of 400,000 rows). Returns the
-    expanded size. An .xls file is not a zip: its own size counts."""
-    if not zipfile.is_zipfile(BytesIO(data)):
-        if len(data) > settings.MAX_FORM_EXPANDED_BYTES:
-            raise FormError([_too_large()])
-        return len(data)
-    try:
-        with zipfile.ZipFile(BytesIO(data)) as book:
-            members = book.infolist()
-            expanded = sum(member.file_size for member in members)
-            if len(members) > MAX_MEMBERS or expanded > settings.MAX_FORM_EXPANDED_BYTES:
-                raise FormError([_too_large()])
-            for member in members:
-                if member.filename.startswith("xl/worksheets/") and member.filename.endswith(
-                    ".xml"
-                ):
-                    _count_rows(book, member)
-    except (zipfile.BadZipFile, zlib.error, EOFError, ParseError, OSError) as exc:
-        raise FormError([_("The file could not be read as an XLSForm: %s") % exc]) from exc
-    return expanded
-
-
-MAX_MEMBERS = 200
-
-
-def _count_rows(book: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
-    rows = 0
-    with book.open(member) as sheet:
-        # The member's size is bounded already; ElementTree resolves no external entity and
-        # expat (>= 2.4) limits entity amplification.
-        for _event, element in iterparse(sheet):  # noqa: S314
-            if element.tag.endswith("}row") or element.tag == "row":
-                rows += 1
-                if rows > settings.MAX_FORM_ROWS:
-                    raise FormError(
-                        [
-                            _(
-                                "A sheet of the workbook has more than %(rows)s rows; a "
-                                "questionnaire has far fewer."
-                            )
-                            % {"rows": f"{settings.MAX_FORM_ROWS:,}"}
-                        ]
-                    )
-            element.clear()
-
-
-def _too_large() -> str:
-    return _(
-        "The workbook unpacks to more than %(size)s MB; a questionnaire is far smaller. "
-        "Remove unused sheets, rows and images."
-    ) % {"size": settings.MAX_FORM_EXPANDED_BYTES // 2**20}
 
 
 def read_definition(data: bytes) -> dict[str, Any]:
@@ -149,6 +87,12 @@ def _row_problems(sheet: list[dict[str, Any]]) -> Iterator[str]:
         name = row.get("name")
         kind = str(row.get("type", "")).strip()
         if name and not kind.startswith("end"):
+            if name.startswith((FRAME, STAT)):
+                yield _(
+                    "survey sheet, row %(row)d: a question may not be called “%(name)s”: "
+                    "names beginning with frame. or stat. are the edit rules' names for the "
+                    "frame's values and statistics."
+                ) % {"row": number, "name": name}
             if name in seen:
                 yield _(
                     "survey sheet, row %(row)d: the name “%(name)s” is already used on row "
@@ -351,6 +295,7 @@ def load_questionnaire(
     the same form, say).
     """
     definition = read_definition(data)
+    rules, statistics = edit_sheets.workbook_sheets(data)
     if survey_slug:
         definition["form_id"] = survey_slug
     with transaction.atomic():
@@ -375,6 +320,11 @@ def load_questionnaire(
                     % {"version": definition["version"], "survey": survey.slug}
                 ]
             )
+        checked = edit_sheets.check(
+            rules, statistics, form=Form(definition), frame=edit_sheets.frame_names(survey)
+        )
+        if checked.problems:
+            raise FormError(checked.problems)
         version = QuestionnaireVersion.objects.create(
             survey=survey,
             version=definition["version"],
@@ -385,6 +335,7 @@ def load_questionnaire(
             source=data,
             loaded_by=user if getattr(user, "is_authenticated", False) else None,
         )
+        edit_sheets.save(version, checked)
         survey.current_questionnaire = version
         survey.save(update_fields=["current_questionnaire"])
         forget_survey(survey.pk)

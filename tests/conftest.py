@@ -36,12 +36,14 @@ def colleague(respondent: factories.Respondent) -> Client:
 
 @pytest.fixture(autouse=True)
 def _fresh_form_cache() -> None:
-    # Questionnaire versions are cached per process by primary key; a test database that
-    # reuses keys (SQLite) must not see another test's form.
+    # Questionnaire versions (and their frames' class statistics) are cached per process by
+    # primary key; a test database that reuses keys must not see another test's.
+    from surveys.edits import forget_statistics
     from surveys.models import _FORMS, _surveys
 
     _FORMS.clear()
     _surveys.clear()
+    forget_statistics()
 
 
 @pytest.fixture(autouse=True)

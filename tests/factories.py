@@ -23,6 +23,13 @@ def shipped_questionnaire() -> QuestionnaireVersion:
     return load_questionnaire(SHIPPED_FORM.read_bytes(), source_name=SHIPPED_FORM.name)
 
 
+def another_survey(slug: str = "another-survey") -> Survey:
+    """A second survey with the shipped questionnaire."""
+    return load_questionnaire(
+        SHIPPED_FORM.read_bytes(), source_name=SHIPPED_FORM.name, survey_slug=slug
+    ).survey
+
+
 def business_id(number: int) -> str:
     digits = f"{number:010d}"
     return f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"
@@ -106,3 +113,61 @@ def submitted_case(survey: Survey) -> Case:
     )
     new.record_disposition("1.1", source="respondent")
     return new
+
+
+ANSWERS: dict[str, Any] = {
+    "employees": 45,
+    "sales_krw_mn": 12500.5,
+    "importance": "very_important",
+    "implementing": "yes",
+    "sf_adopted": "yes",
+    "sf_level": "basic",
+    "sf_scope": "partial",
+    "sf_tech": ["erp", "mes"],
+    "data_collect": "yes",
+    "data_analyze": "no",
+    "main_area": "production_mgmt",
+    "need_advance": "yes",
+    "invest_own": "yes",
+    "invest_amount": 300.0,
+    "mfg_ai": "planned",
+}
+
+
+def submitted_response(
+    survey: Survey, answers: dict[str, Any] | None = None, **unit_fields: Any
+) -> Any:
+    """A sampled firm's submitted response with the adopter's answers (or the given ones)."""
+    from surveys.models import Response, get_form
+
+    new = case(survey, **unit_fields)[0]
+    values, _relevant = get_form(survey.questionnaire_id).evaluate(answers or ANSWERS)
+    response = Response.objects.create(
+        case=new,
+        questionnaire_id=survey.questionnaire_id,
+        answers=values,
+        status="submitted",
+        submitted_at=timezone.now(),
+        reference=Response.new_reference(),
+    )
+    new.record_disposition("1.1", source="respondent")
+    return response
+
+
+def edit_flag(response: Any, rule: str = "employees_vs_register", **fields: Any) -> Any:
+    """An edit flag on a submitted response, as the checking pipeline writes one."""
+    from analytics.models import EditFlag
+
+    item = fields.pop("item", "employees")
+    values: dict[str, Any] = {
+        "severity": "soft",
+        "item": item,
+        "values": {item: response.answers.get(item), f"frame.{item}": 20},
+        "message": {
+            "ko": f"{rule}: 응답이 모집단 명부 값과 크게 다릅니다.",
+            "en": f"{rule}: the answer is far from the register's value.",
+        },
+        "score": 0.5,
+    }
+    values.update(fields)
+    return EditFlag.objects.create(response=response, rule=rule, **values)

@@ -13,12 +13,16 @@ def workbook(
     survey: list[Row],
     choices: list[Row] | None = None,
     settings: Row | None = None,
+    sheets: dict[str, list[Row]] | None = None,
 ) -> bytes:
+    """An XLSForm; `sheets` adds more (edits, edit_statistics), in order."""
     book = Workbook()
     _sheet(book.active, "survey", survey)
     if choices:
         _sheet(book.create_sheet(), "choices", choices)
     _sheet(book.create_sheet(), "settings", [settings or {"form_id": "test_form", "version": "1"}])
+    for title, rows in (sheets or {}).items():
+        _sheet(book.create_sheet(), title, rows)
     out = BytesIO()
     book.save(out)
     return out.getvalue()
@@ -30,6 +34,16 @@ def _sheet(sheet, title: str, rows: list[Row]) -> None:  # type: ignore[no-untyp
     sheet.append(columns)
     for row in rows:
         sheet.append([row.get(column, "") for column in columns])
+
+
+def drop_edit_rules(book, question: str) -> None:  # type: ignore[no-untyped-def]
+    """Remove the edit rules that read a question, as a form designer removing it would."""
+    edits = book["edits"]
+    reference = f"${{{question}}}"
+    rows = edits.iter_rows(min_row=2)
+    reads = [row[0].row for row in rows if any(reference in str(c.value) for c in row)]
+    for number in reversed(reads):
+        edits.delete_rows(number)
 
 
 def q(type_: str, name: str, label: str = "", **columns: str) -> Row:

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from analytics.engine import aapor
 from analytics.views import downloads
 from config import navigation, widgets
+from surveys.models import Survey
 
 register = template.Library()
 
@@ -25,6 +26,13 @@ def survey_menu(context: template.Context, survey: Any) -> list[navigation.Link]
     request: HttpRequest = context["request"]
     match = request.resolver_match
     return navigation.menu(request.user, survey.slug, match.view_name if match else "")
+
+
+@register.simple_tag
+def surveys_with_questionnaires() -> list[Survey]:
+    """Every survey that has a questionnaire, for the links of the questionnaire page."""
+    found = Survey.objects.filter(current_questionnaire__isnull=False).order_by("slug")
+    return list(found.select_related("current_questionnaire"))
 
 
 @register.filter

@@ -32,6 +32,7 @@ from ..tabular import ImportRefused
 
 FIELDWORK = "respondents.manage_fieldwork"
 CONTACTS = "respondents.view_contact_details"
+REVIEW_EDITS = "analytics.review_edits"
 
 
 def _survey(slug: str) -> Survey:
@@ -205,6 +206,7 @@ def _case_context(
     response = Response.objects.filter(case=case).select_related("keyed_by").first()
     events = case.disposition_events.select_related("wave", "by").order_by("-at", "-pk")
     history, history_count = response.history() if response else ([], 0)
+    submitted = response if response is not None and response.is_submitted else None
     return {
         "survey": survey,
         "case": case,
@@ -212,6 +214,9 @@ def _case_context(
         "response": response,
         "history": history,
         "history_count": history_count,
+        "edit_trail": submitted.edit_trail() if submitted else [],
+        "queries": submitted.query_trail() if submitted else [],
+        "review_edits": bool(submitted) and request.user.has_perm(REVIEW_EDITS),
         "events": [(e, _(aapor.parse_code(e.code).label)) for e in events],
         "contacts": case.contacts.select_related("wave", "staff"),
         "messages_sent": case.messages.select_related("wave").order_by("-queued_at"),

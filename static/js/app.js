@@ -16,6 +16,16 @@
       form.dataset.submitted = "1";
     });
   });
+  // A part of a form that matters only when a radio button is chosen shows only then.
+  document.querySelectorAll("[data-shown-with]").forEach(function (part) {
+    var radio = document.getElementById(part.dataset.shownWith);
+    if (!radio) { return; }
+    var update = function () { part.hidden = !radio.checked; };
+    radio.form.querySelectorAll("input[name='" + radio.name + "']").forEach(function (other) {
+      other.addEventListener("change", update);
+    });
+    update();
+  });
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
 })();

@@ -24,6 +24,7 @@ from surveys.models import QuestionnaireVersion, Response, Survey
 from surveys.xlsform import load_questionnaire
 from tests import factories
 from tests.analytics.test_recompute_synthetic import load_synthetic_case
+from tests.xlsforms import drop_edit_rules
 
 pytestmark = pytest.mark.django_db
 INJECTIONS = ["=cmd|' /C calc'!A0", "+1+1", "-2", "@SUM(A1)"]
@@ -422,6 +423,7 @@ def second_version(survey: Survey) -> QuestionnaireVersion:
     sheet.cell(r, 2).value = "cloud_use"
     sheet.cell(r, 3).value = "클라우드 기반 생산관리 시스템을 사용합니까?"
     sheet.cell(r, 4).value = "Does your company use a cloud production system?"
+    drop_edit_rules(book, "mfg_ai")
     book["choices"].append(["sf_tech", "vision_ai", "비전 AI", "Vision AI"])
     book["settings"].cell(2, 2).value = "2024.2"
     data = io.BytesIO()

@@ -5,6 +5,7 @@ value is kept with its method and donor, and each estimate says its imputed shar
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +195,24 @@ def test_microdata_carry_the_reported_edited_and_imputed_values(
     by_id = frame.set_index("unit_id")
     assert by_id.loc[unit_id(rejected.case_id), "invest_amount_status"] == 2
     assert by_id.loc[unit_id(rejected.case_id), "invest_amount"] == pytest.approx(imputed.value)
+
+
+def test_the_codebook_documents_the_rules_and_the_imputation(survey: Survey) -> None:
+    load_synthetic_case(survey)
+    run = run_with(survey, "invest_amount random", "sf_level derived 'basic'")
+    document = json.loads(export(survey, "codebook", "json", run_number=run.number))
+    editing = document["editing"]
+    assert {r["name"] for r in editing["rules"]} >= {"employees_vs_register", "ai_needs_data"}
+    assert editing["imputation"][0] == {
+        "item": "invest_amount",
+        "method": "random",
+        "variables": [],
+        "expression": "",
+    }
+    assert editing["imputation_classes"] == ["size_class", "industry_group"]
+    rows = {
+        r["variable"]: r for r in csv_rows(export(survey, "codebook", "csv", run_number=run.number))
+    }
+    assert "investment_within_sales (soft)" in rows["invest_amount"]["editing"]
+    assert "imputed: random" in rows["invest_amount"]["editing"]
+    assert rows["invest_amount_status"]["editing"] == ""

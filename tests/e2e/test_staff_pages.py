@@ -51,6 +51,7 @@ DOWNLOADS = {
     "respondents:import_template",
     "analytics:export_job_status",
     "analytics:export_job_file",
+    "analytics:edits_export",
     "respondents:wave_progress",  # a fragment the waves page polls
 }
 

@@ -20,10 +20,11 @@ from surveys.xlsform import load_questionnaire
 from tests import factories
 from tests.factories import SHIPPED_FORM
 from tests.surveys.answering import ADOPTER, post_page
+from tests.xlsforms import drop_edit_rules
 
 pytestmark = pytest.mark.django_db
 
-REMOVED = "implementing"  # on the second page; no rule refers to it
+REMOVED = "implementing"  # on the second page; no question's rule refers to it
 ADDED = {
     "type": "integer",
     "name": "ai_projects",
@@ -48,6 +49,7 @@ def version_2024_2() -> bytes:
         return [value for (value,) in cells].index(name) + 1
 
     survey.delete_rows(row_of(REMOVED))
+    drop_edit_rules(book, REMOVED)
     position = row_of(ADDED_AFTER) + 1
     survey.insert_rows(position)
     for column, value in ADDED.items():

@@ -26,7 +26,7 @@ def test_two_transactions_racing_saves_on_one_response_lose_nothing(survey: Surv
     start = threading.Barrier(2)
     failures: list[BaseException] = []
 
-    first = {"employees": "1", "sales_krw_mn": "100"}
+    first = {"employees": "10", "sales_krw_mn": "1000"}
     flow.save_page(response, page, first, shown=None, editor=Editor("set-up"))
 
     def person(field: str, browser: str, base: int) -> None:

@@ -24,11 +24,11 @@ from django.utils import timezone
 
 from analytics import pipeline
 from analytics.api import issue_token
-from analytics.models import EstimateRun, ExportJob
+from analytics.models import EditFlag, EstimateRun, ExportJob
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS
 from respondents.models import Case, Stratum, Wave
 from respondents.views.frame import _report_path
-from surveys.models import Survey
+from surveys.models import EditQuery, Response, Survey
 from tests import factories
 from tests.analytics.test_recompute_synthetic import load_synthetic_case
 
@@ -91,6 +91,8 @@ class World:
     report_name: str
     api_token_id: int
     media: Path
+    flagged: Case  # a submitted response with an open edit flag
+    query_token: str  # the link of a query to that firm, not answered
     users: dict[str, User] = field(default_factory=dict)
     sessions: dict[str, str] = field(default_factory=dict)
     api_tokens: dict[str, str] = field(default_factory=dict)
@@ -172,6 +174,32 @@ def sampled_firm(stratum: Stratum, **fields: Any) -> tuple[Case, str, str]:
     return case, token, code
 
 
+def flagged_case(survey: Survey) -> tuple[Case, str]:
+    """A respondent of the synthetic case with an open edit flag on its investment, and a
+    query to it about its technologies, not yet answered."""
+    response = Response.objects.filter(
+        case__survey=survey, status="submitted", answers__has_key="invest_amount"
+    ).order_by("pk")[0]
+    EditFlag.objects.create(
+        response=response,
+        rule="invest_within_sales",
+        severity="soft",
+        item="invest_amount",
+        values={"invest_amount": response.answers["invest_amount"]},
+        message={"ko": "투자 의향 금액이 매출액에 비해 큽니다.", "en": "The investment is large."},
+        score=0.3,
+    )
+    token, digest = EditQuery.new_token()
+    EditQuery.objects.create(
+        response=response,
+        items=[
+            {"item": "sf_tech", "rule": "adopter_tech", "message": {"ko": "확인", "en": "Check"}}
+        ],
+        token_hash=digest,
+    )
+    return response.case, token
+
+
 def build_world(media: Path) -> World:
     survey = factories.shipped_questionnaire().survey
     load_synthetic_case(survey)
@@ -212,6 +240,7 @@ def build_world(media: Path) -> World:
     report = _report_path(survey, report_name)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("row,problem\n2,bad ksic\n")
+    flagged, query_token = flagged_case(survey)
     own_token, own_plain = issue_token(name="ministry dashboard", surveys=[survey])
     _other_token, other_plain = issue_token(name="other dashboard", surveys=[other])
     world = World(
@@ -230,6 +259,8 @@ def build_world(media: Path) -> World:
         report_name=report_name,
         api_token_id=own_token.pk,
         media=media,
+        flagged=flagged,
+        query_token=query_token,
         users=users,
         api_tokens={API_OWN: own_plain, API_OTHER: other_plain},
     )

@@ -41,7 +41,7 @@ from respondents.models import (
     SampleDesign,
     Wave,
 )
-from surveys.models import QuestionnaireVersion, Response, Survey, get_form
+from surveys.models import EditQuery, QuestionnaireVersion, Response, Survey, ValueEdit, get_form
 from surveys.questionnaire import Form, Question
 from surveys.views import SESSION_CASE
 from surveys.xlsform import read_definition
@@ -517,6 +517,95 @@ def test_hostile_weighting_specs_are_refused_or_saved_whole(
 
         assert_served(response)
         assert added(before, WeightingSpec) == (1 if response.status_code == 302 else 0)
+
+
+# The flag's id, put into the posted names and values by the test.
+FLAG = "<the flag>"
+REVIEW_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "action": st.sampled_from(["accept", "correct", "reject", "query", "resend", "", "delete"]),
+    "flag": st.sampled_from([FLAG, FLAG, "0", "-1", "1e3", "99999999999999999999"]),
+    f"accept-{FLAG}-reason": st.one_of(st.text(NO_NUL, max_size=30), st.sampled_from(PAYLOADS)),
+    f"correct-{FLAG}-item": st.sampled_from(["invest_amount", "employees", "nope", ""]),
+    f"correct-{FLAG}-value": valid(SHIPPED.questions["invest_amount"]),
+    f"correct-{FLAG}-reason": st.one_of(st.text(NO_NUL, max_size=30), st.sampled_from(PAYLOADS)),
+    f"reject-{FLAG}-item": st.sampled_from(["invest_amount", "sf_tech", ""]),
+    f"reject-{FLAG}-reason": st.sampled_from(PAYLOADS),
+    "query-flags": st.sampled_from([FLAG, "0", "x"]),
+    "query-note": st.sampled_from(PAYLOADS),
+    "resend-query": st.sampled_from(["1", "x", "-5"]),
+}
+
+
+def with_flag(data: dict[str, Any], flag: int) -> dict[str, Any]:
+    def put(value: Any) -> Any:
+        return (
+            [put(v) for v in value]
+            if isinstance(value, list)
+            else str(value).replace(FLAG, str(flag))
+        )
+
+    return {put(name): put(value) for name, value in data.items()}
+
+
+def assert_edits_intact(response: Response, answers: dict[str, Any]) -> None:
+    """The firm's answers as they were; every edited value a value its question takes."""
+    response.refresh_from_db()
+    assert response.answers == answers
+    form = get_form(response.questionnaire_id)
+    for name, value in response.edited.items():
+        assert value is None or stored_value_is_valid(form.questions[name], value), (name, value)
+    for edit in response.value_edits.all():
+        assert edit.new is None or stored_value_is_valid(form.questions[edit.item], edit.new)
+
+
+@HOSTILE
+@given(data=form_posts(REVIEW_FIELDS))
+def test_hostile_review_actions_are_refused_or_taken_whole(
+    world: World, data: dict[str, Any]
+) -> None:
+    with isolated():
+        response = Response.objects.get(case=world.flagged)
+        flag = response.edit_flags.get()
+        before, answers = counts(ValueEdit, EditQuery), dict(response.answers)
+
+        page = world.client(MANAGER).post(
+            f"/manage/{world.survey.slug}/editing/cases/{world.flagged.pk}/",
+            with_flag(data, flag.pk),
+        )
+
+        assert_served(page)
+        flag.refresh_from_db()
+        assert added(before, ValueEdit, EditQuery) == (0 if flag.status == "open" else 1)
+        assert_edits_intact(response, answers)
+
+
+QUERY_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "sf_tech__decision": st.sampled_from(["confirm", "correct", "", "both"]),
+    "sf_tech": valid(SHIPPED.questions["sf_tech"]),
+    "sf_tech__comment": st.one_of(st.sampled_from(PAYLOADS), st.text(NO_NUL, max_size=40)),
+}
+
+
+@HOSTILE
+@given(data=form_posts(QUERY_FIELDS))
+def test_hostile_answers_to_a_query_are_refused_or_taken_whole(
+    world: World, data: dict[str, Any]
+) -> None:
+    with isolated():
+        response = Response.objects.get(case=world.flagged)
+        before, answers = counts(ValueEdit), dict(response.answers)
+
+        page = world.client(ANONYMOUS).post(f"/check/{world.query_token}/", data)
+
+        assert_served(page)
+        answered = EditQuery.objects.get(response=response).answered_at is not None
+        assert answered == (page.status_code == 302)
+        assert added(before, ValueEdit) <= 1
+        assert_edits_intact(response, answers)
+        confirmed = response.confirmations.get("adopter_tech")
+        assert confirmed is None or set(confirmed["values"]["sf_tech"]) <= set(
+            SHIPPED.questions["sf_tech"].choice_names
+        )
 
 
 def xlsx_variants() -> st.SearchStrategy[bytes]:

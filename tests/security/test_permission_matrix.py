@@ -126,6 +126,8 @@ FIRMS = (FIRM_A, FIRM_B)
 MANAGES = (MANAGER, ADMIN, IDENTIFIED)
 # Survey administrators: results, the weighting spec, downloads, API tokens, questionnaires.
 ADMINISTERS = (ADMIN, IDENTIFIED)
+# Editing: fieldwork managers and administrators review the edit flags (config/roles.py).
+REVIEWS = (MANAGER, ADMIN, IDENTIFIED)
 
 
 def everyone(outcome: Outcome) -> Grid:
@@ -193,6 +195,11 @@ EXPECTATIONS: dict[str, Expect] = {
     "surveys:autosave": Expect(everyone(NOT_ALLOWED), firm_page()),
     "surveys:review": Expect(firm_page(), firm_page()),
     "surveys:receipt": Expect(firm_page(redirect("/q/"))),
+    # A query about a firm's submitted answers: its link alone opens it (a bearer link, as
+    # the personal link is); an empty answer is a form error, nothing saved.
+    "surveys:edit_query": Expect(
+        everyone(OK), everyone(OK), args=lambda w: {"token": w.query_token}
+    ),
     # --- keyed entry by staff (firm A's case id) --------------------------------------------
     "surveys:keyed_welcome": Expect(keyed()),
     "surveys:keyed_page": Expect(keyed(), keyed()),
@@ -202,6 +209,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "surveys:upload_questionnaire": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     # A large upload waiting for the worker: only its uploader sees it.
     "surveys:questionnaire_upload": Expect(staff_page(ADMINISTERS) | {IDENTIFIED: NOT_FOUND}),
+    "surveys:edit_rules": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
+    "surveys:edit_rules_version": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     # --- frame and sample -------------------------------------------------------------------
     "respondents:frame_summary": Expect(staff_page(MANAGES)),
     "respondents:frame_upload": Expect(staff_page(MANAGES), staff_page(MANAGES)),
@@ -234,6 +243,13 @@ EXPECTATIONS: dict[str, Expect] = {
     "respondents:import_template": Expect(
         staff_page(MANAGES), args=lambda w: {"kind": "responses", "fmt": "xlsx"}
     ),
+    # --- editing ------------------------------------------------------------------------------
+    "analytics:editing": Expect(staff_page(REVIEWS)),
+    # A POST without an action names no flag of the response: refused, nothing saved.
+    "analytics:edit_review": Expect(
+        staff_page(REVIEWS), staff_page(REVIEWS, BAD_REQUEST), args=lambda w: {"case": w.flagged.pk}
+    ),
+    "analytics:edits_export": Expect(staff_page(REVIEWS)),
     # --- weighting, downloads, results, API tokens ------------------------------------------
     # Estimates and how they are weighted are the administrators' until published (README).
     "analytics:weighting": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
@@ -294,6 +310,7 @@ DEFAULT_ARGUMENTS: dict[str, Callable[[World], Any]] = {
     "number": lambda w: w.run.number,
     "fmt": lambda w: "csv",
     "upload": upload_of,
+    "version": lambda w: w.survey.questionnaires.get(pk=w.survey.questionnaire_id).version,
     # the admin site's own objects
     "object_id": lambda w: w.users[STAFF].pk,
     "id": lambda w: w.users[STAFF].pk,

@@ -17,9 +17,9 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from analytics import pipeline
+from analytics import pipeline, review
 from analytics.engine.weighting import WeightingError
-from analytics.models import EstimateRun
+from analytics.models import EditFlag, EstimateRun
 from config import simulation
 from config.celery import tasks_held
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS, ensure_roles
@@ -27,7 +27,7 @@ from respondents import credentials, sampling
 from respondents.frame_import import import_frame
 from respondents.models import Case, FrameUnit, Wave
 from respondents.synthetic import write_frame
-from surveys.models import Survey
+from surveys.models import QueryAnswer, Survey
 from surveys.xlsform import load_questionnaire
 
 FORM = Path(settings.BASE_DIR) / "surveys" / "questionnaires" / "smart_manufacturing.xlsx"
@@ -126,8 +126,34 @@ class Command(BaseCommand):
             "each closed wave's official estimates and the latest provisional ones",
             started,
         )
+        self._review_edits(survey, started)
         self._second_weighting(survey, started)
         return survey
+
+    def _review_edits(self, survey: Survey, started: float) -> None:
+        """The editing review after fieldwork, highest scores first: unit slips corrected
+        (or, where the right value is unknown, rejected for imputation), one firm asked and
+        answering, plausible values accepted; the rest wait in the queue."""
+        manager = User.objects.get(username="manager")
+        review.sync_answered_queries(survey.pk)
+        queue = (
+            EditFlag.objects.of_survey(survey.pk)
+            .to_review()
+            .select_related("response__case__frame_unit")
+            .order_by("-score", "pk")
+        )
+        done: dict[str, int] = {}
+        seen: set[int] = set()
+        with tasks_held():
+            for flag in list(queue[:40]):
+                if flag.response_id in seen or len(seen) >= 14:
+                    continue
+                seen.add(flag.response_id)
+                action = _decide_demo_flag(survey, flag, len(seen), manager)
+                done[action] = done.get(action, 0) + 1
+        left = EditFlag.objects.of_survey(survey.pk).to_review().count()
+        summary = ", ".join(f"{n} {action}" for action, n in sorted(done.items()))
+        self._step(f"Edit review: {summary}; {left} flags left in the queue", started)
 
     def _second_weighting(self, survey: Survey, started: float) -> None:
         """The administrator's second weighting: raked to the eligible population by size and
@@ -138,6 +164,7 @@ class Command(BaseCommand):
             calibration="raking",
             margins=("size_class", "region_area"),
             variance="bootstrap",
+            imputation=DEMO_IMPUTATION,
         )
         # The worker's part is done here, once: a task of its own would compute the same
         # version beside this one.
@@ -150,7 +177,8 @@ class Command(BaseCommand):
         else:
             self._step(
                 f"Weighting version {version}: raked on size and region area to the eligible "
-                "population, bootstrap variance (500 replicates in the microdata)",
+                "population, bootstrap variance (500 replicates in the microdata), rejected "
+                "and missing values imputed",
                 started,
             )
 
@@ -203,6 +231,51 @@ class Command(BaseCommand):
             _token, code = case.derive_credentials()
             lines.append(f"    {case.business_id}  code {code}  {case.respondent_link()}")
         self.stdout.write("\n".join(lines))
+
+
+# The administrator's imputation, item by item in form order (methodology L4-L6).
+DEMO_IMPUTATION = (
+    "employees ratio frame.employees",
+    "sales_krw_mn ratio frame.employees",
+    "implementing derived if(${sf_adopted} = 'yes', 'yes', '')",
+    "sf_level random",
+    "sf_tech nearest frame.employees frame.sales_krw_mn",
+    "invest_amount nearest frame.employees frame.sales_krw_mn",
+)
+
+
+def _decide_demo_flag(survey: Survey, flag: EditFlag, k: int, by: Any) -> str:
+    """What a reviewer decides on a flag, the way the demo's reviewer works."""
+    value = flag.values.get(flag.item)
+    register = flag.values.get(f"frame.{flag.item}")
+    slipped = isinstance(value, int | float) and register and value >= 5 * float(register)
+    if flag.severity == "soft" and not slipped:
+        review.accept(survey.pk, flag.pk, by=by, reason="확인 결과 응답이 맞음 (checked)")
+        return "accepted"
+    if not slipped:
+        review.reject(survey.pk, flag.pk, item=flag.item, reason="모순된 응답", by=by)
+        return "rejected"
+    factor = 1000 if flag.item == "sales_krw_mn" else 10
+    fixed = round(value / factor, 1) if factor == 1000 else int(value // factor)
+    if k % 5 == 0:
+        review.reject(survey.pk, flag.pk, item=flag.item, reason="단위 불명 (unit unclear)", by=by)
+        return "rejected"
+    if k % 5 == 1:
+        query = review.query_firm(
+            survey.pk, [flag.pk], note="입력 단위를 확인해 주십시오. Please check the unit.", by=by
+        )
+        answer = QueryAnswer(corrected=True, value=fixed, comment="단위 오류")
+        query.answer({flag.item: answer})
+        return "asked (the firm corrected)"
+    review.correct(
+        survey.pk,
+        flag.pk,
+        item=flag.item,
+        value=fixed,
+        reason="단위 착오 (unit slip, confirmed by phone)",
+        by=by,
+    )
+    return "corrected"
 
 
 def _delete(survey: Survey) -> None:

@@ -1,0 +1,267 @@
+"""Checking every submitted response against its version's edit rules, and the review
+queue's order: the selective-editing score (methodology L2).
+
+Run after each published estimate version, with its final weights. A failure of a soft rule
+whose score is below the specification's threshold passes untouched; the others, and every
+failure of a hard rule, wait in the review queue, highest score first. Flags someone has
+decided on keep their decision while the values the rule saw stay the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from django.db import transaction
+from django.utils import timezone
+
+from analytics.engine import editing as engine
+from surveys.edits import Failure, check_responses, plain_values
+from surveys.models import QuestionnaireVersion, Response, Survey
+
+from .models import EditCheck, EditFlag, EstimateRun
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float64]
+Status = EditFlag.Status
+# Flags nobody has decided on: the next check rewrites them.
+UNDECIDED = (Status.OPEN, Status.PASSED, Status.CONFIRMED, Status.ERROR)
+# Decisions that stand while the rule sees the same values.
+DECIDED = (Status.ACCEPTED, Status.CORRECTED, Status.REJECTED, Status.ANSWERED)
+
+
+@dataclass(frozen=True)
+class _Found:
+    response: int
+    case: int
+    failure: Failure
+    value: float  # the blamed item's value, NaN if not a number
+    confirmed: bool
+
+
+def check_survey(
+    survey: Survey,
+    *,
+    weights: Mapping[int, float] | None = None,
+    threshold: float = 0.001,
+    run: EstimateRun | None = None,
+) -> EditCheck:
+    """Check every submitted response, score the failures with `weights` (final weight by
+    case id; without them every failure is reviewed) and bring the flags up to date."""
+    found, checked = _failures(survey)
+    scores = _scores(found, weights, survey) if weights else np.full(len(found), np.inf)
+    statuses = [_status(f, s, threshold) for f, s in zip(found, scores, strict=True)]
+    # A response passes untouched when every failure of it passed the threshold.
+    reviewed = {f.response for f, s in zip(found, statuses, strict=True) if s != Status.PASSED}
+    passed = {f.response for f in found} - reviewed
+    passed_share = _passed_share(found, passed, weights or {}, survey)
+    with transaction.atomic():
+        _store(survey, found, scores, statuses)
+        return EditCheck.objects.create(
+            survey=survey,
+            run=run,
+            threshold=threshold,
+            responses=checked,
+            failed=len({f.response for f in found}),
+            passed=len(passed),
+            passed_share=passed_share,
+            errors=sum(1 for f in found if not f.failure.checked),
+        )
+
+
+def _failures(survey: Survey) -> tuple[list[_Found], int]:
+    submitted = Response.objects.submitted().filter(case__survey=survey)
+    versions = QuestionnaireVersion.objects.filter(pk__in=submitted.values("questionnaire_id"))
+    held = {
+        pk: (case, confirmations)
+        for pk, case, confirmations in submitted.values_list("pk", "case_id", "confirmations")
+    }
+    found: list[_Found] = []
+    for version in versions:
+        for pk, failures in check_responses(
+            version, submitted.filter(questionnaire=version)
+        ).items():
+            case, confirmations = held[pk]
+            for failure in failures:
+                seen = confirmations.get(failure.rule, {}).get("values")
+                found.append(
+                    _Found(
+                        pk,
+                        case,
+                        failure,
+                        _number(failure.values.get(failure.flag)),
+                        confirmed=seen is not None and seen == plain_values(failure.values),
+                    )
+                )
+    return found, len(held)
+
+
+def _scores(found: Sequence[_Found], weights: Mapping[int, float], survey: Survey) -> FloatArray:
+    """w·|y − ŷ| / T̂ for a number (ŷ: the item's median among responses that fail no
+    rule, T̂ its weighted total over them), w / Σw otherwise: the share of the population
+    the firm stands for, which a wrong category moves."""
+    if not found:
+        return np.zeros(0)
+    w = np.array([weights.get(f.case, np.nan) for f in found])
+    population = float(sum(weights.values())) or 1.0
+    scores = w / population
+    items = {f.failure.flag for f in found if np.isfinite(f.value)}
+    clean = _clean_values(survey, items, {f.response for f in found}, weights)
+    for item, (values, item_weights) in clean.items():
+        rows = np.array([f.failure.flag == item and np.isfinite(f.value) for f in found])
+        if not rows.any() or not values.size:
+            continue
+        expected = float(np.median(values))
+        total = float(item_weights @ values) or float("nan")
+        y = np.array([f.value for f, r in zip(found, rows, strict=True) if r])
+        scores[rows] = engine.local_scores(y, np.full(y.size, expected), w[rows], totals=total)
+    return np.where(np.isfinite(w), scores, np.inf)
+
+
+def _clean_values(
+    survey: Survey, items: set[str], failing: set[int], weights: Mapping[int, float]
+) -> dict[str, tuple[FloatArray, FloatArray]]:
+    out: dict[str, tuple[FloatArray, FloatArray]] = {}
+    if not items:
+        return out
+    rows = (
+        Response.objects.submitted()
+        .filter(case__survey=survey)
+        .exclude(pk__in=failing)
+        .values_list("case_id", "answers", "edited")
+    )
+    collected: dict[str, list[tuple[float, float]]] = {item: [] for item in items}
+    for case_id, answers, edited in rows:
+        values = {**answers, **edited}
+        weight = weights.get(case_id)
+        if weight is None:
+            continue
+        for item in items:
+            number = _number(values.get(item))
+            if np.isfinite(number):
+                collected[item].append((number, weight))
+    for item, pairs in collected.items():
+        array = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+        out[item] = (array[:, 0], array[:, 1])
+    return out
+
+
+def _status(found: _Found, score: float, threshold: float) -> str:
+    if not found.failure.checked:
+        return Status.ERROR
+    if found.failure.severity == "hard":
+        return Status.OPEN
+    if score < threshold:
+        return Status.PASSED
+    return Status.CONFIRMED if found.confirmed else Status.OPEN
+
+
+def _passed_share(
+    found: Sequence[_Found], passed: set[int], weights: Mapping[int, float], survey: Survey
+) -> dict[str, float]:
+    """Per blamed number: the share of its weighted total that the responses passed
+    untouched carry (their failures on it were below the threshold)."""
+    share: dict[str, float] = {}
+    numeric = {f.failure.flag for f in found if np.isfinite(f.value)}
+    if not weights or not numeric:
+        return share
+    totals = _weighted_totals(survey, numeric, weights)
+    for item in sorted(numeric):
+        carried = sum(
+            weights.get(f.case, 0.0) * f.value
+            for f in found
+            if f.response in passed and f.failure.flag == item and np.isfinite(f.value)
+        )
+        total = totals.get(item, 0.0)
+        share[item] = carried / total if total else 0.0
+    return share
+
+
+def _weighted_totals(
+    survey: Survey, items: set[str], weights: Mapping[int, float]
+) -> dict[str, float]:
+    totals = dict.fromkeys(items, 0.0)
+    rows = Response.objects.submitted().filter(case__survey=survey)
+    for case_id, answers, edited in rows.values_list("case_id", "answers", "edited"):
+        values = {**answers, **edited}
+        for item in items:
+            number = _number(values.get(item))
+            if np.isfinite(number):
+                totals[item] += weights.get(case_id, 0.0) * number
+    return totals
+
+
+def _store(
+    survey: Survey, found: Sequence[_Found], scores: FloatArray, statuses: Sequence[str]
+) -> None:
+    now = timezone.now()
+    existing = {
+        (flag.response_id, flag.rule): flag
+        for flag in EditFlag.objects.select_for_update().filter(response__case__survey=survey)
+    }
+    create: list[EditFlag] = []
+    update: list[EditFlag] = []
+    seen: set[tuple[int, str]] = set()
+    for f, score, status in zip(found, scores.tolist(), statuses, strict=True):
+        key = (f.response, f.failure.rule)
+        seen.add(key)
+        values = plain_values(f.failure.values)
+        fields = {
+            "severity": f.failure.severity,
+            "item": f.failure.flag,
+            "message": f.failure.message,
+            "score": score if np.isfinite(score) else None,
+            "checked_at": now,
+        }
+        flag = existing.get(key)
+        if flag is None:
+            create.append(
+                EditFlag(
+                    response_id=f.response,
+                    rule=f.failure.rule,
+                    values=values,
+                    status=status,
+                    **fields,
+                )
+            )
+            continue
+        if flag.status in UNDECIDED or (flag.status in DECIDED and flag.values != values):
+            flag.status = status
+            flag.resolved_at = flag.resolved_by = None  # type: ignore[assignment]
+        flag.values = values
+        for name, value in fields.items():
+            setattr(flag, name, value)
+        update.append(flag)
+    EditFlag.objects.bulk_create(create, batch_size=1000)
+    EditFlag.objects.bulk_update(
+        update,
+        [
+            "severity",
+            "item",
+            "message",
+            "score",
+            "checked_at",
+            "values",
+            "status",
+            "resolved_at",
+            "resolved_by",
+        ],
+        batch_size=1000,
+    )
+    gone = [
+        flag.pk for key, flag in existing.items() if key not in seen and flag.status in UNDECIDED
+    ]
+    EditFlag.objects.filter(pk__in=gone).delete()
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or value is None:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
