@@ -155,7 +155,7 @@ def _second_round(frame: Path, first: Any) -> Any:
             frame_size=old.frame_size,
             drawn_at=timezone.now(),
         )
-        cases = []
+        cases: list[Case] = []
         for stratum in old.strata.order_by("key"):
             new = Stratum.objects.create(
                 design=design,
@@ -238,12 +238,20 @@ def forget(first: Any, second: Any, everything: bool = False) -> None:
     from django.core.cache import cache
 
     from analytics.change import _cache_key
-    from analytics.models import EstimateRun
 
-    runs = [EstimateRun.objects.latest_published(s) for s in (first, second)]
+    runs = latest(first, second)
     if everything:
         cache.clear()
     cache.delete(_cache_key(runs[0], runs[1]))
+
+
+def latest(first: Any, second: Any) -> tuple[Any, Any]:
+    """The two rounds' latest published versions."""
+    from analytics.models import EstimateRun
+
+    runs = [EstimateRun.objects.latest_published(s) for s in (first, second)]
+    assert runs[0] is not None and runs[1] is not None
+    return runs[0], runs[1]
 
 
 def timed(act: Callable[[], Any]) -> float:
@@ -262,9 +270,8 @@ def measure(first: Any, second: Any, client: Any, label: str) -> None:
 
     from analytics import exports
     from analytics.change import changes_between, prepare
-    from analytics.models import EstimateRun
 
-    runs = [EstimateRun.objects.latest_published(s) for s in (first, second)]
+    runs = latest(first, second)
     base = f"/manage/{second.slug}"
 
     def page(path: str) -> Callable[[], Any]:

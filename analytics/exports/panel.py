@@ -1,11 +1,14 @@
 """The panel of two rounds: one row per sampled firm and round, with that round's weights and a
 key that links a firm's rows across rounds (issue 16).
 
-The link key is the firm's pseudonym in the series (`link_key` of its first case), the unit_id
-is keyed per file as in released microdata, so the file joins no other release. Business IDs,
-personal data, free text and dates are left out; the answers are the estimated items of both
-rounds' questionnaires, as each round's version used them (edited and imputed values). The
-file is not disclosure-controlled (F7): it is for analysts inside the statistical office.
+Each round's rows carry what its published estimates used (stratum, N_h, final weights), and
+the later round's rows c_g, the firms of their stratum in both frames, so that R reproduces a
+published change from the file (methodology M6, M7). The link key is the firm's pseudonym in
+the series (`link_key` of its first case); the unit_id is keyed per file as in released
+microdata, so the file joins no other release. Business IDs, personal data, free text and
+dates are left out; the answers are the estimated items of both rounds' questionnaires, as
+each round's version used them (edited and imputed values). The file is not
+disclosure-controlled (F7): it is for analysts inside the statistical office.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..models import EstimateRun
 from .microdata import (
     AnswerCells,
     Layout,
+    Missing,
     RunWeights,
     Variable,
     case_rows,
@@ -51,6 +55,8 @@ DESIGN: list[Variable] = [
     Variable("stratum", "string", {"ko": "층", "en": "Stratum"}),
     Variable("stratum_population", "integer", {"ko": "층 모집단 크기(N_h)",
                                                "en": "Stratum population (N_h)"}),
+    Variable("stratum_common", "number", {"ko": "두 회차 표본추출틀 모두에 있는 층의 기업 수(c_g)",
+                                          "en": "Firms of the stratum in both frames (c_g)"}),
     Variable("base_weight", "decimal", {"ko": "설계 가중치", "en": "Design (base) weight"}),
     Variable("final_weight", "decimal", {"ko": "최종 가중치(비응답자 0)",
                                          "en": "Final weight (0 if not a respondent)"}),
@@ -97,6 +103,7 @@ class PanelRecords:
         chain = change.round_chain(options.survey)
         self.first = change.first_cases(chain[: chain.index(options.survey) + 1])
         links = change.linked_cases(*self.rounds)
+        self.common = change.common_population(*self.rounds, links)
         in_sample = [
             set(Case.objects.in_sample().filter(survey=s).values_list("pk", flat=True))
             for s in self.rounds
@@ -112,6 +119,7 @@ class PanelRecords:
             cells = AnswerCells(run, microdata_layout(survey, identified=False).versions)
             strata = {s.pk: s for s in _strata(survey)}
             year = survey.year or self.rounds.index(survey) + 1
+            later = survey == self.rounds[1]
             for row in case_rows(survey):
                 stratum = strata[row.stratum_id]
                 fallback = stratum.population / stratum.sample_size if stratum.sample_size else 0
@@ -122,6 +130,7 @@ class PanelRecords:
                     unit_id(row.pk, self.release),
                     stratum.key,
                     stratum.population,
+                    self.common.get(stratum.key, 0.0) if later else Missing.NOT_ASKED,
                     base,
                     final,
                     "1" if row.pk in self.both else "0",

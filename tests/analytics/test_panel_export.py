@@ -18,13 +18,13 @@ from analytics import exports, pipeline
 from analytics.exports.microdata import unit_id
 from analytics.models import Download, ExportJob
 from config.roles import ADMINISTRATORS
-from tests.analytics.rounds import TwoRounds, build_two_rounds
+from tests.analytics.rounds import TwoRounds, build_two_rounds, common_by_stratum
 from tests.conftest import login_as
 
 pytestmark = pytest.mark.django_db
 COLUMNS = [
-    "link_key", "round", "unit_id", "stratum", "stratum_population", "base_weight",
-    "final_weight", "in_both_rounds", "disposition",
+    "link_key", "round", "unit_id", "stratum", "stratum_population", "stratum_common",
+    "base_weight", "final_weight", "in_both_rounds", "disposition",
 ]  # fmt: skip
 
 
@@ -72,8 +72,12 @@ def test_each_firm_has_a_row_per_round_with_that_rounds_weights(rounds: TwoRound
     }
     for case in rounds.first_cases.values():
         assert rows[case.pk]["round"] == "2024"
+    later = {c.pk for c in rounds.second_cases.values()}
+    common = common_by_stratum()
     for pk, row in rows.items():
         base, final = weights[pk]
+        expected = common[row["stratum"]] if pk in later else None
+        assert (float(row["stratum_common"]) if row["stratum_common"] else None) == expected
         assert float(row["base_weight"]) == pytest.approx(base, rel=1e-12)
         assert float(row["final_weight"]) == pytest.approx(final, rel=1e-12)
         assert row["disposition"] == "1.1"
