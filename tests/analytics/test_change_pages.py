@@ -7,8 +7,11 @@ import json
 import re
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
+from analytics import tasks
 from analytics.models import Estimate
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS
 from tests.analytics.rounds import TwoRounds, build_two_rounds
@@ -122,3 +125,22 @@ def test_fieldwork_managers_do_not_see_the_change(rounds: TwoRounds) -> None:
 
     assert manager.get(f"/manage/{rounds.second.slug}/change/").status_code == 403
     assert manager.get(f"/manage/{rounds.second.slug}/trend/sf_adopted/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "queries"),
+    # The session, the user and the permissions come first; a trend reads each round's version.
+    [("change/", 11), ("change/?domain=size_class", 11), ("trend/sf_adopted/", 13)],
+)
+def test_the_pages_run_a_fixed_number_of_queries_once_the_change_is_ready(
+    rounds: TwoRounds, admin: Client, path: str, queries: int
+) -> None:
+    # given: the worker prepared the change when the version was published
+    tasks.prepare_changes(rounds.second.pk)
+    url = f"/manage/{rounds.second.slug}/{path}"
+    admin.get(url)
+
+    # then
+    with CaptureQueriesContext(connection) as captured:
+        assert admin.get(url).status_code == 200
+    assert len(captured) == queries
