@@ -125,6 +125,32 @@ class WeightingSpecForm(forms.Form):
         help_text=_("Unreliable cells are published with their grade and a warning."),
     )
     min_df = forms.IntegerField(label=_("Review below these degrees of freedom"), min_value=1)
+    editing_threshold = forms.FloatField(
+        label=_("Selective editing: review a soft rule's failure from this score"),
+        min_value=0,
+        max_value=0.99,
+        help_text=_(
+            "The share of the item's estimated total the suspicious value could move "
+            "(final weight × |value − expected| / total). Below it the value passes "
+            "untouched; a hard rule's failure is always reviewed."
+        ),
+    )
+    imputation = forms.CharField(
+        label=_("Imputation, one item per line, in form order"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "font-monospace"}),
+        help_text=_(
+            "item method [variables]: derived <expression>, ratio <auxiliary>, nearest "
+            "<matching variables>, or random; e.g. “sales_krw_mn ratio frame.employees”, "
+            "“sf_level random”. Missing and rejected values of these items are imputed."
+        ),
+    )
+    imputation_classes = forms.MultipleChoiceField(
+        label=_("Imputation classes"),
+        choices=VARIABLES,
+        required=False,
+        help_text=_("Collapsed by dropping the last variable, then all donors."),
+    )
 
     @staticmethod
     def initial_from(spec: WeightingSpec) -> dict[str, Any]:
@@ -154,6 +180,9 @@ class WeightingSpecForm(forms.Form):
             "rse_caution": t.rse_caution,
             "rse_suppress": t.rse_suppress,
             "min_df": t.min_df,
+            "editing_threshold": spec.editing_threshold,
+            "imputation": "\n".join(spec.imputation),
+            "imputation_classes": list(spec.imputation_classes),
         }
 
     def __init__(self, *args: Any, current: WeightingSpec | None = None, **kwargs: Any) -> None:
@@ -225,6 +254,12 @@ class WeightingSpecForm(forms.Form):
                 q.strip() for q in data["domain_questions"].split(",") if q.strip()
             ),
             suppression=thresholds,
+            editing_threshold=data["editing_threshold"],
+            imputation=tuple(
+                line.strip() for line in data["imputation"].splitlines() if line.strip()
+            ),
+            imputation_classes=tuple(data["imputation_classes"])
+            or WeightingSpec().imputation_classes,
         )
         return parse_spec(spec.to_json())
 

@@ -41,6 +41,9 @@ FORM = {
     "variance": "taylor",
     "replicates": "",
     "replicate_seed": "20250428",
+    "editing_threshold": "0.001",
+    "imputation": "",
+    "imputation_classes": [],
 }
 
 
@@ -189,3 +192,23 @@ def test_two_saves_get_consecutive_versions(survey: Survey) -> None:
 
     assert (first, second) == (1, 2)
     assert current_spec(survey)[0].ci_method == "wald"
+
+
+def test_the_imputation_lines_and_the_editing_threshold_are_saved_and_checked(
+    survey: Survey, admin_user_client: Client
+) -> None:
+    lines = "sales_krw_mn ratio frame.employees\r\n\r\nsf_level random\r\n"
+    form = {**FORM, "imputation": lines, "editing_threshold": "0.02"}
+    response = admin_user_client.post(f"/manage/{survey.slug}/weighting/", form)
+    assert response.status_code == 302
+    spec, _version = current_spec(survey)
+    assert spec.imputation == ("sales_krw_mn ratio frame.employees", "sf_level random")
+    assert spec.editing_threshold == 0.02
+    assert spec.imputation_classes == ("size_class", "industry_group")
+
+    refused = admin_user_client.post(
+        f"/manage/{survey.slug}/weighting/", {**FORM, "imputation": "sf_level magic"}
+    )
+    assert refused.status_code == 200
+    assert "sf_level magic" in refused.content.decode()
+    assert current_spec(survey)[0].imputation == spec.imputation
