@@ -18,6 +18,8 @@ DOWNLOADS = "analytics.download_results"
 REVIEW = "analytics.review_edits"
 QUESTIONNAIRES = "surveys.load_questionnaire"
 STAFF_SITE = "is_staff"  # the Django admin's own gate, not a permission
+# Starting a round copies its questionnaire and sets up its frame: both permissions.
+NEXT_ROUND = (QUESTIONNAIRES, FRAME)
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,13 @@ class Function:
     in_menu: bool = True
     # Other pages (by view name) that belong to this menu entry.
     also: tuple[str, ...] = ()
+    needs_all: bool = False  # every one of the permissions, not any one
 
     def allowed(self, user: Any) -> bool:
         if STAFF_SITE in self.permissions and user.is_staff:
             return True
+        if self.needs_all:
+            return bool(user.has_perms(self.permissions))
         return any(user.has_perm(p) for p in self.permissions if p != STAFF_SITE)
 
     def url(self, survey_slug: str | None = None) -> str:
@@ -63,7 +68,12 @@ FUNCTIONS: tuple[Function, ...] = (
         _("The firms of the sampling frame by size, region and industry; load the frame."),
         (FRAME,),
         SAMPLE,
-        also=("respondents:frame_upload", "respondents:frame_report"),
+        also=(
+            "respondents:frame_upload",
+            "respondents:frame_report",
+            "respondents:frame_changes",
+            "respondents:frame_links",
+        ),
     ),
     Function(
         "respondents:design",
@@ -167,6 +177,15 @@ FUNCTIONS: tuple[Function, ...] = (
         ADMINISTRATION,
         in_menu=False,
         also=("surveys:edit_rules_version",),
+    ),
+    Function(
+        "next_round",
+        _("Start the next round"),
+        _("Next year's survey from this one: questionnaire, weighting, emails and design."),
+        NEXT_ROUND,
+        ADMINISTRATION,
+        in_menu=False,
+        needs_all=True,
     ),
     Function(
         "surveys:upload_questionnaire",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import io
 import itertools
 import smtplib
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import openpyxl
 import time_machine
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.filebased import EmailBackend as FileBackend
@@ -57,6 +59,14 @@ ADOPTION = {"micro": 0.087, "small": 0.285, "medium": 0.542, "midsize": 0.857}
 INELIGIBLE = ("4.21", "4.22", "4.23", "4.24", "4.25", "4.26")
 INELIGIBLE_SHARE = (0.40, 0.25, 0.15, 0.10, 0.05, 0.05)
 BOUNCE_SHARE = 0.03
+# The next round: firms that answered last year answer more often and mostly as they did.
+PANEL_PROPENSITY = 0.15
+ADOPTERS_STAYING, NEW_ADOPTERS = 0.95, 0.3
+KEEP_SHARE = 0.8
+ADOPTER_ITEMS = (
+    "sf_level", "sf_scope", "sf_tech", "data_collect", "data_analyze", "main_area",
+    "main_area_other", "need_advance", "invest_own", "invest_amount",
+)  # fmt: skip
 # Every 25th web firm answers with two people; chosen by business ID, not by database id,
 # so that the demo's data do not depend on the database's sequences.
 TWO_PEOPLE_EVERY = 25
@@ -109,7 +119,8 @@ def simulate(
             .select_related("survey", "frame_unit", "response")
         )
         rng = np.random.default_rng(seed)
-        plans = [_plan(case, waves, rng, now) for case in cases]
+        last = Case.objects.filter(survey=survey).previous_answers()
+        plans = [_plan(case, waves, rng, now, last.get(case.pk)) for case in cases]
         refused = {p.case.frame_unit.email for p in plans if p.bounced}
         relay = DemoRelay(file_path=str(mail_dir), refuse=refused)
         play = Play(survey, manager, form, relay, relay_per_hour, rng)
@@ -195,7 +206,14 @@ class Plan:
         self.steps.append((at, action, details))
 
 
-def _plan(case: Case, waves: list[Wave], rng: np.random.Generator, now: dt.datetime) -> Plan:
+def _plan(
+    case: Case,
+    waves: list[Wave],
+    rng: np.random.Generator,
+    now: dt.datetime,
+    last: dict[str, Any] | None = None,
+) -> Plan:
+    """A firm's plan; `last`: its answers of the last round, when it gave them."""
     size = case.frame_unit.size_class
     plan = Plan(case, bounced=bool(case.frame_unit.email) and rng.random() < BOUNCE_SHARE)
     if rng.random() < 0.05:
@@ -204,18 +222,22 @@ def _plan(case: Case, waves: list[Wave], rng: np.random.Generator, now: dt.datet
         code = str(rng.choice(INELIGIBLE, p=INELIGIBLE_SHARE))
         plan.add(at, "call", "phone", ContactAttempt.Outcome.REACHED, "")
         plan.add(at + dt.timedelta(minutes=5), "record", code, "business status checked")
-    elif rng.random() < RESPONSE_PROPENSITY[size]:
-        _plan_response(plan, waves, rng, now)
+    elif rng.random() < RESPONSE_PROPENSITY[size] + (PANEL_PROPENSITY if last else 0.0):
+        _plan_response(plan, waves, rng, now, last)
     else:
-        _plan_nonresponse(plan, waves, rng, now)
+        _plan_nonresponse(plan, waves, rng, now, last)
     return plan
 
 
 def _plan_response(
-    plan: Plan, waves: list[Wave], rng: np.random.Generator, now: dt.datetime
+    plan: Plan,
+    waves: list[Wave],
+    rng: np.random.Generator,
+    now: dt.datetime,
+    last: dict[str, Any] | None,
 ) -> None:
     index = int(rng.choice(4, p=WAVE_SHARE))
-    answers = answers_for(plan.case, rng)
+    answers = answers_for(plan.case, rng, last)
     if index < 3:
         at = _moment(rng, waves[index], now)
         plan.add(at - dt.timedelta(minutes=20), "open")
@@ -232,7 +254,11 @@ def _plan_response(
 
 
 def _plan_nonresponse(
-    plan: Plan, waves: list[Wave], rng: np.random.Generator, now: dt.datetime
+    plan: Plan,
+    waves: list[Wave],
+    rng: np.random.Generator,
+    now: dt.datetime,
+    last: dict[str, Any] | None,
 ) -> None:
     roll = rng.random()
     if roll < 0.12:
@@ -243,7 +269,7 @@ def _plan_nonresponse(
         # Started answering and stopped part way: a break-off.
         at = _moment(rng, waves[int(rng.integers(0, 3))], now)
         plan.add(at, "open")
-        plan.add(at + dt.timedelta(minutes=4), "start", answers_for(plan.case, rng))
+        plan.add(at + dt.timedelta(minutes=4), "start", answers_for(plan.case, rng, last))
     elif roll < 0.24:
         plan.add(_moment(rng, waves[int(rng.integers(0, 3))], now), "open")
     elif roll < 0.26:
@@ -286,10 +312,18 @@ def _working_moment(rng: np.random.Generator, wave: Wave, now: dt.datetime) -> d
     return moment
 
 
-def answers_for(case: Case, rng: np.random.Generator) -> dict[str, Any]:
-    """Answers shaped on the published figures of the seed survey."""
+def answers_for(
+    case: Case, rng: np.random.Generator, last: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Answers shaped on the published figures of the seed survey; a firm that answered
+    last round mostly answers as it did (see `_like_last`)."""
     unit = case.frame_unit
-    adopted = rng.random() < ADOPTION[unit.size_class]
+    if last is None:
+        adopted = rng.random() < ADOPTION[unit.size_class]
+    elif last.get("sf_adopted") == "yes":
+        adopted = rng.random() < ADOPTERS_STAYING
+    else:
+        adopted = rng.random() < ADOPTION[unit.size_class] * NEW_ADOPTERS
     important = rng.random() < (0.62 if adopted else 0.18)
     answers: dict[str, Any] = {
         "employees": unit.employees or 1,
@@ -315,12 +349,30 @@ def answers_for(case: Case, rng: np.random.Generator) -> dict[str, Any]:
     }
     if adopted:
         answers.update(_adopter_answers(rng))
+    if last is not None:
+        answers = _like_last(answers, last, rng)
     slip = int(case.business_id.replace("-", "")) % SLIP_EVERY
     if slip == 1:
         answers["employees"] *= 10
     elif slip == 2 and answers["sales_krw_mn"] * 1000 <= SALES_LIMIT:
         answers["sales_krw_mn"] = round(answers["sales_krw_mn"] * 1000, 1)
     return answers
+
+
+def _like_last(
+    answers: dict[str, Any], last: dict[str, Any], rng: np.random.Generator
+) -> dict[str, Any]:
+    """Answers kept from last round, each with probability KEEP_SHARE: the importance, the
+    AI question, and an adopter's whole account of its smart factory (its parts depend on
+    one another) when it had one last year too."""
+    kept = dict(answers)
+    for name in ("importance", "mfg_ai"):
+        if name in last and rng.random() < KEEP_SHARE:
+            kept[name] = last[name]
+    if answers["sf_adopted"] == last.get("sf_adopted") == "yes" and rng.random() < KEEP_SHARE:
+        kept = {k: v for k, v in kept.items() if k not in ADOPTER_ITEMS}
+        kept.update({k: v for k, v in last.items() if k in ADOPTER_ITEMS})
+    return kept
 
 
 def _adopter_answers(rng: np.random.Generator) -> dict[str, Any]:
@@ -372,6 +424,53 @@ def _adopter_answers(rng: np.random.Generator) -> dict[str, Any]:
     if invest and rng.random() < 0.8:
         answers["invest_amount"] = round(float(rng.lognormal(5.5, 0.8)), 1)
     return answers
+
+
+# --- the next round's questionnaire ---------------------------------------------------------
+
+LAST_YEAR_HINT = {
+    "hint::Korean (ko)": "지난해에는 상시 근로자가 ${last.employees}명이라고 응답하셨습니다.",
+    "hint::English (en)": "Last year you reported ${last.employees} employees.",
+}
+LAST_YEAR_RULE = {
+    "name": "employees_vs_last_year",
+    "type": "soft",
+    "rule": "${employees} >= 0.5 * ${last.employees} and ${employees} <= 2 * ${last.employees}",
+    "relevant": "${employees} != ''",
+    "flag": "employees",
+    "message::Korean (ko)": "상시 근로자 수가 지난해 응답의 절반 미만이거나 두 배를 넘습니다. "
+    "입력하신 근로자 수가 맞는지 확인해 주십시오.",
+    "message::English (en)": "The number of employees is less than half or more than twice "
+    "last year's answer. Please check that it is correct.",
+}
+
+
+def next_round_workbook(
+    data: bytes, *, form_id: str, version: str, title: str, title_en: str
+) -> bytes:
+    """The questionnaire as a form designer edits it for the next round: its settings, a
+    line of the headcount's hint that shows last year's answer, and a soft edit rule that
+    compares the headcount with it."""
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    settings = book["settings"]
+    header = [cell.value for cell in settings[1]]
+    values = {"form_id": form_id, "version": version, "form_title": title, "title_en": title_en}
+    for column, value in values.items():
+        settings.cell(row=2, column=header.index(column) + 1, value=value)
+    survey = book["survey"]
+    header = [cell.value for cell in survey[1]]
+    row = next(
+        r for r in survey.iter_rows(min_row=2) if r[header.index("name")].value == "employees"
+    )
+    for column, line in LAST_YEAR_HINT.items():
+        cell = row[header.index(column)]
+        cell.value = f"{line}\n{cell.value}" if cell.value else line
+    edits = book["edits"]
+    header = [cell.value for cell in edits[1]]
+    edits.append([LAST_YEAR_RULE.get(str(column), "") for column in header])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 # --- playing the plan -----------------------------------------------------------------------
@@ -512,7 +611,8 @@ def _answer_queries(
     for failure in queries:
         if register.get(failure.flag) is not None and failure.flag in corrected:
             corrected[failure.flag] = str(register[failure.flag])
-    return corrected, {failure.rule for failure in queries if failure.flag not in register}
+    # A rule about an answer the register does not hold (or holds no value for) is confirmed.
+    return corrected, {failure.rule for failure in queries if register.get(failure.flag) is None}
 
 
 def _posted(page: Page, answers: dict[str, Any]) -> dict[str, str | list[str]]:

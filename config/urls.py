@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("analytics.urls_results")),
     path("api/v1/", include("analytics.urls_api")),
+    path("manage/<slug:survey>/next-round/", views.next_round, name="next_round"),
     # After every other manage/… pattern: a survey's slug is any one path segment.
     path("manage/<slug:survey>/", views.survey_home, name="survey_home"),
 ]

@@ -28,6 +28,10 @@ from .models import (
 )
 
 SEED_DIGITS = 10**9
+DRAFT_FIELDS = (
+    "strata_variables", "allocation", "sample_size", "min_per_stratum", "reserve_fraction",
+    "power", "neyman_variable", "assumed_proportion", "selection", "coordination", "rotation",
+)  # fmt: skip
 
 
 class FrameUploadForm(forms.Form):
@@ -38,6 +42,18 @@ class FrameUploadForm(forms.Form):
             "CSV (UTF-8 or CP949/EUC-KR) or XLSX, one firm a row, with the columns business_id, "
             "name, ksic, size_class, region, employees, sales_krw_mn, email and phone. Other "
             "columns are kept and can be used for stratification."
+        ),
+    )
+
+
+class LinkUploadForm(forms.Form):
+    file = UploadField(
+        label=_("Mapping file"),
+        extensions=(".csv", ".xlsx"),
+        help_text=_(
+            "CSV (UTF-8 or CP949/EUC-KR) or XLSX with the columns old_business_id, "
+            "new_business_id and kind (merger, split or renumbered), one link a row. It "
+            "replaces the mapping loaded before."
         ),
     )
 
@@ -86,6 +102,32 @@ class DesignForm(forms.Form):
     assumed_proportion = forms.FloatField(
         label=_("Neyman: assumed proportion P"), min_value=0.0, max_value=1.0, required=False
     )
+    selection = forms.ChoiceField(
+        label=_("Selection"),
+        choices=SampleDesign.Selection.choices,
+        initial=SampleDesign.Selection.SRS,
+        help_text=_(
+            "Both give a stratified simple random sample. Permanent random numbers (PRN) "
+            "also let the next round's sample be coordinated with this one."
+        ),
+    )
+    coordination = forms.ChoiceField(
+        label=_("Coordination with the previous round"),
+        choices=SampleDesign.Coordination.choices,
+        initial=SampleDesign.Coordination.NONE,
+        help_text=_(
+            "PRN only. Positive keeps last year's firms (estimates of change are most "
+            "precise), negative avoids them (spreads the burden), rotation replaces the share "
+            "below in each stratum."
+        ),
+    )
+    rotation = forms.FloatField(
+        label=_("Rotation share r"),
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text=_("Rotation only: the share of last year's sample replaced, e.g. 0.2."),
+    )
     confirm = forms.BooleanField(
         label=_("I have checked the preview. Draw the sample now; it cannot be drawn again."),
         required=False,
@@ -94,11 +136,30 @@ class DesignForm(forms.Form):
     def __init__(self, *args: Any, survey: Survey, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         variables = sampling.frame_variables(survey, self._posted_groupings())
-        choices = [(name, sampling.variable_label(name)) for name in variables.strata]
+        draft = survey.designs.filter(drawn_at__isnull=True).order_by("-pk").first()
+        # A browser posts the chosen variables in the list's order, and their order makes the
+        # strata's keys and the weighting's collapse (D3): the round's settings come first, in
+        # their order, so that its strata are last round's.
+        first = list(draft.strata_variables) if draft else []
+        names = [*(n for n in first if n in variables.strata), *variables.strata]
+        choices = [(name, sampling.variable_label(name)) for name in dict.fromkeys(names)]
         self.fields["strata_variables"].choices = choices  # type: ignore[attr-defined]
         numeric = [(name, sampling.variable_label(name)) for name in variables.numeric]
         self.fields["neyman_variable"].choices = [("", "—"), *numeric]  # type: ignore[attr-defined]
         self.fields["seed"].initial = secrets.randbelow(SEED_DIGITS)
+        if survey.previous_round_id is None:
+            # A first round has nothing to be coordinated with.
+            del self.fields["coordination"], self.fields["rotation"]
+        if draft is not None and not self.is_bound:
+            self._start_from(draft)
+
+    def _start_from(self, draft: SampleDesign) -> None:
+        """The settings the round was started with (config.rounds): the form's first values."""
+        for name in DRAFT_FIELDS:
+            if name in self.fields:
+                self.fields[name].initial = getattr(draft, name)
+        if draft.groupings:
+            self.fields["groupings"].initial = json.dumps(draft.groupings, ensure_ascii=False)
 
     def _posted_groupings(self) -> dict[str, Any]:
         try:
@@ -144,6 +205,9 @@ class DesignForm(forms.Form):
             "neyman_variable": data["neyman_variable"] or "",
             "assumed_proportion": data["assumed_proportion"],
             "groupings": data["groupings"],
+            "selection": data["selection"],
+            "coordination": data.get("coordination") or SampleDesign.Coordination.NONE,
+            "rotation": data.get("rotation"),
         }
 
 

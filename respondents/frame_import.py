@@ -12,6 +12,7 @@ import io
 import itertools
 import json
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.db import connection, transaction
@@ -27,15 +29,17 @@ from django.db.models import Count
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from analytics.engine.prn import new_prns
 from surveys.models import Survey
 
+from . import frame_changes
 from .classifications import (
     Region,
     SizeClass,
     canonical_region,
     ksic_problem,
 )
-from .models import FrameUnit
+from .models import BusinessIdLink, FrameImport, FrameUnit
 from .tabular import ImportRefused, ProblemLog, Source, TemplateColumn, open_binary, read_table
 
 StagedRow = tuple[Any, ...]
@@ -94,15 +98,15 @@ CREATE_STAGING = """
 CREATE TEMPORARY TABLE frame_import_staging (
     source_row integer NOT NULL, business_id varchar(20), name text, ksic text,
     size_class text, region text, employees bigint, sales_krw_mn numeric, email text,
-    phone text, attributes text
+    phone text, attributes text, prn double precision
 )"""
 INSERT_STAGED = """
 INSERT INTO frame_import_staging (source_row, business_id, name, ksic, size_class, region,
-    employees, sales_krw_mn, email, phone, attributes)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+    employees, sales_krw_mn, email, phone, attributes, prn)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 COPY_STAGED = """
 COPY frame_import_staging (source_row, business_id, name, ksic, size_class, region,
-    employees, sales_krw_mn, email, phone, attributes)
+    employees, sales_krw_mn, email, phone, attributes, prn)
 FROM STDIN WITH (FORMAT csv)"""
 COUNT_DUPLICATES = """
 SELECT COUNT(*) FROM frame_import_staging WHERE business_id IN (
@@ -114,18 +118,17 @@ SELECT business_id, source_row FROM frame_import_staging WHERE business_id IN (
 )
 ORDER BY business_id, source_row LIMIT %s"""
 DELETE_FRAME = "DELETE FROM respondents_frameunit WHERE survey_id = %s"
+# A firm of the previous round's frame (same business ID) keeps its permanent random number
+# and is linked to its unit there; any other firm takes the number drawn for its row (M1).
 INSERT_FRAME = """
 INSERT INTO respondents_frameunit (survey_id, business_id, name, ksic, size_class, region,
-    employees, sales_krw_mn, email, phone, attributes, source_row)
-SELECT %s, business_id, name, ksic, size_class, region, employees, sales_krw_mn,
-    COALESCE(email, ''), COALESCE(phone, ''), attributes, source_row
-FROM frame_import_staging ORDER BY source_row"""
-INSERT_FRAME_POSTGRES = """
-INSERT INTO respondents_frameunit (survey_id, business_id, name, ksic, size_class, region,
-    employees, sales_krw_mn, email, phone, attributes, source_row)
-SELECT %s, business_id, name, ksic, size_class, region, employees, sales_krw_mn,
-    COALESCE(email, ''), COALESCE(phone, ''), attributes::jsonb, source_row
-FROM frame_import_staging ORDER BY source_row"""
+    employees, sales_krw_mn, email, phone, attributes, source_row, prn, previous_id)
+SELECT %s, s.business_id, s.name, s.ksic, s.size_class, s.region, s.employees,
+    s.sales_krw_mn, COALESCE(s.email, ''), COALESCE(s.phone, ''), s.attributes{cast},
+    s.source_row, COALESCE(o.prn, s.prn), o.id
+FROM frame_import_staging s
+LEFT JOIN respondents_frameunit o ON o.survey_id = %s AND o.business_id = s.business_id
+ORDER BY s.source_row"""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class ImportResult:
     seconds: float
     replaced: int
     file_format: str
+    carried: int = 0  # firms that kept the previous round's permanent random number
+    links_removed: int = 0  # rows of the ID mapping that no longer fit the new frame
 
 
 class _Invalid(Exception):
@@ -150,9 +155,23 @@ class Columns:
     extra: tuple[tuple[str, int], ...]
 
 
-def import_frame(survey: Survey, source: Source, *, filename: str) -> ImportResult:
-    """Replace the survey's frame with the file's firms, or raise ImportRefused."""
+def import_frame(
+    survey: Survey,
+    source: Source,
+    *,
+    filename: str,
+    prn_seed: int | None = None,
+    user: Any = None,
+) -> ImportResult:
+    """Replace the survey's frame with the file's firms, or raise ImportRefused.
+
+    Every firm gets its permanent random number (methodology M1): a firm of the previous
+    round's frame (same business ID) keeps its own; the others take, in file order, the
+    numbers of a generator seeded with `prn_seed` (drawn when not given), recorded with the
+    import. In a round with a previous one the change report is written; a mapping of
+    changed IDs loaded for the frame replaced is removed with it (`links_removed`)."""
     started = time.perf_counter()
+    seed = secrets.randbits(63) if prn_seed is None else prn_seed
     with (
         open_binary(source) as stream,
         read_table(stream, filename) as (rows, file_format),
@@ -163,13 +182,25 @@ def import_frame(survey: Survey, source: Source, *, filename: str) -> ImportResu
         columns = _columns(next(rows, None))
         log = ProblemLog()
         _create_staging(cursor)
-        staged = _stage(cursor, _clean_rows(rows, columns, log))
+        staged = _stage(cursor, _clean_rows(rows, columns, log), np.random.default_rng(seed))
         _check_duplicates(cursor, log)
         if log.total:
             raise log.refuse(_("The frame was not imported: the file has problems."))
         if not staged:
             raise ImportRefused(_("The frame was not imported: the file has no firms."))
+        links_removed, _kinds = BusinessIdLink.objects.filter(survey=survey).delete()
         replaced = _replace_frame(cursor, survey)
+        carried = survey.frame_units.filter(previous__isnull=False).count()
+        FrameImport.objects.create(
+            survey=survey,
+            file_name=filename[:255],
+            rows=staged,
+            carried=carried,
+            prn_seed=seed,
+            numpy_version=np.__version__,
+            imported_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        frame_changes.refresh(survey)
     return ImportResult(
         rows=staged,
         by_size_class=_counts(survey, "size_class", SizeClass.values),
@@ -177,6 +208,8 @@ def import_frame(survey: Survey, source: Source, *, filename: str) -> ImportResu
         seconds=time.perf_counter() - started,
         replaced=replaced,
         file_format=file_format,
+        carried=carried,
+        links_removed=links_removed,
     )
 
 
@@ -357,6 +390,13 @@ def _lock_unsampled(survey: Survey) -> None:
                 "longer be replaced."
             )
         )
+    if FrameUnit.objects.filter(previous__survey=survey).exists():
+        raise ImportRefused(
+            _(
+                "The next round's frame carries this frame's permanent random numbers, so "
+                "this frame can no longer be replaced."
+            )
+        )
 
 
 def _create_staging(cursor: CursorWrapper) -> None:
@@ -364,18 +404,21 @@ def _create_staging(cursor: CursorWrapper) -> None:
     cursor.execute(CREATE_STAGING)
 
 
-def _stage(cursor: CursorWrapper, rows: Iterator[StagedRow]) -> int:
-    """Write the rows in batches; returns how many are complete (not only an ID)."""
+def _stage(cursor: CursorWrapper, rows: Iterator[StagedRow], rng: np.random.Generator) -> int:
+    """Write the rows in batches, each with the next permanent random number of `rng`;
+    returns how many are complete (not only an ID)."""
     staged = 0
     while chunk := list(itertools.islice(rows, BATCH_ROWS)):
         batch = [row for row in chunk if row[1] is not None]
         if not batch:
             continue
+        staged += sum(1 for row in batch if row[-1] is not None)
+        numbers = new_prns(len(batch), rng).tolist()
+        batch = [(*row, number) for row, number in zip(batch, numbers, strict=True)]
         if connection.vendor == "postgresql":
             _copy(cursor, batch)
         else:
             cursor.executemany(INSERT_STAGED, batch)
-        staged += sum(1 for row in batch if row[-1] is not None)
     return staged
 
 
@@ -410,8 +453,8 @@ def _check_duplicates(cursor: CursorWrapper, log: ProblemLog) -> None:
 def _replace_frame(cursor: CursorWrapper, survey: Survey) -> int:
     cursor.execute(DELETE_FRAME, [survey.pk])
     replaced: int = cursor.rowcount
-    postgres = connection.vendor == "postgresql"
-    cursor.execute(INSERT_FRAME_POSTGRES if postgres else INSERT_FRAME, [survey.pk])
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    cursor.execute(INSERT_FRAME.format(cast=cast), [survey.pk, survey.previous_round_id])
     cursor.execute(DROP_STAGING)
     return replaced
 

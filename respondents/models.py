@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection, models, transaction
@@ -22,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from analytics.engine import aapor
+from analytics.engine.prn import new_prns
 from analytics.recompute import request_recompute
 from config.tokens import hash_token
 from surveys.models import Response, Survey
@@ -117,6 +119,12 @@ class FrameUnit(models.Model):
     phone = models.CharField(_("phone"), max_length=40, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     source_row = models.PositiveIntegerField(help_text="Line of the imported file.")
+    # Methodology M1: drawn when the firm first enters a frame and carried to its unit in
+    # every later round's frame, so that draws by these numbers are coordinated.
+    prn = models.FloatField(_("permanent random number"), null=True, blank=True)
+    # The same firm's unit in the previous round's frame (same business ID, or linked by the
+    # round's mapping of changed IDs): the unit whose number this one carries.
+    previous = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="+")
 
     objects = FrameUnitQuerySet.as_manager()
 
@@ -149,11 +157,123 @@ class FrameUnit(models.Model):
         return f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"
 
 
+class FrameImport(models.Model):
+    """One import of a survey's frame: the file, and the seed that gave the permanent random
+    numbers of the firms not carried from the previous round (methodology M1)."""
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="frame_imports")
+    file_name = models.CharField(_("file"), max_length=255, blank=True)
+    rows = models.PositiveIntegerField(_("firms"))
+    carried = models.PositiveIntegerField(
+        _("numbers carried"), default=0, help_text="Firms that kept the previous round's number."
+    )
+    prn_seed = models.BigIntegerField(_("seed of the new numbers"))
+    numpy_version = models.CharField(_("numpy version"), max_length=32)
+    imported_at = models.DateTimeField(_("imported"), default=timezone.now)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The change report against the previous round's frame, by stratum (frame_changes.py);
+    # written at the import and again when a mapping of changed IDs is loaded.
+    report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-imported_at", "-pk"]
+        verbose_name = _("frame import")
+        verbose_name_plural = _("frame imports")
+
+    def __str__(self) -> str:
+        return f"{self.survey.slug} {self.file_name} ({self.rows})"
+
+    def drawn_numbers(self) -> np.ndarray:
+        """The numbers the import drew, one per firm in file order (frame_import._stage
+        draws them batch by batch from the same generator, which gives the same stream)."""
+        return new_prns(self.rows, np.random.default_rng(self.prn_seed))
+
+
+class BusinessIdLink(models.Model):
+    """A row of a round's mapping of changed business IDs: a firm of the previous round's
+    frame (old ID) that continues as a firm of this round's frame (new ID)."""
+
+    class Kind(models.TextChoices):
+        MERGER = "merger", _("merger")
+        SPLIT = "split", _("split")
+        RENUMBERED = "renumbered", _("renumbered")
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="id_links")
+    row = models.PositiveIntegerField(help_text="Line of the uploaded file.")
+    old_business_id = models.CharField(_("old business ID"), max_length=20)
+    new_business_id = models.CharField(_("new business ID"), max_length=20)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["row"]
+        verbose_name = _("business ID link")
+        verbose_name_plural = _("business ID links")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["survey", "old_business_id", "new_business_id"], name="unique_id_link"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.old_business_id} -> {self.new_business_id} ({self.kind})"
+
+
+class FrameChange(models.Model):
+    """A firm that differs between the previous round's frame and this round's: a birth, a
+    death, a change of size class, industry or region, or a link of the ID mapping."""
+
+    class Kind(models.TextChoices):
+        BIRTH = "birth", _("birth")
+        DEATH = "death", _("death")
+        CHANGED = "changed", _("changed")
+        LINKED = "linked", _("linked by the mapping")
+
+    survey = models.ForeignKey(Survey, models.CASCADE, related_name="frame_changes")
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    link = models.CharField(
+        _("link"), max_length=12, choices=BusinessIdLink.Kind.choices, blank=True
+    )
+    business_id = models.CharField(_("business ID"), max_length=20, blank=True)
+    previous_business_id = models.CharField(_("last year's business ID"), max_length=20, blank=True)
+    name = models.CharField(_("name"), max_length=200)
+    stratum_before = models.CharField(_("last year's stratum"), max_length=200, blank=True)
+    stratum_now = models.CharField(_("this year's stratum"), max_length=200, blank=True)
+    before = models.JSONField(default=dict, blank=True, help_text="Size, industry, region.")
+    now = models.JSONField(default=dict, blank=True, help_text="Size, industry, region.")
+    size_changed = models.BooleanField(default=False)
+    industry_changed = models.BooleanField(default=False)
+    region_changed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["kind", "business_id", "previous_business_id"]
+        verbose_name = _("frame change")
+        verbose_name_plural = _("frame changes")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.business_id or self.previous_business_id}"
+
+
 class SampleDesign(models.Model):
     class Allocation(models.TextChoices):
         PROPORTIONAL = "proportional", _("proportional")
         NEYMAN = "neyman", _("Neyman")
         POWER = "power", _("power (N_h^q)")
+
+    class Selection(models.TextChoices):
+        SRS = "srs", _("simple random sampling (SRS)")
+        PRN = "prn", _("permanent random numbers (PRN)")
+
+    class Coordination(models.TextChoices):
+        NONE = "none", _("none: independent of the previous round")
+        POSITIVE = "positive", _("positive: keep last year's firms")
+        NEGATIVE = "negative", _("negative: avoid last year's firms")
+        ROTATION = "rotation", _("rotation: replace a share of each stratum")
 
     survey = models.ForeignKey(Survey, models.CASCADE, related_name="designs")
     strata_variables = models.JSONField(help_text="Frame variables whose combination is a stratum.")
@@ -167,6 +287,16 @@ class SampleDesign(models.Model):
     neyman_variable = models.CharField(max_length=64, blank=True)
     assumed_proportion = models.FloatField(null=True, blank=True)
     reserve_fraction = models.FloatField(_("reserve fraction"), default=0.0)
+    selection = models.CharField(
+        _("selection"), max_length=4, choices=Selection.choices, default=Selection.SRS
+    )
+    coordination = models.CharField(
+        _("coordination with the previous round"),
+        max_length=8,
+        choices=Coordination.choices,
+        default=Coordination.NONE,
+    )
+    rotation = models.FloatField(_("rotation share"), null=True, blank=True)
     seed = models.BigIntegerField(_("random seed"))
     # numpy does not promise the same Generator streams across versions (selection.py).
     numpy_version = models.CharField(_("numpy version"), max_length=32, blank=True)
@@ -189,6 +319,31 @@ class SampleDesign(models.Model):
     def __str__(self) -> str:
         return f"{self.survey.slug}: {self.allocation} n={self.sample_size}"
 
+    @property
+    def is_prn(self) -> bool:
+        return self.selection == self.Selection.PRN
+
+    def copy_settings_to(self, survey: Survey, *, user: Any = None) -> SampleDesign:
+        """This design's settings as the next round's draft (not drawn): strata, allocation,
+        size, reserve, selection and coordination; a new seed is chosen at the draw."""
+        return SampleDesign.objects.create(
+            survey=survey,
+            strata_variables=self.strata_variables,
+            groupings=self.groupings,
+            allocation=self.allocation,
+            sample_size=self.sample_size,
+            min_per_stratum=self.min_per_stratum,
+            power=self.power,
+            neyman_variable=self.neyman_variable,
+            assumed_proportion=self.assumed_proportion,
+            reserve_fraction=self.reserve_fraction,
+            selection=self.selection,
+            coordination=self.coordination,
+            rotation=self.rotation,
+            seed=self.seed,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+
 
 class Stratum(models.Model):
     design = models.ForeignKey(SampleDesign, models.CASCADE, related_name="strata")
@@ -199,6 +354,13 @@ class Stratum(models.Model):
     sample_size = models.PositiveIntegerField(help_text="n_h now: allocated plus released reserve.")
     reserve_size = models.PositiveIntegerField(default=0)
     take_all = models.BooleanField(default=False)
+    # A PRN draw (methodology M2): where the stratum's sample starts and the number of its
+    # last unit (the reserve follows it); the next round's start points are moved from them.
+    prn_start = models.FloatField(null=True, blank=True)
+    prn_end = models.FloatField(null=True, blank=True)
+    expected_overlap = models.FloatField(
+        null=True, blank=True, help_text="Expected firms also in last round's sample (M3)."
+    )
 
     class Meta:
         verbose_name = _("stratum")
@@ -294,6 +456,17 @@ class CaseQuerySet(models.QuerySet["Case"]):
             )
         return len(ids)
 
+    def previous_answers(self) -> dict[int, dict[str, Any]]:
+        """Last round's answers of these cases' firms: for each case linked to a case of the
+        previous round that submitted, that response's values as edited. Two queries."""
+        links = dict(self.filter(previous__isnull=False).values_list("pk", "previous_id"))
+        responses = Response.objects.submitted().filter(case_id__in=set(links.values()))
+        answers = {
+            response.case_id: response.edited_values()
+            for response in responses.only("case_id", "answers", "edited")
+        }
+        return {pk: answers[previous] for pk, previous in links.items() if previous in answers}
+
     def open_for_contact(self) -> CaseQuerySet:
         """Cases a reminder may go to: not completed, refused or found ineligible."""
         return (
@@ -348,6 +521,12 @@ class Case(models.Model):
     def in_sample(self) -> bool:
         """Drawn into the sample, or a reserve unit released into it (as the QuerySet's)."""
         return not self.is_reserve or self.released_at is not None
+
+    def previous_answers(self) -> dict[str, Any]:
+        """Last round's submitted answers of this firm, as edited; {} when there are none."""
+        if self.previous_id is None:
+            return {}
+        return Case.objects.filter(pk=self.pk).previous_answers().get(self.pk, {})
 
     @property
     def has_credentials(self) -> bool:

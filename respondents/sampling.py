@@ -28,7 +28,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics.engine import allocation as alloc
-from analytics.engine.selection import Sample, SelectionError, select_stratified
+from analytics.engine import prn
+from analytics.engine.selection import Sample, SelectionError, StratumDraw, select_stratified
 from analytics.recompute import request_recompute
 from surveys.models import Survey
 
@@ -96,6 +97,26 @@ class Design:
     neyman_variable: str = ""
     assumed_proportion: float | None = None
     groupings: Mapping[str, Any] = field(default_factory=dict)
+    selection: str = SampleDesign.Selection.SRS
+    coordination: str = SampleDesign.Coordination.NONE
+    rotation: float | None = None
+
+    @property
+    def is_prn(self) -> bool:
+        return self.selection == SampleDesign.Selection.PRN
+
+    @property
+    def rotation_share(self) -> float:
+        """The share r of last round's sample the start points move past (M2)."""
+        if self.coordination == SampleDesign.Coordination.NEGATIVE:
+            return 1.0
+        if self.coordination == SampleDesign.Coordination.ROTATION:
+            return self.rotation or 0.0
+        return 0.0
+
+    @property
+    def coordinated(self) -> bool:
+        return self.is_prn and self.coordination != SampleDesign.Coordination.NONE
 
 
 class HasStrata(Protocol):
@@ -117,6 +138,9 @@ def make_design(
     neyman_variable: str = "",
     assumed_proportion: float | None = None,
     groupings: Mapping[str, Any] | None = None,
+    selection: str = SampleDesign.Selection.SRS,
+    coordination: str = SampleDesign.Coordination.NONE,
+    rotation: float | None = None,
 ) -> Design:
     """Validated design parameters; power allocation defaults to q = 0.5 (square root)."""
     variables = tuple(strata_variables)
@@ -138,6 +162,7 @@ def make_design(
         raise SamplingError(
             _("The reserve fraction must be between 0 and %(max)s.") % {"max": MAX_RESERVE_FRACTION}
         )
+    rotation = _check_selection(selection, coordination, rotation)
     return Design(
         strata_variables=variables,
         allocation=allocation,
@@ -148,7 +173,27 @@ def make_design(
         neyman_variable=neyman_variable,
         assumed_proportion=assumed_proportion,
         groupings=_check_groupings(groupings or {}),
+        selection=selection,
+        coordination=coordination,
+        rotation=rotation,
     )
+
+
+def _check_selection(selection: str, coordination: str, rotation: float | None) -> float | None:
+    """The rotation share kept (rotation only), once the combination makes sense."""
+    if selection not in SampleDesign.Selection.values:
+        raise SamplingError(_("Unknown selection “%(name)s”.") % {"name": selection})
+    if coordination not in SampleDesign.Coordination.values:
+        raise SamplingError(_("Unknown coordination “%(name)s”.") % {"name": coordination})
+    if selection == SampleDesign.Selection.SRS and coordination != SampleDesign.Coordination.NONE:
+        raise SamplingError(
+            _("Coordination with the previous round needs selection by permanent random numbers.")
+        )
+    if coordination != SampleDesign.Coordination.ROTATION:
+        return None
+    if rotation is None or not 0.0 < rotation < 1.0:
+        raise SamplingError(_("The rotation share must be between 0 and 1, e.g. 0.2."))
+    return float(rotation)
 
 
 def _check_neyman(variable: str, proportion: float | None) -> None:
@@ -324,6 +369,19 @@ def stratum_table(survey: Survey, design: HasStrata, units: Q | None = None) -> 
     return [FrameStratum(code, plan.strata[code], counts[code]) for code in sorted(counts)]
 
 
+@dataclass(frozen=True)
+class UnitStrata:
+    codes: dict[int, str]  # frame unit id -> stratum key
+    values: dict[str, dict[str, str]]  # stratum key -> variable -> value
+
+
+def strata_of(survey: Survey, design: HasStrata) -> UnitStrata:
+    """Each frame unit's stratum under a design's variables, and the strata's values."""
+    plan = _plan(design, attribute_keys(survey))
+    units = _read_units(survey, plan)
+    return UnitStrata(dict(zip(units.pks, units.codes, strict=True)), dict(plan.strata))
+
+
 def _example(frame: QuerySet[FrameUnit], columns: list[str], raw: Sequence[Any]) -> str | None:
     """A business ID with these raw values, to name in an error message."""
     lookups = {
@@ -346,6 +404,21 @@ class _Units:
     business_ids: list[str]
     codes: list[str]
     numeric: np.ndarray | None
+    prns: list[float | None] = field(default_factory=list)
+    previous: list[int | None] = field(default_factory=list)  # last round's frame unit
+
+    def numbers(self) -> np.ndarray:
+        """The permanent random numbers; a frame imported before they existed has none."""
+        missing = [bid for bid, u in zip(self.business_ids, self.prns, strict=True) if u is None]
+        if missing:
+            raise SamplingError(
+                _(
+                    "%(count)s firms of the frame have no permanent random number (e.g. "
+                    "%(id)s): import the frame again to give them one."
+                )
+                % {"count": f"{len(missing):,}", "id": missing[0]}
+            )
+        return np.asarray(self.prns, dtype=np.float64)
 
 
 def _read_units(survey: Survey, plan: _Plan, numeric: str = "") -> _Units:
@@ -356,19 +429,24 @@ def _read_units(survey: Survey, plan: _Plan, numeric: str = "") -> _Units:
         columns.append("numeric_attribute")
     elif numeric:
         columns.append(numeric)
-    rows = list(frame.order_by("business_id").values_list("pk", "business_id", *columns))
+    rows = list(
+        frame.order_by("business_id").values_list(
+            "pk", "business_id", "prn", "previous_id", *columns
+        )
+    )
     if not rows:
         return _Units([], [], [], None)
     # Column-wise, so that the per-unit work is C loops; the stratum of each distinct
     # combination of values is worked out once, in frame order so errors name the first unit.
-    pks, business_ids, *values = (list(column) for column in zip(*rows, strict=True))
+    columns_read = (list(column) for column in zip(*rows, strict=True))
+    pks, business_ids, prns, previous, *values = columns_read
     raws = list(zip(*values[: len(plan.columns)], strict=True))
     codes = {
         raw: plan.code_of(raw, partial(_first_with, raw, raws, business_ids))
         for raw in dict.fromkeys(raws)
     }
     numbers = _numbers(values[-1], numeric, business_ids) if numeric else None
-    return _Units(pks, business_ids, list(map(codes.__getitem__, raws)), numbers)
+    return _Units(pks, business_ids, list(map(codes.__getitem__, raws)), numbers, prns, previous)
 
 
 def _first_with(raw: tuple[Any, ...], raws: list[tuple[Any, ...]], ids: list[str]) -> str:
@@ -425,6 +503,8 @@ class PreviewStratum:
     reserve: int
     take_all: bool
     at_minimum: bool
+    previous_size: int | None = None  # last round's n_h, for a stratum of both designs
+    expected_overlap: float | None = None  # firms expected in both samples (M3)
 
     @property
     def label(self) -> str:
@@ -446,6 +526,23 @@ class Preview:
     def take_all_count(self) -> int:
         return sum(row.take_all for row in self.strata)
 
+    @property
+    def coordinated(self) -> bool:
+        return self.design.coordinated
+
+    @property
+    def previous_size(self) -> int:
+        return sum(row.previous_size or 0 for row in self.strata)
+
+    @property
+    def expected_overlap(self) -> float:
+        return sum(row.expected_overlap or 0.0 for row in self.strata)
+
+    @property
+    def strata_without_overlap(self) -> int:
+        """Strata of this design that were no stratum of last round's: no figure (M3)."""
+        return sum(row.expected_overlap is None for row in self.strata)
+
 
 def preview_design(
     survey: Survey,
@@ -459,6 +556,9 @@ def preview_design(
     neyman_variable: str = "",
     assumed_proportion: float | None = None,
     groupings: Mapping[str, Any] | None = None,
+    selection: str = SampleDesign.Selection.SRS,
+    coordination: str = SampleDesign.Coordination.NONE,
+    rotation: float | None = None,
 ) -> Preview:
     """N_h, n_h, f_h, anticipated SE of a 50 % proportion and reserve per stratum.
 
@@ -474,16 +574,22 @@ def preview_design(
         neyman_variable=neyman_variable,
         assumed_proportion=assumed_proportion,
         groupings=groupings,
+        selection=selection,
+        coordination=coordination,
+        rotation=rotation,
     )
     _require_frame(survey)
-    if design.neyman_variable:
+    overlaps: dict[str, Overlap] = {}
+    if design.neyman_variable or design.coordinated:
         plan = _plan(design, attribute_keys(survey))
         units = _read_units(survey, plan, design.neyman_variable)
         table = _table_from_units(plan, units)
-        sd = _stratum_sd(units.codes, units.numeric, table)
+        sd = _stratum_sd(units.codes, units.numeric, table) if design.neyman_variable else None
+        if design.coordinated:
+            overlaps = _overlap_inputs(survey, design, units)
     else:
         table, sd = stratum_table(survey, design), None
-    return _preview(design, table, sd)
+    return _preview(design, table, sd, overlaps)
 
 
 def _table_from_units(plan: _Plan, units: _Units) -> list[FrameStratum]:
@@ -491,11 +597,19 @@ def _table_from_units(plan: _Plan, units: _Units) -> list[FrameStratum]:
     return [FrameStratum(key, plan.strata[key], counts[key]) for key in sorted(counts)]
 
 
-def _preview(design: Design, table: list[FrameStratum], sd: np.ndarray | None) -> Preview:
+def _preview(
+    design: Design,
+    table: list[FrameStratum],
+    sd: np.ndarray | None,
+    overlaps: Mapping[str, Overlap] | None = None,
+) -> Preview:
     sizes = np.array([row.population for row in table], dtype=np.int64)
     result = _allocate(design, sizes, sd)
     reserves = _reserves(design.reserve_fraction, result.n_h, sizes)
     shown = alloc.preview(sizes, result.n_h, 0.5)
+    overlaps = overlaps or {}
+    n_h = {row.key: int(result.n_h[h]) for h, row in enumerate(table)}
+    expected = _expected(overlaps, n_h, design.rotation_share)
     rows = tuple(
         PreviewStratum(
             key=row.key,
@@ -508,6 +622,8 @@ def _preview(design: Design, table: list[FrameStratum], sd: np.ndarray | None) -
             reserve=int(reserves[h]),
             take_all=bool(result.take_all[h]),
             at_minimum=bool(result.at_minimum[h]),
+            previous_size=overlaps[row.key].previous_size if row.key in overlaps else None,
+            expected_overlap=expected.get(row.key),
         )
         for h, row in enumerate(table)
     )
@@ -574,6 +690,9 @@ def draw_sample(
     neyman_variable: str = "",
     assumed_proportion: float | None = None,
     groupings: Mapping[str, Any] | None = None,
+    selection: str = SampleDesign.Selection.SRS,
+    coordination: str = SampleDesign.Coordination.NONE,
+    rotation: float | None = None,
     user: User | None = None,
 ) -> SampleDesign:
     """Allocate, select (selection.py recipe, frame in business-ID order) and record the draw.
@@ -591,6 +710,9 @@ def draw_sample(
         neyman_variable=neyman_variable,
         assumed_proportion=assumed_proportion,
         groupings=groupings,
+        selection=selection,
+        coordination=coordination,
+        rotation=rotation,
     )
     if int(seed) != seed or not 0 <= seed <= MAX_SEED:
         raise SamplingError(_("The seed must be a whole number from 0 to 2^63 − 1."))
@@ -611,11 +733,18 @@ def _draw(survey: Survey, design: Design, seed: int, user: User | None) -> Sampl
     units = _read_units(survey, plan, design.neyman_variable)
     table = _table_from_units(plan, units)
     sd = None if units.numeric is None else _stratum_sd(units.codes, units.numeric, table)
-    shown = _preview(design, table, sd)
-    sample = _select(units.codes, shown, seed)
+    overlaps = _overlap_inputs(survey, design, units) if design.coordinated else {}
+    shown = _preview(design, table, sd, overlaps)
+    points = Points()
+    if design.is_prn:
+        sample, points = _select_prn(survey, design, units, shown, seed)
+    else:
+        sample = _select(units.codes, shown, seed)
     record = _record_design(survey, design, seed, len(units.pks), user)
-    strata = _record_strata(record, shown)
-    _record_cases(survey, strata, sample, units)
+    # The settings the round started from (config.rounds) have served their turn.
+    SampleDesign.objects.filter(survey=survey, drawn_at__isnull=True).delete()
+    strata = _record_strata(record, shown, points)
+    _record_cases(survey, strata, sample, units, _previous_cases(survey))
     return record
 
 
@@ -642,6 +771,9 @@ def _record_design(
         neyman_variable=design.neyman_variable,
         assumed_proportion=design.assumed_proportion,
         reserve_fraction=design.reserve_fraction,
+        selection=design.selection,
+        coordination=design.coordination if design.is_prn else SampleDesign.Coordination.NONE,
+        rotation=design.rotation,
         seed=seed,
         numpy_version=np.__version__,
         frame_size=frame_size,
@@ -650,7 +782,7 @@ def _record_design(
     )
 
 
-def _record_strata(record: SampleDesign, shown: Preview) -> dict[str, Stratum]:
+def _record_strata(record: SampleDesign, shown: Preview, points: Points) -> dict[str, Stratum]:
     strata = Stratum.objects.bulk_create(
         Stratum(
             design=record,
@@ -661,6 +793,9 @@ def _record_strata(record: SampleDesign, shown: Preview) -> dict[str, Stratum]:
             sample_size=row.sample_size,
             reserve_size=row.reserve,
             take_all=row.take_all,
+            prn_start=points.starts.get(row.key),
+            prn_end=points.ends.get(row.key),
+            expected_overlap=row.expected_overlap,
         )
         for row in shown.strata
     )
@@ -668,21 +803,28 @@ def _record_strata(record: SampleDesign, shown: Preview) -> dict[str, Stratum]:
 
 
 def _record_cases(
-    survey: Survey, strata: dict[str, Stratum], sample: Sample[str], units: _Units
+    survey: Survey,
+    strata: dict[str, Stratum],
+    sample: Sample[str],
+    units: _Units,
+    previous_cases: Mapping[int, int],
 ) -> None:
-    """Cases numbered stratum by stratum: the sample in frame order, then the reserve in order."""
+    """Cases numbered stratum by stratum: the sample in frame order, then the reserve in
+    order; each linked to its firm's case of the previous round's sample, if any."""
     cases: list[Case] = []
     for key in sorted(strata):
         draw = sample.strata[key]
         positions: list[tuple[int, int | None]] = [(int(p), None) for p in draw.selected]
         positions += [(int(p), rank) for rank, p in enumerate(draw.reserve, start=1)]
         for position, rank in positions:
+            before = units.previous[position]
             cases.append(
                 Case(
                     survey=survey,
                     stratum=strata[key],
                     frame_unit_id=units.pks[position],
                     business_id=units.business_ids[position],
+                    previous_id=None if before is None else previous_cases.get(before),
                     selection_order=len(cases) + 1,
                     is_reserve=rank is not None,
                     reserve_rank=rank,
@@ -693,6 +835,247 @@ def _record_cases(
 
 def _user(user: User | None) -> Any:
     return user if user is not None and user.is_authenticated else None
+
+
+# --- rounds: permanent random numbers, coordination and overlap (methodology M) --------------
+
+# Spawn-key prefix of the start points' streams, apart from the draws' own (B5): "STR".
+START_STREAM = 0x535452
+
+
+@dataclass(frozen=True)
+class Points:
+    """A PRN draw's start point and the number of its sample's last firm, per stratum."""
+
+    starts: dict[str, float] = field(default_factory=dict)
+    ends: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """A stratum of both rounds' designs: last round's n_h, and its firms in both frames,
+    in last year's only (deaths, moves out) and in this year's only (births, moves in)."""
+
+    previous_size: int
+    common: int
+    leavers: int
+    joiners: int
+
+
+def previous_design(survey: Survey) -> SampleDesign | None:
+    """The drawn design of the survey's previous round, if there is one."""
+    if survey.previous_round_id is None:
+        return None
+    return SampleDesign.objects.filter(
+        survey_id=survey.previous_round_id, drawn_at__isnull=False
+    ).first()
+
+
+def _select_prn(
+    survey: Survey, design: Design, units: _Units, shown: Preview, seed: int
+) -> tuple[Sample[str], Points]:
+    """The PRN draw (M2): the first n_h + r_h firms from each start; the first n_h are the
+    sample, the rest the reserve in release order (the next firms in the numbers' order)."""
+    keys = [row.key for row in shown.strata]
+    starts = _starts(survey, design, seed, keys)
+    sizes = {row.key: row.sample_size + row.reserve for row in shown.strata}
+    try:
+        drawn = prn.draw_prn(units.numbers(), np.asarray(units.codes), sizes, starts)
+    except SelectionError as exc:
+        raise SamplingError(_("The selection is impossible: %(reason)s") % {"reason": exc}) from exc
+    strata: dict[str, StratumDraw] = {}
+    ends: dict[str, float] = {}
+    for row in shown.strata:
+        chosen, n = drawn.strata[row.key], row.sample_size
+        strata[row.key] = StratumDraw(np.sort(chosen.selected[:n]), chosen.selected[n:])
+        ends[row.key] = float(chosen.numbers[n - 1]) if n else chosen.start
+    return Sample(seed, strata), Points(starts, ends)
+
+
+def _starts(survey: Survey, design: Design, seed: int, keys: list[str]) -> dict[str, float]:
+    """Start points: moved from last round's (coordination), else 0 in a first round and
+    drawn from the seed when the round should be independent of the previous one. A
+    stratum that was none of last round's starts at 0 (M2)."""
+    before = previous_design(survey)
+    if design.coordinated:
+        if before is None:
+            raise SamplingError(_no_previous_sample())
+        moved = prn.next_starts(previous_sample(before), design.rotation_share)
+        same = previous_keys(before, design)
+        starts = {same[key]: start for key, start in moved.items() if key in same}
+        return {key: starts.get(key, 0.0) for key in keys}
+    if before is None:
+        return dict.fromkeys(keys, 0.0)
+    return {key: _random_start(seed, key) for key in keys}
+
+
+def previous_keys(before: SampleDesign, design: HasStrata) -> dict[str, str]:
+    """Last round's stratum keys as this design's keys, when both stratify by the same
+    variables and groupings, in whatever order; empty when the strata differ."""
+    variables = list(design.strata_variables)
+    same = set(before.strata_variables) == set(variables) and (
+        _check_groupings(before.groupings or {}) == _check_groupings(design.groupings or {})
+    )
+    if not same:
+        return {}
+    return {
+        key: KEY_SEPARATOR.join(values[name] for name in variables)
+        for key, values in before.strata.values_list("key", "values")
+    }
+
+
+def _random_start(seed: int, key: str) -> float:
+    sequence = np.random.SeedSequence(seed, spawn_key=(START_STREAM, *key.encode()))
+    return float(np.random.default_rng(sequence).random())
+
+
+def _no_previous_sample() -> str:
+    return _(
+        "Coordination needs the previous round's drawn sample; this survey has no previous "
+        "round, or its sample is not drawn."
+    )
+
+
+def previous_sample(design: SampleDesign) -> prn.PRNSample[str]:
+    """A drawn round's sample as the PRN draw it is: per stratum, its start and its firms'
+    numbers in selection order (released reserve included, since it follows the sample)."""
+    starts = dict(design.strata.values_list("key", "prn_start"))
+    if not design.is_prn or any(start is None for start in starts.values()):
+        raise SamplingError(
+            _(
+                "The previous round's sample was drawn by simple random sampling: a sample "
+                "can be coordinated only with one drawn by permanent random numbers. Choose "
+                "no coordination; the round after this one can be coordinated with it."
+            )
+        )
+    numbers: dict[str, list[float | None]] = {}
+    in_sample = Case.objects.filter(stratum__design=design).in_sample()
+    for key, number in in_sample.values_list("stratum__key", "frame_unit__prn"):
+        numbers.setdefault(key, []).append(number)
+    out: dict[str, prn.PRNStratum] = {}
+    for key, start in starts.items():
+        a = float(start or 0.0)
+        u = np.asarray(numbers.get(key, []), dtype=np.float64)
+        order = np.lexsort((u, u <= a)).astype(np.int64)
+        out[key] = prn.PRNStratum(a, order, u[order])
+    return prn.PRNSample(out)
+
+
+def _overlap_inputs(survey: Survey, design: Design, units: _Units) -> dict[str, Overlap]:
+    """Per stratum of this design that was a stratum of last round's: the inputs of its
+    expected overlap (M3). Firms are in both frames when linked (FrameUnit.previous) and in
+    the same stratum in both; empty when last round's design had other strata."""
+    before = previous_design(survey)
+    if before is None:
+        raise SamplingError(_no_previous_sample())
+    keys = previous_keys(before, design)
+    if not keys:
+        return {}
+    try:
+        old = _read_units(before.survey, _plan(design, attribute_keys(before.survey)))
+    except SamplingError:
+        return {}
+    old_code = dict(zip(old.pks, old.codes, strict=True))
+    before_n = {keys[key]: n for key, n in before.strata.values_list("key", "sample_size")}
+    frame1, frame2 = Counter(old.codes), Counter(units.codes)
+    common = Counter(
+        code
+        for code, unit in zip(units.codes, units.previous, strict=True)
+        if unit is not None and old_code.get(unit) == code
+    )
+    return {
+        key: Overlap(before_n[key], common[key], frame1[key] - common[key], count - common[key])
+        for key, count in frame2.items()
+        if key in before_n
+    }
+
+
+def _expected(
+    overlaps: Mapping[str, Overlap], n_h: Mapping[str, int], rotation: float
+) -> dict[str, float]:
+    expected: dict[str, float] = {}
+    for key, inputs in overlaps.items():
+        try:
+            expected[key] = prn.expected_overlap(
+                n1=inputs.previous_size,
+                n2=n_h[key],
+                common=inputs.common,
+                leavers=inputs.leavers,
+                joiners=inputs.joiners,
+                rotation=rotation,
+            )
+        except SelectionError:
+            continue  # last round's n_h no longer fits its frame: no figure
+    return expected
+
+
+def _previous_cases(survey: Survey) -> dict[int, int]:
+    """Last round's sample (released reserve included): frame unit id -> case id."""
+    if survey.previous_round_id is None:
+        return {}
+    cases = Case.objects.filter(survey_id=survey.previous_round_id).in_sample()
+    return dict(cases.values_list("frame_unit_id", "pk"))
+
+
+@dataclass(frozen=True)
+class OverlapRow:
+    stratum: Stratum
+    previous_size: int | None  # last round's n_h, in a stratum of both designs
+    realised: int  # firms of this sample in last round's sample in the same stratum
+    realised_all: int  # ... in any stratum
+
+
+@dataclass(frozen=True)
+class OverlapTable:
+    """A drawn round's overlap with the previous round's sample, by stratum and in total:
+    expected (stored at the draw, M3) and realised (cases linked by Case.previous)."""
+
+    rows: list[OverlapRow]
+
+    @property
+    def previous_size(self) -> int:
+        return sum(row.previous_size or 0 for row in self.rows)
+
+    @property
+    def expected(self) -> float | None:
+        values = [row.stratum.expected_overlap for row in self.rows]
+        known = [value for value in values if value is not None]
+        return sum(known) if known else None
+
+    @property
+    def sample_size(self) -> int:
+        return sum(row.stratum.sample_size for row in self.rows)
+
+    @property
+    def realised(self) -> int:
+        return sum(row.realised for row in self.rows)
+
+    @property
+    def realised_all(self) -> int:
+        return sum(row.realised_all for row in self.rows)
+
+
+def overlap_table(design: SampleDesign) -> OverlapTable:
+    """The overlap of a drawn design's sample with the previous round's, by stratum."""
+    before = previous_design(design.survey)
+    keys = previous_keys(before, design) if before else {}
+    sizes: dict[str, int] = {}
+    if before is not None:
+        sizes = {
+            keys[k]: n for k, n in before.strata.values_list("key", "sample_size") if k in keys
+        }
+    linked = Case.objects.filter(stratum__design=design, previous__isnull=False).in_sample()
+    realised: Counter[str] = Counter()
+    realised_all: Counter[str] = Counter()
+    for key, earlier in linked.values_list("stratum__key", "previous__stratum__key"):
+        realised_all[key] += 1
+        realised[key] += keys.get(earlier) == key
+    return OverlapTable(
+        [
+            OverlapRow(s, sizes.get(s.key), realised[s.key], realised_all[s.key])
+            for s in design.strata.all()
+        ]
+    )
 
 
 # --- reserve releases ------------------------------------------------------------------------

@@ -8,7 +8,9 @@ metals, machinery and electronics; a third of firms in Gyeonggi).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +113,100 @@ def frame_rows(rows: int, *, seed: int = DEFAULT_SEED) -> Iterator[list[str]]:
     yield list(COLUMNS)
     for start in range(0, rows, CHUNK_ROWS):
         yield from _chunk(rng, np.arange(start, min(start + CHUNK_ROWS, rows)), offset)
+
+
+# --- the register a year later ----------------------------------------------------------------
+
+NEXT_YEAR_SEED = 20260428
+# Shares of last year's firms, rough stand-ins for a year of the register: closures, firms
+# that change size class, region or industry, new business numbers, mergers and splits; and
+# births as a share of last year's frame.
+CLOSURES, BIRTHS = 0.05, 0.06
+SIZE_MOVES, REGION_MOVES, INDUSTRY_MOVES = 0.03, 0.01, 0.01
+RENUMBERED, MERGERS, SPLITS = 0.0005, 0.0003, 0.0003
+SIZE_ORDER = list(SIZE_SHARES)
+LINK_HEADER = ["old_business_id", "new_business_id", "kind"]
+
+
+@dataclass
+class NextYear:
+    """Next year's frame (header first) and the mapping of changed business IDs."""
+
+    rows: list[list[str]]
+    links: list[list[str]]
+
+
+def next_year(rows: int, *, seed: int = DEFAULT_SEED, next_seed: int = NEXT_YEAR_SEED) -> NextYear:
+    """The frame of `frame_rows(rows, seed=seed)` a year later, the same for the same seeds:
+    firms closed, merged into the firm before them, split in two, renumbered, changed in
+    size class, region or industry, their headcount and sales drifted; new firms after."""
+    last = frame_rows(rows, seed=seed)
+    out = NextYear([next(last)], [LINK_HEADER])
+    rng = np.random.default_rng(next_seed)
+    offset = int(np.random.default_rng(seed).integers(BUSINESS_ID_SPACE))
+    fresh = itertools.count(rows)  # row indexes beyond last year's: unused business IDs
+    rolls = rng.random((rows, 4))
+    renumbered: set[str] = set()
+    for row, roll in zip(last, rolls, strict=True):
+        if roll[0] < CLOSURES:
+            continue
+        if roll[0] < CLOSURES + MERGERS:
+            # Into the firm before it, unless that one is new or newly numbered (a closure).
+            target = out.rows[-1][0]
+            if len(out.rows) > 1 and target not in renumbered:
+                out.links.append([row[0], target, "merger"])
+            continue
+        row = _moved(row, roll[1], rng)
+        if roll[2] < RENUMBERED:
+            new = business_ids(np.array([next(fresh)]), offset)[0]
+            out.links.append([row[0], new, "renumbered"])
+            renumbered.add(new)
+            row = [new, *row[1:]]
+        elif roll[2] < RENUMBERED + SPLITS:
+            new = business_ids(np.array([next(fresh)]), offset)[0]
+            out.links.append([row[0], new, "split"])
+            out.rows.append([new, f"{row[1]} 제2공장", *row[2:7], "", "", *row[9:]])
+        out.rows.append(_drifted(row, roll[3]))
+    born = np.array([next(fresh) for _ in range(round(BIRTHS * rows))], dtype=np.int64)
+    for start in range(0, len(born), CHUNK_ROWS):
+        out.rows.extend(_chunk(rng, born[start : start + CHUNK_ROWS], offset))
+    return out
+
+
+def _moved(row: list[str], roll: float, rng: np.random.Generator) -> list[str]:
+    """A firm that changed size class, region or industry (or none of them)."""
+    row = list(row)
+    if roll < SIZE_MOVES:
+        # Growth is likelier than shrinking; the headcount lands at the new class's edge.
+        position = SIZE_ORDER.index(row[3])
+        step = 1 if (rng.random() < 0.7 and position < 3) or position == 0 else -1
+        size = SIZE_ORDER[position + step]
+        low, high = EMPLOYEE_RANGES[size]
+        row[3], row[5] = size, str(low if step > 0 else high)
+    elif roll < SIZE_MOVES + REGION_MOVES:
+        region = _choice(rng, REGION_SHARES, 1)[0]
+        row[4], row[10] = REGION_NAMES[region], REGION_AREAS[region]
+    elif roll < SIZE_MOVES + REGION_MOVES + INDUSTRY_MOVES:
+        division = _choice(rng, DIVISION_SHARES, 1)[0]
+        row[2], row[9] = division + row[2][2:], KSIC_DIVISIONS[division]
+    return row
+
+
+def _drifted(row: list[str], roll: float) -> list[str]:
+    """Headcount and sales a year on: most firms within a few per cent, inside their class."""
+    low, high = EMPLOYEE_RANGES[row[3]]
+    employees = min(max(round(int(row[5]) * (0.95 + 0.1 * roll)), low), high)
+    sales = f"{float(row[6]) * (0.97 + 0.1 * roll):.1f}" if row[6] else ""
+    return [*row[:5], str(employees), sales, *row[7:]]
+
+
+def write_next_year(frame: Path, links: Path, *, rows: int, seed: int = DEFAULT_SEED) -> NextYear:
+    """Write next year's frame and its mapping of changed business IDs as CSV."""
+    found = next_year(rows, seed=seed)
+    for path, lines in ((frame, found.rows), (links, found.links)):
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            csv_writer(out).writerows(lines)
+    return found
 
 
 def write_frame(

@@ -8,6 +8,8 @@ urlpatterns = [
     path(SURVEY + "frame/", frame.summary, name="frame_summary"),
     path(SURVEY + "frame/upload/", frame.upload, name="frame_upload"),
     path(SURVEY + "frame/report/<str:name>/", frame.report, name="frame_report"),
+    path(SURVEY + "frame/changes.csv", frame.changes_csv, name="frame_changes"),
+    path(SURVEY + "frame/links/", frame.links, name="frame_links"),
     path(SURVEY + "design/", sample.design, name="design"),
     path(SURVEY + "sample/", sample.sample, name="sample"),
     re_path(

@@ -29,7 +29,7 @@ from openpyxl import load_workbook
 
 from respondents.models import FRAME_VARIABLES, attribute_keys
 
-from .edits import FRAME, STAT, forget_rules, names_in_order
+from .edits import FRAME, LAST, STAT, forget_rules, names_in_order
 from .expressions import Expression, ExpressionError, parse
 from .expressions.columns import column_problem
 from .models import EditRule, EditStatistic, QuestionnaireVersion, Survey
@@ -214,10 +214,17 @@ class Names:
                     yield _(
                         "${%(name)s} is no statistic declared on the edit_statistics sheet."
                     ) % {"name": name}
+            elif name.startswith(LAST):
+                if name.removeprefix(LAST) not in self.questions:
+                    yield _(
+                        "${%(name)s} refers to no question in this form (last round's answer "
+                        "to a question of the form)."
+                    ) % {"name": name}
             elif name not in self.questions:
                 yield _(
                     "${%(name)s} refers to no question in this form, and is neither a frame "
-                    "variable (${frame.…}) nor a statistic (${stat.…})."
+                    "variable (${frame.…}), a statistic (${stat.…}) nor last round's answer "
+                    "(${last.…})."
                 ) % {"name": name}
 
 

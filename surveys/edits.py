@@ -6,6 +6,11 @@ values (`${frame.employees}`, `${frame.industry_group}`, any attribute column of
 and class statistics of the frame (`${stat.<name>}`, declared per version as EditStatistic:
 a percentile of an expression over frame variables in the firm's class).
 
+It also reads last round's answers of the same firm (`${last.employees}`, as edited; the
+firm's case of the previous round is Case.previous). A rule that reads them applies only to
+a firm that gave them: a new firm, or one that did not answer last year, is not checked
+against them.
+
 Two entry points: check_page() for the firm's page (the rules that concern its questions,
 with their messages in the active language) and check_responses() for many responses at
 once (frame values and statistics in a handful of queries). A rule that raises while it is
@@ -39,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 FRAME = "frame."
 STAT = "stat."
+LAST = "last."
 REFERENCE_RE = re.compile(r"\$\{([^}]*)\}")
 # The firm's pages read statistics on every save: each process keeps them this long. They
 # change only when the frame is imported again, before fieldwork.
@@ -115,6 +121,8 @@ class Rule:
 
     def check(self, scope: Mapping[str, Any]) -> Failure | None:
         """The failure of these values, or None when the rule holds or does not apply."""
+        if any(scope.get(name) in (None, "") for name in self.names if name.startswith(LAST)):
+            return None
         try:
             if self.relevant is not None and not self.relevant.truth(scope):
                 return None
@@ -286,6 +294,8 @@ def _contexts(
     the rules ("frame.employees", "stat.spe_p99")."""
     read = {name for rule in rules for name in rule.names}
     frame = sorted(name.removeprefix(FRAME) for name in read if name.startswith(FRAME))
+    last = sorted(name.removeprefix(LAST) for name in read if name.startswith(LAST))
+    previous = _last_answers(units) if last else {}
     wanted = {name.removeprefix(STAT) for name in read if name.startswith(STAT)}
     declared = _held_rules(version_id)[1]
     statistics = [declared[name] for name in sorted(wanted) if name in declared]
@@ -295,11 +305,19 @@ def _contexts(
     contexts: dict[int, dict[str, Any]] = {}
     for k, unit in enumerate(columns["pk"]):
         context = {FRAME + name: columns[name][k] for name in frame}
+        context.update({LAST + name: previous.get(unit, {}).get(name) for name in last})
         for s in statistics:
             of_class = _class_of(columns[s.by][k]) if s.by else ""
             context[STAT + s.name] = values[s.name].get(of_class)
         contexts[unit] = context
     return contexts
+
+
+def _last_answers(units: FrameUnitQuerySet) -> dict[int, dict[str, Any]]:
+    """Last round's answers (as edited) of the units' firms, by frame unit: three queries."""
+    cases = Case.objects.filter(frame_unit__in=units)
+    unit_of = dict(cases.values_list("pk", "frame_unit_id"))
+    return {unit_of[case]: answers for case, answers in cases.previous_answers().items()}
 
 
 def _class_of(value: Any) -> Any:

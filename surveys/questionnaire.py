@@ -24,6 +24,8 @@ INPUT_TYPES = {"select_one", "select_multiple", "integer", "decimal", "text", "d
 TEXT_MAX_LENGTH = 2000
 INTEGER_LIMIT = 10**15
 NOT_RELEVANT = object()
+LAST_RE = re.compile(r"\$\{last\.([^}]*)\}")
+NO_LAST_ANSWER = "—"
 
 
 def pick(texts: Mapping[str, str] | None, language: str | None = None) -> str:
@@ -108,7 +110,7 @@ class Question:
         except ValueError:
             return text_of(a) == text_of(b)
 
-    def display(self, value: Any) -> str:
+    def display(self, value: Any, *, unit: bool = True) -> str:
         """An answer as people read it: choice labels, grouped digits, the unit."""
         if value is None:
             return ""
@@ -122,14 +124,14 @@ class Question:
             number = f"{value:,}"
         else:
             return str(value)
-        unit = self.unit_text()
-        return f"{number} {unit}" if unit else number
+        text = self.unit_text() if unit else ""
+        return f"{number} {text}" if text else number
 
-    def shown(self, value: Any) -> str:
+    def shown(self, value: Any, *, unit: bool = True) -> str:
         """A stored value as `display` reads it; one that no longer fits the question (an
         earlier version's choice, say) as it was stored."""
         try:
-            return self.display(value)
+            return self.display(value, unit=unit)
         except (KeyError, TypeError, ValueError):
             return str(value)
 
@@ -279,6 +281,34 @@ class Form:
         }
         self.page_by_name = {page.name: page for page in self.pages}
 
+    @cached_property
+    def reads_last(self) -> bool:
+        """Whether a label or hint shows last round's answers (${last.<question>})."""
+        texts = (t for q in self.questions.values() for t in (*q.label.values(), *q.hint.values()))
+        return any(LAST_RE.search(text) for text in texts)
+
+    def with_last(self, text: str, last: Mapping[str, Any]) -> str:
+        """A label or hint with last round's answers in place of ${last.<question>}, as
+        people read them but without the unit (the text says it); "—" where there is none."""
+
+        def answer(match: re.Match[str]) -> str:
+            question, value = self.questions.get(match[1]), last.get(match[1])
+            if question is None or value is None or value in ("", []):
+                return NO_LAST_ANSWER
+            return question.shown(value, unit=False)
+
+        return LAST_RE.sub(answer, text)
+
+    def hint_with_last(self, question: Question, last: Mapping[str, Any]) -> str:
+        """The question's hint with last round's answers. A line of the hint that shows
+        them is left out for a firm without them (a new firm, or one that did not answer)."""
+        lines = [
+            self.with_last(line, last)
+            for line in question.hint_text().split("\n")
+            if not _misses_last(line, last)
+        ]
+        return "\n".join(lines)
+
     def page_index(self, name: str) -> int:
         return [page.name for page in self.pages].index(name)
 
@@ -394,6 +424,11 @@ class Form:
 
     def inputs(self) -> Iterable[Question]:
         return (q for q in self.questions.values() if q.is_input)
+
+
+def _misses_last(text: str, last: Mapping[str, Any]) -> bool:
+    names = LAST_RE.findall(text)
+    return bool(names) and all(last.get(name) in (None, "", []) for name in names)
 
 
 def _calculate(expression: Expression, scope: Mapping[str, Any]) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -451,12 +451,14 @@ def _render_page(
     shown = {**stored, **_shown_before(request, conflicts)}
     pages = [page for page in form.pages if page.name in relevant]
     number = [page.name for page in pages].index(current.name) + 1 if current in pages else 1
+    last = last_answers(response, form)
     context = {
         "response": response,
         "form": form,
         "page": current,
+        "label_of": lambda q: form.with_last(q.text(), last),
         "fields": [
-            _field(q, values, relevant, errors, conflicts.get(q.name), queries)
+            _field(q, values, relevant, errors, conflicts.get(q.name), queries, form, last)
             for q in current.questions
         ],
         "errors": [(form.questions[name], message) for name, message in errors.items()],
@@ -477,13 +479,20 @@ def _shown_before(request: HttpRequest, conflicts: dict[str, flow.Conflict]) -> 
     return {name: before.get(name, "") for name in conflicts}
 
 
+def last_answers(response: Response, form: Form) -> dict[str, Any]:
+    """Last round's answers of the firm, when the form shows any (${last.<question>})."""
+    return response.case.previous_answers() if form.reads_last else {}
+
+
 def _field(
     question: Any,
     shown: Any,
     relevant: set[str],
     errors: dict[str, str],
-    conflict: flow.Conflict | None = None,
-    queries: Sequence[Failure] = (),
+    conflict: flow.Conflict | None,
+    queries: Sequence[Failure],
+    form: Form,
+    last: Mapping[str, Any],
 ) -> dict[str, Any]:
     value = shown.get(question.name)
     if question.type == "select_multiple":
@@ -492,8 +501,8 @@ def _field(
         selected = {"" if value is None else str(value)}
     return {
         "q": question,
-        "label": question.text(),
-        "hint": question.hint_text(),
+        "label": form.with_last(question.text(), last),
+        "hint": form.hint_with_last(question, last),
         "value": "" if value is None or isinstance(value, list) else str(value),
         "choices": [(c.name, c.text(), c.name in selected) for c in question.choices],
         "error": errors.get(question.name),
@@ -581,14 +590,17 @@ def _review(request: HttpRequest, channel: Channel) -> HttpResponse:
     context = {
         "response": response,
         "form": form,
-        "sections": answer_sections(form, response.answers, errors),
+        "sections": answer_sections(form, response.answers, errors, last_answers(response, form)),
         "errors": errors,
     }
     return channel.render(request, "respondent/review.jinja", context)
 
 
 def answer_sections(
-    form: Form, answers: dict[str, Any], errors: dict[str, str]
+    form: Form,
+    answers: dict[str, Any],
+    errors: dict[str, str],
+    last: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     values, relevant = form.evaluate(answers)
     sections = []
@@ -598,7 +610,7 @@ def answer_sections(
         rows = [
             {
                 "q": q,
-                "label": q.text(),
+                "label": form.with_last(q.text(), last or {}),
                 "answer": q.display(values.get(q.name)),
                 "error": errors.get(q.name),
             }
@@ -617,7 +629,7 @@ def _receipt(request: HttpRequest, channel: Channel) -> HttpResponse:
     context = {
         "response": response,
         "form": form,
-        "sections": answer_sections(form, response.answers, {}),
+        "sections": answer_sections(form, response.answers, {}, last_answers(response, form)),
         "submitted_at": date_format(localtime(response.submitted_at), "Y-m-d H:i T"),
     }
     return channel.render(request, "respondent/receipt.jinja", context)

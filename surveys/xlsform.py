@@ -17,7 +17,7 @@ from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import get_xlsform
 
 from . import edit_sheets
-from .edits import FRAME, STAT
+from .edits import FRAME, LAST, STAT
 from .expressions import ExpressionError, parse
 from .models import QuestionnaireUpload, QuestionnaireVersion, Survey, forget_survey
 from .questionnaire import Form
@@ -40,6 +40,11 @@ NUMBER_TYPES = {"integer", "decimal"}
 EXPRESSION_COLUMNS = ("relevant", "constraint", "calculation", "required")
 LANGUAGE_RE = re.compile(r"\(([A-Za-z]{2,3})\)\s*$")
 BOOLEAN_WORDS = {"yes", "no", "true", "false", "true()", "false()", "1", "0", ""}
+# Last round's answers in labels and hints, ${last.employees}: pyxform knows no such name,
+# so they pass through it written as ⟪last.employees⟫ and are written back after.
+LAST_RE = re.compile(r"\$\{last\.([^}]*)\}")
+HIDDEN_LAST_RE = re.compile(r"⟪last\.([^⟫]*)⟫")
+TEXT_COLUMNS = ("label", "hint")
 
 
 # Named, not imported: surveys.tasks imports this module.
@@ -58,6 +63,7 @@ def read_definition(data: bytes) -> dict[str, Any]:
     problems = list(_row_problems(workbook.survey))
     if problems:
         raise FormError(problems)
+    _hide_last(workbook.survey)
     try:
         pyxform_json = workbook_to_json(
             workbook_dict=workbook, form_name="data", fallback_form_name="data", warnings=[]
@@ -65,7 +71,7 @@ def read_definition(data: bytes) -> dict[str, Any]:
     except PyXFormError as exc:
         raise FormError([_describe_pyxform_error(str(exc))]) from exc
     rows = {row["name"]: number for number, row in _rows(workbook.survey) if row.get("name")}
-    definition = _normalise(pyxform_json, rows)
+    definition = _show_last(_normalise(pyxform_json, rows))
     # XLSForm has one form_title; a `title_en` settings column (which pyxform ignores, so the
     # form still converts to an XForm) names the survey in English.
     settings = (getattr(workbook, "settings", None) or [{}])[0]
@@ -87,11 +93,11 @@ def _row_problems(sheet: list[dict[str, Any]]) -> Iterator[str]:
         name = row.get("name")
         kind = str(row.get("type", "")).strip()
         if name and not kind.startswith("end"):
-            if name.startswith((FRAME, STAT)):
+            if name.startswith((FRAME, STAT, LAST)):
                 yield _(
                     "survey sheet, row %(row)d: a question may not be called “%(name)s”: "
-                    "names beginning with frame. or stat. are the edit rules' names for the "
-                    "frame's values and statistics."
+                    "names beginning with frame., stat. or last. are the names of the "
+                    "frame's values, statistics and last round's answers."
                 ) % {"row": number, "name": name}
             if name in seen:
                 yield _(
@@ -101,6 +107,7 @@ def _row_problems(sheet: list[dict[str, Any]]) -> Iterator[str]:
             else:
                 seen[name] = number
     for number, row in _rows(sheet):
+        yield from _last_problems(row, number, seen)
         for column in EXPRESSION_COLUMNS:
             text = str(row.get(column, "")).strip()
             if column == "required" and text.lower() in BOOLEAN_WORDS:
@@ -127,6 +134,38 @@ def _expression_problems(
                 "survey sheet, row %(row)d, column “%(column)s”: ${%(name)s} refers to no "
                 "question in this form."
             ) % {**where, "name": name}
+
+
+def _text_columns(row: Mapping[str, Any]) -> Iterator[str]:
+    return (key for key in row if key.split("::")[0].strip().lower() in TEXT_COLUMNS)
+
+
+def _last_problems(row: Mapping[str, Any], number: int, names: Mapping[str, int]) -> Iterator[str]:
+    """${last.name} must name a question of the form: its answer in the last round."""
+    for column in _text_columns(row):
+        for name in LAST_RE.findall(str(row[column])):
+            if name not in names:
+                yield _(
+                    "survey sheet, row %(row)d, column “%(column)s”: ${last.%(name)s} refers to "
+                    "no question in this form (last round's answer to a question of the form)."
+                ) % {"row": number, "column": column, "name": name}
+
+
+def _hide_last(sheet: list[dict[str, Any]]) -> None:
+    for row in sheet:
+        for column in list(_text_columns(row)):
+            row[column] = LAST_RE.sub(r"⟪last.\1⟫", str(row[column]))
+
+
+def _show_last(definition: dict[str, Any]) -> dict[str, Any]:
+    for page in definition["pages"]:
+        for question in page["questions"]:
+            for key in TEXT_COLUMNS:
+                question[key] = {
+                    language: HIDDEN_LAST_RE.sub(r"${last.\1}", text)
+                    for language, text in question[key].items()
+                }
+    return definition
 
 
 def _describe_pyxform_error(message: str) -> str:

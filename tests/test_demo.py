@@ -1,6 +1,7 @@
-"""The demo builds a survey in the field through the platform's own functions, so what it
+"""The demo builds two rounds of a survey through the platform's own functions, so what it
 shows obeys the platform's rules: no reminder after a firm completed, skips counted, every
-answer submitted once, each closed wave's official version labelled with it."""
+answer submitted once, each closed wave's official version labelled with it; 2025 started
+from 2024, its sample coordinated with 2024's and its cases linked to 2024's."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from django.db.models import Count, F, Q
 from django.test import Client
 
 from analytics.models import EstimateRun
-from respondents import dispositions
-from respondents.models import Case, ContactAttempt, Message, Wave
-from surveys.models import Response
+from config.management.commands.demo import NEXT_SLUG, ROTATION, SLUG
+from respondents import dispositions, sampling
+from respondents.models import Case, ContactAttempt, FrameChange, Message, Wave
+from surveys.models import Response, Survey
 
 pytestmark = pytest.mark.django_db
 
@@ -44,9 +46,11 @@ def demo_text(django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: An
 def test_the_demo_builds_a_survey_in_the_field_and_prints_working_links(demo_text: Any) -> None:
     text, _var = demo_text
     assert "manager / manager-demo-2024" in text and "admin / admin-demo-2024" in text
-    assert Case.objects.in_sample().count() == 400
-    assert Response.objects.filter(status="submitted").exists()
-    latest = EstimateRun.objects.filter(status="published").order_by("-number").first()
+    for slug in (SLUG, NEXT_SLUG):
+        assert Case.objects.filter(survey__slug=slug).in_sample().count() == 400
+        assert Response.objects.filter(status="submitted", case__survey__slug=slug).exists()
+    current = EstimateRun.objects.filter(status="published", survey__slug=NEXT_SLUG)
+    latest = current.order_by("-number").first()
     assert latest is not None and latest.spec["variance"] == "bootstrap"
     assert latest.diagnostics["controls"]["source"] == "sample"
     link = next(line.split()[-1] for line in text.splitlines() if "/r/" in line)
@@ -56,7 +60,7 @@ def test_the_demo_builds_a_survey_in_the_field_and_prints_working_links(demo_tex
         "/accounts/login/", {"username": "manager", "password": "manager-demo-2024"}
     )
     assert signed_in.status_code == 302
-    assert manager.get("/manage/smart_manufacturing/fieldwork/").status_code == 200
+    assert manager.get(f"/manage/{NEXT_SLUG}/fieldwork/").status_code == 200
     admin = User.objects.get(username="admin")
     assert admin.has_perm("analytics.download_identified") and admin.is_staff
     site = Client()
@@ -94,7 +98,8 @@ def test_every_email_went_through_the_backend_and_is_in_the_contact_log(demo_tex
     written = "".join(p.read_text() for p in (var / "demo" / "mail").iterdir())
     sent = Message.objects.filter(status="sent")
     assert written.count("\nSubject: ") == sent.count()
-    emails = ContactAttempt.objects.filter(channel="email")
+    # A wave's emails; the edit review's query to a firm is logged as a contact too
+    emails = ContactAttempt.objects.filter(channel="email").exclude(note__startswith="edit query")
     assert emails.filter(outcome="sent").count() == sent.count()
     assert (
         emails.filter(outcome="bounced").count() == Message.objects.filter(status="bounced").count()
@@ -129,7 +134,7 @@ def test_the_current_disposition_is_the_last_applied_event(demo_text: Any) -> No
 def test_each_closed_wave_has_its_own_official_version_and_the_open_one_a_provisional(
     demo_text: Any,
 ) -> None:
-    waves = list(Wave.objects.order_by("starts_at"))
+    waves = list(Wave.objects.filter(survey__slug=NEXT_SLUG).order_by("starts_at"))
     assert len(waves) == 4
     for wave in waves[:3]:
         run = wave.official_run
@@ -152,7 +157,7 @@ def test_the_waves_page_shows_what_was_sent_and_skipped(demo_text: Any) -> None:
     manager.force_login(User.objects.get(username="manager"))
     manager.cookies["django_language"] = "en"
 
-    page = manager.get("/manage/smart_manufacturing/waves/").content.decode()
+    page = manager.get(f"/manage/{NEXT_SLUG}/waves/").content.decode()
 
     assert "skipped (answered, refused or ineligible by then)" in page
     assert "data-progress-url" not in page
@@ -183,3 +188,55 @@ def test_some_firms_answered_with_two_people_and_their_history_shows_both(
     ).order_by("at", "pk")
     first, last = corrected[0].new, corrected.last().new  # type: ignore[union-attr]
     assert isinstance(first, int) and last == first + 1
+
+
+def test_2024_ran_its_whole_course_with_an_official_version_per_wave(demo_text: Any) -> None:
+    waves = list(Wave.objects.filter(survey__slug=SLUG).order_by("starts_at"))
+    assert len(waves) == 4
+    for wave in waves:
+        assert wave.closed_at is not None and wave.official_run is not None
+    assert Survey.objects.get(slug=SLUG).year == 2024
+
+
+def test_2025_was_started_from_2024_and_its_sample_coordinated_with_2024s(
+    demo_text: Any,
+) -> None:
+    # given
+    first, second = Survey.objects.get(slug=SLUG), Survey.objects.get(slug=NEXT_SLUG)
+
+    # then: the round, the changes of its frame, the PRN draws
+    assert (second.previous_round, second.year) == (first, 2025)
+    assert {"birth", "death", "changed", "linked"} <= set(
+        FrameChange.objects.filter(survey=second).values_list("kind", flat=True)
+    )
+    before, design = sampling.drawn_design(first), sampling.drawn_design(second)
+    assert before is not None and before.selection == "prn"
+    assert design is not None and (design.coordination, design.rotation) == ("rotation", ROTATION)
+    overlap = sampling.overlap_table(design)
+    assert overlap.expected is not None
+    # about 80 % of 2024's sample again, within a few per cent of the expected overlap
+    assert 0.7 * 400 < overlap.realised < 0.85 * 400
+    assert abs(overlap.realised - overlap.expected) < 0.05 * 400
+    linked = Case.objects.filter(survey=second).in_sample().exclude(previous=None)
+    assert linked.count() == overlap.realised_all
+    assert all(c.previous.survey_id == first.pk for c in linked.select_related("previous"))
+
+
+def test_a_firm_that_answered_in_2024_sees_its_headcount_of_last_year(demo_text: Any) -> None:
+    case = (
+        Case.objects.filter(survey__slug=NEXT_SLUG, response__isnull=True)
+        .exclude(previous=None)
+        .filter(previous__response__status="submitted")
+        .in_sample()
+        .first()
+    )
+    assert case is not None
+    last = case.previous.response.edited_values()  # type: ignore[union-attr]
+    token, _code = case.issue_credentials()
+    firm = Client()
+    firm.cookies["django_language"] = "en"
+    firm.get(f"/r/{token}/")
+
+    page = firm.get("/q/p/profile/").content.decode()
+
+    assert f"Last year you reported {last['employees']:,} employees." in page

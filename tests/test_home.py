@@ -127,7 +127,7 @@ def test_the_home_lists_each_survey_with_its_glance(survey: Survey) -> None:
     assert f'href="/manage/{survey.slug}/"' in text
 
 
-@pytest.mark.parametrize(("published", "expected"), [(False, 10), (True, 11)])
+@pytest.mark.parametrize(("published", "expected"), [(False, 11), (True, 12)])
 def test_the_overview_costs_a_fixed_number_of_queries(
     survey: Survey, published: bool, expected: int
 ) -> None:
@@ -142,8 +142,8 @@ def test_the_overview_costs_a_fixed_number_of_queries(
     with CaptureQueriesContext(connection) as queries:
         response = client.get(f"/manage/{survey.slug}/")
 
-    # then: session, user, permissions (2), survey; cases by disposition, the last wave end,
-    # the latest version, the wave open now, the user's export jobs; with a published
-    # version, also the wave whose official figures it is
+    # then: session, user, permissions (2), survey, its next rounds; cases by disposition,
+    # the last wave end, the latest version, the wave open now, the user's export jobs; with
+    # a published version, also the wave whose official figures it is
     assert response.status_code == 200
     assert len(queries) == expected, [q["sql"][:120] for q in queries.captured_queries]

@@ -3,7 +3,7 @@ key that links a firm's rows across rounds (issue 16).
 
 Each round's rows carry what its published estimates used (stratum, N_h, final weights), and
 the later round's rows c_g, the firms of their stratum in both frames, so that R reproduces a
-published change from the file (methodology M6, M7). The link key is the firm's pseudonym in
+published change from the file (methodology M6, M8). The link key is the firm's pseudonym in
 the series (`link_key` of its first case); the unit_id is keyed per file as in released
 microdata, so the file joins no other release. Business IDs, personal data, free text and
 dates are left out; the answers are the estimated items of both rounds' questionnaires, as

@@ -7,12 +7,14 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,20 +23,23 @@ from django.utils.translation import gettext as _
 
 from surveys.models import Survey
 
+from .. import frame_changes
 from ..classifications import (
     DERIVED,
     INDUSTRY_GROUP_LABELS,
     REGION_AREA_LABELS,
+    VALUE_LABELS,
     Region,
     SizeClass,
 )
-from ..forms import FrameUploadForm
+from ..forms import FrameUploadForm, LinkUploadForm
 from ..frame_import import import_frame
-from ..models import frame_variable
+from ..models import FrameChange, frame_variable
 from ..sampling import attribute_keys, variable_label
 from ..tabular import ImportRefused, write_report
 
 SHOWN_PROBLEMS = 50
+CHANGES_PER_PAGE = 50
 REPORT_NAME_RE = re.compile(r"[0-9a-f]{32}")
 # Reports name firms and their contacts: keep them only as long as a fix takes.
 REPORT_MAX_AGE_SECONDS = 7 * 24 * 3600
@@ -46,7 +51,7 @@ Table = tuple[str, list[Row]]
 @login_required
 @permission_required("respondents.manage_frame", raise_exception=True)
 def summary(request: HttpRequest, survey: str) -> HttpResponse:
-    target = get_object_or_404(Survey, slug=survey)
+    target = get_object_or_404(Survey.objects.select_related("previous_round"), slug=survey)
     tables = frame_tables(target)
     context = {
         "survey": target,
@@ -55,7 +60,98 @@ def summary(request: HttpRequest, survey: str) -> HttpResponse:
         "sources": derived_sources(target),
         "drawn": _is_drawn(target),
     }
+    if target.previous_round is not None:
+        context.update(_changes_context(request, target))
     return render(request, "respondents/frame_summary.html", context)
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    change: FrameChange
+    stratum_before: str
+    stratum_now: str
+    what: list[str]
+
+
+def _changes_context(request: HttpRequest, survey: Survey) -> dict[str, Any]:
+    """The change report against the previous round's frame: counts by stratum, and the
+    firms, of one kind if asked (?kind=birth), a page at a time."""
+    kind = request.GET.get("kind", "")
+    changes = survey.frame_changes.all()
+    if kind in FrameChange.Kind.values:
+        changes = changes.filter(kind=kind)
+    report = frame_changes.report(survey)
+    labels = report.labels if report else {}
+    page = Paginator(changes, CHANGES_PER_PAGE).get_page(request.GET.get("page"))
+    return {
+        "report": report,
+        "link_count": survey.id_links.count(),
+        "kind": kind,
+        "kinds": FrameChange.Kind.choices,
+        "changes": page,
+        "change_rows": [_change_row(change, labels) for change in page],
+    }
+
+
+def _change_row(change: FrameChange, labels: Mapping[str, str]) -> ChangeRow:
+    """A firm of the change report as read: strata and classes by their labels."""
+    what = []
+    for flag, variable, title in (
+        ("size_changed", "size_class", _("size")),
+        ("industry_changed", "industry_group", _("industry")),
+        ("region_changed", "region", _("region")),
+    ):
+        if getattr(change, flag):
+            names = VALUE_LABELS[variable]
+            before, now = change.before.get(variable, ""), change.now.get(variable, "")
+            what.append(f"{title}: {names.get(before, before)} → {names.get(now, now)}")
+    return ChangeRow(
+        change,
+        labels.get(change.stratum_before, change.stratum_before),
+        labels.get(change.stratum_now, change.stratum_now),
+        what,
+    )
+
+
+@login_required
+@permission_required("respondents.manage_frame", raise_exception=True)
+def changes_csv(request: HttpRequest, survey: str) -> HttpResponse:
+    target = get_object_or_404(Survey, slug=survey)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{target.slug}-frame-changes.csv"'
+    response.write("\ufeff")  # Excel reads the Korean names as UTF-8 with the BOM
+    frame_changes.write_changes_csv(target, response)  # type: ignore[arg-type]
+    return response
+
+
+@login_required
+@permission_required("respondents.manage_frame", raise_exception=True)
+def links(request: HttpRequest, survey: str) -> HttpResponse:
+    """The round's mapping of changed business IDs: the links, and a file to replace them."""
+    target = get_object_or_404(Survey.objects.select_related("previous_round"), slug=survey)
+    form = LinkUploadForm(request.POST or None, request.FILES or None)
+    context: dict[str, Any] = {
+        "survey": target,
+        "form": form,
+        "drawn": _is_drawn(target),
+        "columns": frame_changes.LINK_COLUMNS,
+        "id_links": target.id_links.all()[:SHOWN_PROBLEMS],
+        "link_count": target.id_links.count(),
+    }
+    if request.method == "POST" and form.is_valid():
+        file = form.cleaned_data["file"]
+        try:
+            count = frame_changes.import_links(target, file, filename=file.name, user=request.user)
+        except ImportRefused as error:
+            context.update(error=error, problems=error.problems[:SHOWN_PROBLEMS])
+        else:
+            messages.success(
+                request,
+                _("Loaded %(count)s links of changed business IDs; the change report is updated.")
+                % {"count": f"{count:,}"},
+            )
+            return redirect("respondents:frame_summary", survey=target.slug)
+    return render(request, "respondents/frame_links.html", context)
 
 
 @login_required
@@ -80,6 +176,15 @@ def upload(request: HttpRequest, survey: str) -> HttpResponse:
                 _("Imported %(rows)s firms in %(seconds).1f seconds.")
                 % {"rows": f"{result.rows:,}", "seconds": result.seconds},
             )
+            if result.links_removed:
+                messages.warning(
+                    request,
+                    _(
+                        "The mapping of changed business IDs (%(count)s links) belonged to the "
+                        "frame replaced and was removed: upload it again."
+                    )
+                    % {"count": result.links_removed},
+                )
             return redirect("respondents:frame_summary", survey=target.slug)
     return render(request, "respondents/frame_upload.html", context)
 

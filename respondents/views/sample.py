@@ -47,7 +47,7 @@ def _drawn(survey: Survey) -> SampleDesign:
 @login_required
 @permission_required(MANAGE_FRAME, raise_exception=True)
 def design(request: HttpRequest, survey: str) -> HttpResponse:
-    found = _survey(request, survey)
+    found = get_object_or_404(Survey.objects.select_related("previous_round"), slug=survey)
     drawn = sampling.drawn_design(found)
     if drawn is not None:
         context = {
@@ -55,6 +55,7 @@ def design(request: HttpRequest, survey: str) -> HttpResponse:
             "design": drawn,
             "variables": [sampling.variable_label(name) for name in drawn.strata_variables],
             "strata": drawn.strata.all(),
+            "overlap": sampling.overlap_table(drawn) if found.previous_round_id else None,
         }
         return render(request, "respondents/design_drawn.html", context)
     form = DesignForm(request.POST or None, survey=found)

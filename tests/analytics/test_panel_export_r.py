@@ -1,4 +1,4 @@
-"""R survey on the exported panel file reproduces the published changes (methodology M6, M7).
+"""R survey on the exported panel file reproduces the published changes (methodology M6, M8).
 
 The panel of the fixture's two rounds goes out as CSV; Rscript stacks its respondents as one
 design, a firm (link_key) one PSU, as methodology M6 does, with N_h, the final weights and c_g

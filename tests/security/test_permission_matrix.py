@@ -180,6 +180,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "home": Expect(staff_page(STAFF_ROLES, outsider=FIRM_LOGIN)),
     # A survey's overview: for anyone holding one of the survey functions' permissions.
     "survey_home": Expect(staff_page(MANAGES)),
+    # Starting a round copies the questionnaire and sets up a frame: both permissions.
+    "next_round": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     "health": Expect(everyone(OK)),
     "set_language": Expect(everyone(redirect("/")), everyone(redirect("/"))),
     "login": Expect(everyone(OK), everyone(OK)),
@@ -215,6 +217,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "respondents:frame_summary": Expect(staff_page(MANAGES)),
     "respondents:frame_upload": Expect(staff_page(MANAGES), staff_page(MANAGES)),
     "respondents:frame_report": Expect(staff_page(MANAGES), args=lambda w: {"name": w.report_name}),
+    "respondents:frame_changes": Expect(staff_page(MANAGES)),
+    "respondents:frame_links": Expect(staff_page(MANAGES), staff_page(MANAGES)),
     "respondents:design": Expect(staff_page(MANAGES), staff_page(MANAGES)),
     "respondents:sample": Expect(staff_page(MANAGES)),
     "respondents:sample_export": Expect(staff_page(MANAGES)),

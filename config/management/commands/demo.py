@@ -20,35 +20,42 @@ from django.utils import timezone
 from analytics import pipeline, review
 from analytics.engine.weighting import WeightingError
 from analytics.models import EditFlag, EstimateRun
-from config import simulation
+from config import rounds, simulation
 from config.celery import tasks_held
 from config.roles import ADMINISTRATORS, FIELDWORK_MANAGERS, ensure_roles
-from respondents import credentials, sampling
+from respondents import credentials, frame_changes, sampling
+from respondents.frame_changes import import_links
 from respondents.frame_import import import_frame
-from respondents.models import Case, FrameUnit, Wave
-from respondents.synthetic import write_frame
+from respondents.models import Case, FrameUnit, SampleDesign, Wave
+from respondents.synthetic import write_frame, write_next_year
 from surveys.models import QueryAnswer, Survey
 from surveys.xlsform import load_questionnaire
 
 FORM = Path(settings.BASE_DIR) / "surveys" / "questionnaires" / "smart_manufacturing.xlsx"
 SLUG = "smart_manufacturing"
+NEXT_SLUG = "smart_manufacturing_2025"
 USERS = {
     "manager": ("manager-demo-2024", FIELDWORK_MANAGERS),
     "admin": ("admin-demo-2024", ADMINISTRATORS),
 }
+# 2025 is drawn by permanent random numbers coordinated with 2024's draw: a fifth of each
+# stratum's 2024 firms rotate out, the rest stay (methodology M2).
+ROTATION = 0.2
+FIELDWORK_DAYS = 70  # 2024's fieldwork, to the phone follow-up's end
 
 
 class Command(BaseCommand):
     help = (
-        "Load the demo: the shipped questionnaire, a synthetic frame of 163,273 firms, a "
-        "stratified sample of 5,000, simulated fieldwork waves with their estimate versions, "
-        "and a manager and an admin account."
+        "Load the demo: two annual rounds of the shipped questionnaire. 2024: a synthetic "
+        "frame of 163,273 firms, a stratified sample of 5,000 by permanent random numbers, "
+        "its whole fieldwork. 2025: started from 2024, next year's frame with its changes, a "
+        "sample coordinated with 2024's, fieldwork under way. A manager and an admin account."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--rows", type=int, default=163_273, help="frame size")
         parser.add_argument("--sample", type=int, default=5_000, help="sample size")
-        parser.add_argument("--reset", action="store_true", help="rebuild the demo survey")
+        parser.add_argument("--reset", action="store_true", help="rebuild the demo surveys")
         parser.add_argument(
             "--relay-per-hour",
             type=int,
@@ -67,17 +74,18 @@ class Command(BaseCommand):
     ) -> None:
         ensure_roles()
         self._users()
-        survey = Survey.objects.filter(slug=SLUG).first()
-        if survey is not None and reset:
-            self.stdout.write("Removing the earlier demo survey…")
-            _delete(survey)
-            survey = None
-        if survey is None or not survey.cases.exists():
-            # DEBUG's query log would record each of the build's ~200,000 queries, and on
+        current = Survey.objects.filter(slug=NEXT_SLUG).first()
+        if reset or current is None or not current.cases.exists():
+            for slug in (NEXT_SLUG, SLUG):  # the later round first: it points at the earlier
+                earlier = Survey.objects.filter(slug=slug).first()
+                if earlier is not None:
+                    self.stdout.write(f"Removing the earlier demo survey {slug}…")
+                    _delete(earlier)
+            # DEBUG's query log would record each of the build's ~400,000 queries, and on
             # SQLite it runs a second query for each to quote its parameters.
             with override_settings(DEBUG=False):
-                survey = self._build(rows, sample, relay_per_hour)
-        self._print(survey)
+                current = self._build(rows, sample, relay_per_hour)
+        self._print(current)
 
     def _users(self) -> None:
         for username, (password, role) in USERS.items():
@@ -96,39 +104,65 @@ class Command(BaseCommand):
 
     def _build(self, rows: int, sample: int, relay: int) -> Survey:
         started = time.perf_counter()
-        # The set-up happens two weeks before fieldwork, on the simulated clock as well.
         today = timezone.now()
-        # Fieldwork began 55 days ago, at nine in the morning in Seoul.
+        # 2025's fieldwork began 55 days ago, at nine in the morning in Seoul; 2024's a year
+        # (52 weeks) before, and it ran its whole course.
         fieldwork = timezone.localtime(today).replace(
             hour=9, minute=0, second=0, microsecond=0
         ) - dt.timedelta(days=55)
-        with time_machine.travel(fieldwork - dt.timedelta(days=14), tick=False) as clock:
-            survey = self._prepare(rows, sample, started, clock)
-            clock.move_to(fieldwork - dt.timedelta(days=7))
-            for _issued in credentials.issue_credentials(survey):
-                pass
-            self._step("Links and access codes issued", started)
-            mail = Path(settings.VAR_DIR) / "demo" / "mail"
-            shutil.rmtree(mail, ignore_errors=True)
-            mail.mkdir(parents=True)
-            summary = simulation.simulate(
-                survey,
-                start=fieldwork,
-                until=today,
-                manager=User.objects.get(username="manager"),
-                mail_dir=mail,
-                relay_per_hour=relay,
-                clock=clock,
-            )
-        self._step(
-            f"Fieldwork played through the platform: {len(summary.waves)} waves, "
-            f"{summary.emails:,} emails sent ({mail}), {summary.responses:,} responses; "
-            "each closed wave's official estimates and the latest provisional ones",
-            started,
-        )
+        last_year = fieldwork - dt.timedelta(weeks=52)
+        mail = Path(settings.VAR_DIR) / "demo" / "mail"
+        shutil.rmtree(mail, ignore_errors=True)
+        mail.mkdir(parents=True)
+        manager = User.objects.get(username="manager")
+        # The set-up of each round happens before its fieldwork, on the simulated clock too.
+        with time_machine.travel(last_year - dt.timedelta(days=14), tick=False) as clock:
+            first = self._prepare(rows, sample, started, clock)
+            ends = last_year + dt.timedelta(days=FIELDWORK_DAYS)
+            self._fieldwork(first, last_year, ends, manager, mail, relay, clock, started)
+            # The phone follow-up, the last wave, ends with the fieldwork.
+            with tasks_held():
+                for wave in Wave.objects.filter(survey=first, closed_at__isnull=True):
+                    pipeline.close_wave(wave, user=manager)
+            self._step("2024 closed: its last wave's official estimates", started)
+            clock.move_to(fieldwork - dt.timedelta(days=30))
+            survey = self._next_round(first, rows, sample, started, clock)
+            self._fieldwork(survey, fieldwork, today, manager, mail, relay, clock, started)
         self._review_edits(survey, started)
         self._second_weighting(survey, started)
         return survey
+
+    def _fieldwork(
+        self,
+        survey: Survey,
+        start: dt.datetime,
+        until: dt.datetime,
+        manager: User,
+        mail: Path,
+        relay: int,
+        clock: Any,
+        started: float,
+    ) -> None:
+        clock.move_to(start - dt.timedelta(days=7))
+        for _issued in credentials.issue_credentials(survey):
+            pass
+        self._step(f"{survey.year}: links and access codes issued", started)
+        summary = simulation.simulate(
+            survey,
+            start=start,
+            until=until,
+            manager=manager,
+            mail_dir=mail,
+            seed=20241001 + (survey.year or 2024) - 2024,
+            relay_per_hour=relay,
+            clock=clock,
+        )
+        self._step(
+            f"{survey.year}: fieldwork played through the platform: {len(summary.waves)} "
+            f"waves, {summary.emails:,} emails sent ({mail}), {summary.responses:,} responses; "
+            "each closed wave's official estimates and the latest provisional ones",
+            started,
+        )
 
     def _review_edits(self, survey: Survey, started: float) -> None:
         """The editing review after fieldwork, highest scores first: unit slips corrected
@@ -187,12 +221,13 @@ class Command(BaseCommand):
         if survey is None:
             survey = load_questionnaire(FORM.read_bytes(), source_name=FORM.name).survey
         survey.target_responses = int(sample * 0.6)
-        survey.save(update_fields=["target_responses"])
+        survey.year = 2024
+        survey.save(update_fields=["target_responses", "year"])
         self._step(f"Questionnaire “{survey.title}” loaded", started)
         frame = Path(settings.VAR_DIR) / "demo" / "frame.csv"
         frame.parent.mkdir(parents=True, exist_ok=True)
         write_frame(frame, rows=rows)
-        result = import_frame(survey, frame, filename=frame.name)
+        result = import_frame(survey, frame, filename=frame.name, prn_seed=2024)
         self._step(f"Synthetic frame of {result.rows:,} firms imported ({frame})", started)
         clock.shift(dt.timedelta(days=4))
         design = sampling.draw_sample(
@@ -203,10 +238,71 @@ class Command(BaseCommand):
             min_per_stratum=2,
             seed=42,
             reserve_fraction=0.2,
+            selection=SampleDesign.Selection.PRN,
         )
         self._step(
-            f"Stratified sample of {design.sample_size:,} drawn "
-            f"({design.strata.count()} strata, seed 42, 20 % reserve)",
+            f"Stratified sample of {design.sample_size:,} drawn by permanent random numbers "
+            f"({design.strata.count()} strata, 20 % reserve)",
+            started,
+        )
+        return survey
+
+    def _next_round(
+        self, first: Survey, rows: int, sample: int, started: float, clock: Any
+    ) -> Survey:
+        """2025: started from 2024 on its page's function, its questionnaire edited to show
+        and check last year's headcount, next year's frame and mapping, a coordinated draw."""
+        admin = User.objects.get(username="admin")
+        survey = rounds.start_next_round(
+            first,
+            slug=NEXT_SLUG,
+            title=first.title.replace("2024", "2025"),
+            title_en=first.title_en.replace("2024", "2025"),
+            year=2025,
+            user=admin,
+        )
+        edited = simulation.next_round_workbook(
+            FORM.read_bytes(),
+            form_id=NEXT_SLUG,
+            version="2025.1",
+            title=survey.title,
+            title_en=survey.title_en,
+        )
+        load_questionnaire(edited, source_name=f"{NEXT_SLUG}.xlsx", user=admin)
+        self._step(
+            "2025 round started from 2024; its questionnaire shows last year's headcount", started
+        )
+        folder = Path(settings.VAR_DIR) / "demo"
+        frame, links = folder / "frame-2025.csv", folder / "id-links-2025.csv"
+        found = write_next_year(frame, links, rows=rows)
+        result = import_frame(survey, frame, filename=frame.name, prn_seed=2025)
+        linked = import_links(survey, links, filename=links.name)
+        report = frame_changes.report(survey)
+        total = report.total if report else {}
+        self._step(
+            f"2025 frame of {result.rows:,} firms imported ({frame}): {total.get('births', 0):,} "
+            f"births, {total.get('deaths', 0):,} deaths, {total.get('moved_in', 0):,} moved "
+            f"between strata; {linked} changed IDs linked ({links}, {len(found.links) - 1} rows)",
+            started,
+        )
+        clock.shift(dt.timedelta(days=4))
+        design = sampling.draw_sample(
+            survey,
+            strata_variables=["industry_group", "size_class", "region_area"],
+            allocation="proportional",
+            sample_size=sample,
+            min_per_stratum=2,
+            seed=43,
+            reserve_fraction=0.2,
+            selection=SampleDesign.Selection.PRN,
+            coordination=SampleDesign.Coordination.ROTATION,
+            rotation=ROTATION,
+        )
+        overlap = sampling.overlap_table(design)
+        self._step(
+            f"2025 sample of {design.sample_size:,} coordinated with 2024's ({ROTATION:.0%} "
+            f"rotation): {overlap.realised:,} firms of 2024's sample again in the same stratum "
+            f"(expected {overlap.expected or 0:,.1f}), {overlap.realised_all:,} in any",
             started,
         )
         return survey
@@ -222,10 +318,14 @@ class Command(BaseCommand):
             f"  Staff sign-in:      {base}/accounts/login/",
             "    fieldwork manager: manager / manager-demo-2024",
             "    administrator:     admin / admin-demo-2024 (also the Django admin at /admin/)",
+            f"  2025 round:         {base}/manage/{survey.slug}/ (2024: {base}/manage/{SLUG}/)",
             f"  Fieldwork dashboard: {base}/manage/{survey.slug}/fieldwork/",
+            f"  Frame changes:      {base}/manage/{survey.slug}/frame/",
+            f"  Coordinated sample: {base}/manage/{survey.slug}/design/",
             f"  Results:            {base}/manage/{survey.slug}/results/",
             f"  Firms' sign-in:     {base}/login/",
-            "  A few firms that have not answered yet (personal links and access codes):",
+            "  A few firms that have not answered yet (personal links and access codes);",
+            "  those that answered in 2024 see last year's headcount:",
         ]
         for case in list(simulation.open_cases(survey))[:5]:
             _token, code = case.derive_credentials()

@@ -30,6 +30,16 @@ class Command(BaseCommand):
         variability.add_argument("--neyman-variable", default="", help="e.g. employees")
         variability.add_argument("--assumed-proportion", type=float)
         parser.add_argument("--groupings", type=Path, help="JSON file of grouping maps")
+        parser.add_argument(
+            "--selection", choices=SampleDesign.Selection.values, default="srs", help="srs or prn"
+        )
+        parser.add_argument(
+            "--coordination",
+            choices=SampleDesign.Coordination.values,
+            default="none",
+            help="with the previous round's PRN sample (selection prn)",
+        )
+        parser.add_argument("--rotation", type=float, help="rotation share r, e.g. 0.2")
         parser.add_argument("--preview", action="store_true", help="show the table only")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -76,6 +86,9 @@ def _design(options: dict[str, Any]) -> dict[str, Any]:
         "neyman_variable": options["neyman_variable"],
         "assumed_proportion": options["assumed_proportion"],
         "groupings": groupings,
+        "selection": options["selection"],
+        "coordination": options["coordination"],
+        "rotation": options["rotation"],
     }
 
 
@@ -99,4 +112,7 @@ def preview_table(preview: sampling.Preview) -> str:
     )
     summary = _("%(count)s strata, %(take_all)s take-all.")
     lines.append(summary % {"count": len(preview.strata), "take_all": preview.take_all_count})
+    if preview.coordinated:
+        expected = _("Expected overlap with the previous round's sample: %(firms).1f firms.")
+        lines.append(expected % {"firms": preview.expected_overlap})
     return "\n".join(lines)
