@@ -11,6 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 .PHONY: install install-dev demo run worker test lint typecheck bench bench-web bench-frame \
         bench-draw bench-mail bench-estimates bench-coverage bench-dashboard bench-export \
         bench-letters bench-pages bench-load bench-templates bench-imputation bench-prn bench-edits \
+        bench-change \
         messages fonts clean
 
 $(BIN)/python:
@@ -81,7 +82,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smartsurvey_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
 bench: bench-web bench-frame bench-draw bench-mail bench-estimates bench-dashboard bench-export \
-       bench-letters bench-pages bench-templates bench-imputation bench-prn bench-edits
+       bench-letters bench-pages bench-templates bench-imputation bench-prn bench-edits bench-change
 
 bench-web: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/bench_web.py
@@ -115,6 +116,10 @@ bench-coverage: install-dev
 # draw a year later, expected overlaps and estimates of change; no database.
 bench-prn: install-dev
 	$(BIN)/python bench/bench_prn.py
+
+# Estimates of change on two rounds of 5,000 respondents: computed, the pages, the panel file.
+bench-change: install-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_change.py
 
 bench-dashboard: install-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/bench_dashboard.py

@@ -76,6 +76,7 @@ def _write(job: ExportJob) -> str:
         labelled=bool(parameters.get("labelled")),
         level=parameters.get("level", ""),
         panel=bool(parameters.get("panel")),
+        previous_run_number=parameters.get("previous_run"),
     )
     folder = Path(settings.MEDIA_ROOT) / EXPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -816,7 +816,10 @@ def domain_variables(snapshot: Snapshot, spec: Spec) -> list[str]:
 
 def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estimate]:
     respondent = weights.respondent
-    items, y = snapshot.items, snapshot.y
+    # The answers are the snapshot's respondents' (I and P); partials may weigh as
+    # nonrespondents (spec.partials_are_respondents), and then their rows drop out here.
+    kept = respondent[snapshot.respondent]
+    items, y = snapshot.items, snapshot.y[kept]
     if not items or not respondent.any():
         return []
     final = weights.final[respondent]
@@ -832,8 +835,8 @@ def estimate_all(snapshot: Snapshot, weights: Weights, spec: Spec) -> list[Estim
     numeric = ~proportion
     numeric_items = [item for item, n in zip(items, numeric, strict=True) if n]
     rows: list[Estimate] = []
-    imputed = snapshot.imputed if snapshot.imputed is not None else np.zeros(y.shape, bool)
-    for domain, value, mask in _domains(snapshot, spec, respondent):
+    imputed = snapshot.imputed[kept] if snapshot.imputed is not None else np.zeros(y.shape, bool)
+    for domain, value, mask in _domains(snapshot, spec, respondent, kept):
         of_units, of_values = imputed_shares(y, final, imputed, mask)
         means = estimation.estimate_mean(design, y, mask)
         if replicated is not None:
@@ -925,7 +928,10 @@ def _suppress_complements(rows: list[Estimate], exclusive: set[tuple[str, str]])
 
 
 def _domains(
-    snapshot: Snapshot, spec: Spec, respondent: npt.NDArray[np.bool_]
+    snapshot: Snapshot,
+    spec: Spec,
+    respondent: npt.NDArray[np.bool_],
+    kept: npt.NDArray[np.bool_],
 ) -> Iterator[tuple[str, str, npt.NDArray[np.bool_] | None]]:
     yield ("all", "all", None)
     for variable in domain_variables(snapshot, spec):
@@ -936,6 +942,7 @@ def _domains(
         answers = snapshot.choices.get(name)
         if answers is None:
             continue
+        answers = answers[kept]
         options = [item.option for item in snapshot.items if item.question == name]
         for option in options:
             yield (name, option, answers == option)

@@ -140,7 +140,19 @@ FUNCTIONS: tuple[Function, ...] = (
         _("Weighted estimates with confidence intervals, by domain and across versions."),
         (RESULTS,),
         ANALYSIS,
-        also=("results:detail",),
+        also=("results:detail", "results:change", "results:trend"),
+    ),
+    Function(
+        "results:change",
+        _("Change between rounds"),
+        _(
+            "Each estimate against the previous round: the change, its standard error and "
+            "interval; every round's figure as a trend."
+        ),
+        (RESULTS,),
+        ANALYSIS,
+        # Reached from the results pages: the menu has no room for another entry.
+        in_menu=False,
     ),
     Function(
         "analytics:weighting",

@@ -133,7 +133,9 @@ def report_design(survey: Survey) -> SampleDesign | None:
     return drawn or survey.designs.order_by("-pk").first()
 
 
-def _firms(survey: Survey, design: SampleDesign | None) -> tuple[dict[str, Firm], dict[str, str]]:
+def _firms(
+    survey: Survey, design: SampleDesign | None
+) -> tuple[dict[str, Firm], dict[str, dict[str, str]]]:
     """The frame's firms by business ID, each with its stratum ("" when the design's
     variables do not apply to this frame), and the strata's values."""
     strata = sampling.UnitStrata({}, {})

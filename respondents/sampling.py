@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Left
 from django.utils import timezone
@@ -355,10 +355,13 @@ def _frame(survey: Survey, plan: _Plan) -> QuerySet[FrameUnit]:
     return FrameUnit.objects.filter(survey=survey).annotate(**plan.annotations)
 
 
-def stratum_table(survey: Survey, design: HasStrata) -> list[FrameStratum]:
-    """(key, values, N_h) of every stratum of the frame, by key; one GROUP BY query."""
+def stratum_table(survey: Survey, design: HasStrata, units: Q | None = None) -> list[FrameStratum]:
+    """(key, values, N_h) of every stratum of the frame, by key; one GROUP BY query. With
+    `units`, only the frame units it selects are counted (strata without any are left out)."""
     plan = _plan(design, attribute_keys(survey))
     frame = _frame(survey, plan)
+    if units is not None:
+        frame = frame.filter(units)
     counts: dict[str, int] = {}
     for *raw, population in frame.values_list(*plan.columns).annotate(n=Count("id")).order_by():
         code = plan.code_of(tuple(raw), partial(_example, frame, plan.columns, tuple(raw)))

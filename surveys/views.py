@@ -667,7 +667,8 @@ def edit_query(request: HttpRequest, token: str) -> HttpResponse:
 def _query_item(query: EditQuery, question: Any, answer: QueryAnswerForm) -> dict[str, Any]:
     name = question.name
     posted = answer[name].value() if answer.is_bound else None
-    field = _field(question, {name: posted or ""}, {name}, {})
+    form = get_form(query.response.questionnaire_id)
+    field = _field(question, {name: posted or ""}, {name}, {}, None, (), form, {})
     field["label"] = _("The correct answer")
     field["error"] = " ".join(map(str, answer.errors.get(name, [])))
     field["required"] = False  # only when the firm says the answer is wrong

@@ -219,7 +219,8 @@ def test_2025_was_started_from_2024_and_its_sample_coordinated_with_2024s(
     assert abs(overlap.realised - overlap.expected) < 0.05 * 400
     linked = Case.objects.filter(survey=second).in_sample().exclude(previous=None)
     assert linked.count() == overlap.realised_all
-    assert all(c.previous.survey_id == first.pk for c in linked.select_related("previous"))
+    previous = [c.previous for c in linked.select_related("previous")]
+    assert all(p is not None and p.survey_id == first.pk for p in previous)
 
 
 def test_a_firm_that_answered_in_2024_sees_its_headcount_of_last_year(demo_text: Any) -> None:

@@ -3,7 +3,7 @@ name the code sends must be a task the worker knows."""
 
 import pytest
 
-from analytics import export_jobs, recompute
+from analytics import change, export_jobs, recompute
 from config.celery import task_named
 from respondents import mailing
 from surveys import xlsform
@@ -12,6 +12,7 @@ NAMES = [
     recompute.RECOMPUTE_SURVEY,
     recompute.PUBLISH_OFFICIAL,
     export_jobs.RUN_EXPORT,
+    change.PREPARE_CHANGES,
     mailing.SEND_WAVE,
     xlsform.LOAD_UPLOAD,
 ]

@@ -30,6 +30,11 @@ covariance, as it has no variance.
 
 A stratum with one common firm carries no covariance (R "remove"). The covariance is capped at
 +/- SE1 SE2, so that V is never negative (only degenerate data reach the cap).
+
+A calibrated round (E4) gives its influence values as residuals of its own calibration, as R
+does for the stacked design calibrated round by round (the rounds' calibration variables
+apart): the covariance is then that of the residuals. A round whose published variance is a
+replicate variance (E7) keeps it (`with_variances`); its covariance stays the Taylor one.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import numpy.typing as npt
 
 from analytics.engine.estimation import (
     TAKE_ALL_TOLERANCE,
+    CalibrationProjection,
     CIMethod,
     Design,
     Estimates,
@@ -73,8 +79,11 @@ class Round:
         strata: npt.ArrayLike,
         population: npt.ArrayLike,
         lonely_psu: LonelyPSU = "adjust",
+        calibration: CalibrationProjection | None = None,
     ) -> None:
-        self.design = Design(weights, strata, fpc=population, lonely_psu=lonely_psu)
+        self.design = Design(
+            weights, strata, fpc=population, lonely_psu=lonely_psu, calibration=calibration
+        )
         self.firm = np.asarray(firm).reshape(-1)
         if self.firm.shape[0] != self.design.n:
             raise ChangeError(f"firm must have one id per row ({self.design.n})")
@@ -124,6 +133,19 @@ class Change:
 
     def ci(self, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
         return ci_wald(self.estimate, self.se, self.df, level)
+
+
+def with_variances(change: Change, first: Estimates, second: Estimates) -> Change:
+    """The change with other estimates of the rounds' variances (a replicate variance, E7,
+    with its df): the covariance of the common firms is kept, capped again at +/- SE1 SE2."""
+    bound = np.sqrt(first.variance * second.variance)
+    return Change(
+        statistic=change.statistic,
+        first=first,
+        second=second,
+        covariance=np.clip(change.covariance, -bound, bound),
+        common=change.common,
+    )
 
 
 def change_in_mean(
@@ -230,9 +252,14 @@ def _influence(
     yz = np.where(active, ym, 0.0)
     wa = design.weights[:, None] * active
     if statistic == "total":
-        return est, wa * yz, active
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return est, wa * ((yz - est.estimate) / est.population), active
+        z = wa * yz
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = wa * ((yz - est.estimate) / est.population)
+    if design.projection is not None:
+        # An empty domain's z are NaN: they carry nothing either way.
+        z = design.projection.residualise(np.nan_to_num(z))
+    return est, z, active
 
 
 def _covariance_factor(

@@ -10,7 +10,8 @@ with a byte-order mark so that Korean Excel opens it correctly.
 
 Modules: `options` (formats, options, run lookup), `tables` (tables, cell safety, CSV),
 `xlsx`, `estimates`, `versions` (questionnaire versions), `microdata` (with SPSS and Stata),
-`codebook`, `fieldwork` (fieldwork status and contact log). This module dispatches.
+`panel` (two rounds' firms with a link key), `codebook`, `fieldwork` (fieldwork status and
+contact log). This module dispatches.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from .options import (
     make_options,
     row_count,
 )
+from .panel import PanelRecords, panel_table
 from .release import Release, records_for, treatment
 from .tables import Progress, Table, csv_batches, safe_cell, write_csv
 from .versions import survey_versions, union_questions
@@ -91,7 +93,7 @@ DIRECT_ROW_LIMIT = 20_000
 
 
 def needs_job(options: ExportOptions) -> bool:
-    return options.what == "microdata" or row_count(options) > DIRECT_ROW_LIMIT
+    return options.what in ("microdata", "panel") or row_count(options) > DIRECT_ROW_LIMIT
 
 
 def export(
@@ -106,6 +108,8 @@ def export(
     with translation.override(options.language):
         if options.what == "microdata":
             return _microdata(options, out, report, disclosure)
+        if options.what == "panel":
+            return _panel(options, out, report)
         if options.what == "response-rates":
             return _response_rates(options, out)
         if options.what == "estimates" and options.format == "xlsx":
@@ -134,6 +138,16 @@ def _microdata(
     return count
 
 
+def _panel(options: ExportOptions, out: IO[bytes], progress: Progress) -> int:
+    records = PanelRecords(options)
+    if options.format in ("sav", "dta"):
+        return write_statistical(options, out, progress, records)
+    table = panel_table(options, records)
+    if options.format == "csv":
+        return write_csv(table, out, progress, options.language)
+    return write_xlsx(table, out, progress)
+
+
 def csv_chunks(options: ExportOptions) -> Iterator[bytes]:
     """The CSV export as byte chunks, for a streaming HTTP response."""
     with translation.override(options.language):
@@ -155,6 +169,7 @@ def build_table(options: ExportOptions) -> Table:
     builders: dict[str, Callable[[ExportOptions], Table]] = {
         "estimates": estimates_table,
         "microdata": lambda o: microdata_table(o, records_for(o)),
+        "panel": lambda o: panel_table(o, PanelRecords(o)),
         "codebook": codebook_table,
         "fieldwork": fieldwork_table,
         "contacts": contacts_table,

@@ -162,7 +162,7 @@ def microdata_layout(survey: Survey, *, identified: bool) -> Layout:
     for question in union_questions(survey).values():
         if question.type in ANSWER_KINDS and (identified or not question.pii):
             variables.extend(_answer_variables(question, versions))
-    named = _with_stat_names(variables)
+    named = with_stat_names(variables)
     return Layout(named, versions, strata_variables)
 
 
@@ -193,7 +193,7 @@ def _answer_variables(question: Question, versions: list[Version]) -> list[Varia
             _dummy(question, choice, text, present, common) for choice, text in labels.items()
         ]
         return [*dummies, _status_variable(question, common)]
-    codes = _choice_codes(list(labels)) if question.type == "select_one" else {}
+    codes = choice_codes(list(labels)) if question.type == "select_one" else {}
     kind = ANSWER_KINDS[question.type]
     label = question.label or {"en": question.name}
     versions_text = tuple(v.label for v in present)
@@ -262,7 +262,7 @@ def _union_choices(name: str, versions: list[Version]) -> dict[str, Mapping[str,
     return labels
 
 
-def _choice_codes(names: list[str]) -> dict[str, int]:
+def choice_codes(names: list[str]) -> dict[str, int]:
     """The XLSForm's own codes when every choice name is a small whole number, else 1..k."""
     if names and all(re.fullmatch(r"\d{1,4}", name) for name in names):
         codes = {name: int(name) for name in names}
@@ -279,7 +279,7 @@ def _universe(question: Question, form: Form) -> str:
     return parts[0] if parts else ""
 
 
-def _with_stat_names(variables: list[Variable]) -> list[Variable]:
+def with_stat_names(variables: list[Variable]) -> list[Variable]:
     """SPSS and Stata names: letters, digits and _, at most 28 characters, unique ignoring
     case, the same in both formats. An option column of a select_multiple question is
     `question__option` (two underscores), so it never meets the question that asks to
@@ -333,6 +333,14 @@ def unit_id(case_id: int, release: str = "") -> str:
     return hmac.new(key, stem.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+def link_key(case_id: int) -> str:
+    """The pseudonym of a firm across the rounds of a series (panel files), from its first
+    case in the series: stable across rounds and downloads, useless without SECRET_KEY, and
+    unlike any unit_id, so that it joins no microdata file."""
+    key = settings.SECRET_KEY.encode()
+    return hmac.new(key, f"firm:{case_id}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
 class _Relevance:
     """Which questions applied to a respondent, per version; the answers that skip logic
     reads are few, so results are cached by their values."""
@@ -377,7 +385,7 @@ def _hashable(value: Any) -> Any:
 
 
 @dataclass
-class _CaseRow:
+class CaseRow:
     pk: int
     business_id: str
     stratum_id: int
@@ -401,7 +409,7 @@ CASE_FIELDS = (
 )  # fmt: skip
 
 
-def _case_rows(survey: Survey) -> Iterator[_CaseRow]:
+def case_rows(survey: Survey) -> Iterator[CaseRow]:
     current = DispositionEvent.objects.filter(case=OuterRef("pk"), applied=True).order_by(
         "-at", "-pk"
     )
@@ -417,10 +425,10 @@ def _case_rows(survey: Survey) -> Iterator[_CaseRow]:
         .values_list(*CASE_FIELDS)
     )
     for values in rows.iterator(chunk_size=2000):
-        yield _CaseRow(*values)
+        yield CaseRow(*values)
 
 
-class _Weights:
+class RunWeights:
     def __init__(self, run: EstimateRun) -> None:
         blob = EstimateRun.objects.filter(pk=run.pk).values_list("weights", flat=True).get()
         if blob:
@@ -448,30 +456,24 @@ class Records:
         self.layout = microdata_layout(options.survey, identified=options.identified)
         self.identified = options.identified
         self.release = options.release_key
-        self.weights = _Weights(options.run)
+        self.weights = RunWeights(options.run)
         self.strata = {
             s.pk: s for s in SampleDesign.objects.get(survey=options.survey, drawn_at__isnull=False)
             .strata.all()
         }  # fmt: skip
-        self.relevance = {v.pk: _Relevance(v) for v in self.layout.versions}
+        self.answers = AnswerCells(options.run, self.layout.versions)
         self.total = Case.objects.in_sample().filter(survey=options.survey).count()
         self.survey = options.survey
         self.replicates = run_replicates(options.run)
         self.layout.variables += replicate_variables(self.replicates)
-        self.imputed: dict[int, dict[str, Any]] = {}
-        found = ImputedValue.objects.filter(run=options.run).values_list(
-            "response__case_id", "item", "value"
-        )
-        for case_id, item, value in found:
-            self.imputed.setdefault(case_id, {})[item] = value
 
     def __iter__(self) -> Iterator[list[Any]]:
         answers = self.layout.answers
-        for row in _case_rows(self.survey):
-            values = self._design(row) + self._answers(row, answers)
+        for row in case_rows(self.survey):
+            values = self._design(row) + self.answers.of(row, answers)
             yield values + replicates.replicate_values(self.replicates, row.pk)
 
-    def _design(self, row: _CaseRow) -> list[Any]:
+    def _design(self, row: CaseRow) -> list[Any]:
         stratum = self.strata[row.stratum_id]
         fallback = stratum.population / stratum.sample_size if stratum.sample_size else 0.0
         base, final = self.weights.of(row.pk, fallback)
@@ -489,7 +491,21 @@ class Records:
         values += [stratum.values.get(name, derived.get(name, "")) for name in extra]
         return values
 
-    def _answers(self, row: _CaseRow, variables: list[Variable]) -> list[Any]:
+
+class AnswerCells:
+    """Each case's answer cells as a version used them: the values as edited and as the
+    version imputed them, or the reason a cell is empty."""
+
+    def __init__(self, run: EstimateRun, versions: list[Version]) -> None:
+        self.relevance = {v.pk: _Relevance(v) for v in versions}
+        self.imputed: dict[int, dict[str, Any]] = {}
+        found = ImputedValue.objects.filter(run=run).values_list(
+            "response__case_id", "item", "value"
+        )
+        for case_id, item, value in found:
+            self.imputed.setdefault(case_id, {})[item] = value
+
+    def of(self, row: CaseRow, variables: list[Variable]) -> list[Any]:
         if row.answers is None or aapor.category_of(row.disposition) not in ("I", "P"):
             refused = row.disposition.startswith("2.11")
             return [Missing.REFUSED if refused else Missing.NOT_ANSWERED] * len(variables)
@@ -550,10 +566,10 @@ def _cell(
 def microdata_table(options: ExportOptions, records: Any = None) -> Table:
     records = records if records is not None else Records(options)
     variables = records.layout.variables
-    rows: Iterator[list[Any]] = (_plain_row(row) for row in records)
+    rows: Iterator[list[Any]] = (plain_row(row) for row in records)
     if options.labelled:
         strata = {s.key: s.label for s in _strata(options.survey)}
-        rows = _labelled_rows(rows, variables, options.language, strata)
+        rows = labelled_rows(rows, variables, options.language, strata)
     widths = [12] * len(variables)
     return Table([v.name for v in variables], rows, records.total, sheet=_("data"), widths=widths)
 
@@ -562,7 +578,7 @@ def _strata(survey: Survey) -> list[Stratum]:
     return list(Stratum.objects.filter(design__survey=survey).select_related("design"))
 
 
-def _labelled_rows(
+def labelled_rows(
     rows: Iterator[list[Any]], variables: list[Variable], language: str, strata: dict[str, str]
 ) -> Iterator[list[Any]]:
     """CSV and XLSX for people: strata, choices, classifications, dispositions and modes by
@@ -587,7 +603,7 @@ def _label_map(variable: Variable, language: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in VALUE_LABELS.get(variable.name, {}).items()}
 
 
-def _plain_row(row: list[Any]) -> list[Any]:
+def plain_row(row: list[Any]) -> list[Any]:
     """CSV and XLSX: empty cells for every missing reason (the codes are in SPSS/Stata)."""
     return [None if value.__class__ is Missing else value for value in row]
 

@@ -16,12 +16,13 @@ from ..models import Estimate, EstimateRun
 FORMATS: dict[str, tuple[str, ...]] = {
     "estimates": ("csv", "xlsx"),
     "microdata": ("csv", "xlsx", "sav", "dta"),
+    "panel": ("csv", "xlsx", "sav", "dta"),
     "codebook": ("csv", "xlsx", "json"),
     "fieldwork": ("csv", "xlsx"),
     "contacts": ("csv", "xlsx"),
     "response-rates": ("csv",),
 }
-NEEDS_RUN = ("estimates", "microdata")
+NEEDS_RUN = ("estimates", "microdata", "panel")
 # Uses the chosen (else the latest) published run when there is one: the codebook describes
 # that run's weights (controls, replicate weights and how R and Stata combine them).
 USES_RUN = ("codebook",)
@@ -55,6 +56,7 @@ class ExportOptions:
     labelled: bool = False  # microdata CSV/XLSX: values as labels in `language`, not codes
     level: str = "scientific"  # microdata release level (identified when `identified`)
     panel: bool = False  # unit_id the same in every release of this level (microdata)
+    previous_run: EstimateRun | None = None  # the previous round's version (panel)
     release: str = field(default_factory=lambda: secrets.token_hex(8))
 
     @property
@@ -68,6 +70,8 @@ class ExportOptions:
     def filename(self) -> str:
         run = f"-run{self.run.number}" if self.run is not None and self.what in NEEDS_RUN else ""
         tag = f"-{self.level}" if self.what == "microdata" else ""
+        if self.previous_run is not None:
+            tag += f"-from-{self.previous_run.survey.slug}-run{self.previous_run.number}"
         tag += "-labels" if self.labelled else ""
         return f"{self.survey.slug}-{self.what}{run}{tag}-{self.language}.{self.format}"
 
@@ -86,6 +90,7 @@ class ExportOptions:
             "labelled": self.labelled,
             "level": self.level if self.what == "microdata" else "",
             "panel": self.panel,
+            "previous_run": self.previous_run.number if self.previous_run is not None else None,
         }
 
 
@@ -102,6 +107,7 @@ def make_options(
     labelled: bool = False,
     level: str = "",
     panel: bool = False,
+    previous_run_number: int | None = None,
 ) -> ExportOptions:
     """Checked options; ExportError says what does not fit."""
     if what not in FORMATS:
@@ -131,9 +137,10 @@ def make_options(
         identified=level == "identified" and what == "microdata",
         contact=contact and what in ("fieldwork", "contacts"),
         weighted=weighted and what == "response-rates",
-        labelled=labelled and what == "microdata" and fmt in ("csv", "xlsx"),
+        labelled=labelled and what in ("microdata", "panel") and fmt in ("csv", "xlsx"),
         level=level,
         panel=panel and what == "microdata" and level != "identified",
+        previous_run=_previous_run(survey, previous_run_number) if what == "panel" else None,
     )
 
 
@@ -144,6 +151,16 @@ def _run_for(survey: Survey, what: str, number: int | None) -> EstimateRun | Non
     if what in USES_RUN and (number or published.exists()):
         return find_run(survey, number)
     return None
+
+
+def _previous_run(survey: Survey, number: int | None) -> EstimateRun:
+    """The previous round's chosen (else latest published) version, for a panel."""
+    if survey.previous_round is None:
+        raise ExportError(
+            _("Survey %(survey)s has no previous round to make a panel with.")
+            % {"survey": survey.slug}
+        )
+    return find_run(survey.previous_round, number)
 
 
 def find_run(survey: Survey, number: int | None) -> EstimateRun:
@@ -165,6 +182,9 @@ def row_count(options: ExportOptions) -> int:
         return Estimate.objects.filter(run=options.run).count()
     if options.what in ("microdata", "fieldwork"):
         return Case.objects.in_sample().filter(survey=survey).count()
+    if options.what == "panel" and options.previous_run is not None:
+        rounds = (survey, options.previous_run.survey)
+        return Case.objects.in_sample().filter(survey__in=rounds).count()
     if options.what == "contacts":
         return ContactAttempt.objects.filter(case__survey=survey).count()
     return 0

@@ -46,6 +46,7 @@ TRUE_VALUES = ("1", "true", "on", "yes")
 TITLES = {
     "estimates": gettext_lazy("Estimates"),
     "microdata": gettext_lazy("Microdata"),
+    "panel": gettext_lazy("Panel of two rounds"),
     "codebook": gettext_lazy("Codebook"),
     "fieldwork": gettext_lazy("Fieldwork status"),
     "contacts": gettext_lazy("Contact log"),
@@ -62,6 +63,12 @@ DESCRIPTIONS = {
         "version. SPSS and Stata files carry labels and missing-value codes. Prepared by the "
         "worker. Scientific-use and public-use files pass through disclosure control and come "
         "with a disclosure-risk report."
+    ),
+    "panel": gettext_lazy(
+        "One row per sampled firm and round, this survey and its previous round, with each "
+        "round's stratum and weights, whether the firm was sampled in both, and the answers "
+        "as each round's version used them. A link key joins a firm's rows across rounds. For "
+        "analysis inside the office: no disclosure control. Prepared by the worker."
     ),
     "codebook": gettext_lazy(
         "Every microdata variable: labels in Korean and English, choices, who was asked, "
@@ -143,7 +150,7 @@ class ExportForm(forms.Form):
             del self.fields["contact"]
         if what != "response-rates":
             del self.fields["weighted"]
-        if what != "microdata":
+        if what not in ("microdata", "panel"):
             del self.fields["labelled"]
 
     def clean(self) -> dict[str, Any]:
@@ -230,14 +237,22 @@ def _cards(
     survey: Survey, user: Any, bound: ExportForm | None, runs: list[ListedRun]
 ) -> list[dict[str, Any]]:
     cards = []
+    previous = survey.previous_round
+    has_panel = (
+        previous is not None and EstimateRun.objects.published().filter(survey=previous).exists()
+    )
     for what in exports.FORMATS:
         form = bound if bound is not None and bound.what == what else None
+        available = bool(runs) or what not in exports.NEEDS_RUN
         cards.append(
             {
                 "what": what,
                 "title": TITLES[what],
                 "description": DESCRIPTIONS[what],
-                "available": bool(runs) or what not in exports.NEEDS_RUN,
+                "available": available and (what != "panel" or has_panel),
+                "unavailable": _("Needs a previous round with a published estimate version.")
+                if what == "panel" and available
+                else "",
                 "form": form or ExportForm(survey=survey, what=what, user=user, runs=runs),
             }
         )

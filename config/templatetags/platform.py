@@ -2,6 +2,7 @@ from typing import Any
 
 from django import template
 from django.http import HttpRequest
+from django.template.defaultfilters import floatformat
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
@@ -66,3 +67,13 @@ def export_level(level: str) -> str:
 @register.filter
 def export_format(fmt: str) -> str:
     return str(downloads.FORMAT_LABELS.get(fmt, fmt))
+
+
+@register.filter
+def signed(value: float | None, digits: str = "1g") -> str:
+    """A change with its sign, formatted as floatformat does: "+3.2", "-1.5", "0.0"."""
+    if value is None:
+        return "—"
+    text = str(floatformat(value, digits))
+    rounds_to_zero = not text.strip("0.,")
+    return f"+{text}" if value > 0 and not rounds_to_zero else text

@@ -4,6 +4,7 @@ The R agreement is in test_change_r.py; these tests check the method itself."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from analytics.engine.change import (
     change_in_mean,
     change_in_total,
     trend,
+    with_variances,
 )
 from analytics.engine.estimation import Design, estimate_total
 from analytics.engine.prn import draw_prn, new_prns, next_starts
@@ -102,6 +104,29 @@ def test_the_covariance_never_makes_the_variance_negative() -> None:
 
     assert change.correlation[0] == pytest.approx(1.0)
     assert change.variance[0] >= -1e-9 * change.first.variance[0]
+
+
+def test_other_variances_of_the_rounds_keep_the_covariance_within_its_cap() -> None:
+    # given: a full panel with a strong positive covariance
+    rng = np.random.default_rng(SEED)
+    rounds = census_round(np.arange(30), ["a"] * 30, {"a": 300})
+    y1 = rng.lognormal(3.0, 0.7, 30)
+    change = change_in_total(rounds, rounds, y1, y1 * rng.lognormal(0.0, 0.1, 30))
+
+    # when: each round's variance is another estimate (a replicate variance, say)
+    same = with_variances(change, change.first, change.second)
+    smaller = with_variances(
+        change,
+        dataclasses.replace(change.first, variance=change.first.variance / 4),
+        dataclasses.replace(change.second, variance=change.second.variance / 4),
+    )
+
+    # then: the covariance is kept unless the new SEs cannot hold it
+    assert same.covariance.tolist() == change.covariance.tolist()
+    assert smaller.covariance[0] == pytest.approx(
+        np.sqrt(smaller.first.variance[0] * smaller.second.variance[0])
+    )
+    assert smaller.variance[0] >= 0
 
 
 def test_a_firm_that_changed_stratum_is_grouped_by_its_later_stratum() -> None:

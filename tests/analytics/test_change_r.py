@@ -18,20 +18,26 @@ import numpy.typing as npt
 import pytest
 
 from analytics.engine.change import Change, Round, change_in_mean, change_in_total
+from analytics.engine.weighting import poststratify
 
 FOLDER = Path(__file__).resolve().parent / "fixtures" / "r-checks"
 RTOL = 1e-10
 
-# label: statistic, item, domain (column, value), common population given
+# label: statistic, item, domain (column, value), common population given, post-stratified
 CHECKS = {
-    "total_y": ("total", "y", None, True),
-    "mean_y": ("mean", "y", None, True),
-    "p_adopted": ("mean", "adopted", None, True),
-    "mean_y_small": ("mean", "y", ("size", "small"), True),
-    "p_adopted_large": ("mean", "adopted", ("size", "large"), True),
-    "total_y_large": ("total", "y", ("size", "large"), True),
-    "mean_y_default_c": ("mean", "y", None, False),
+    "total_y": ("total", "y", None, True, False),
+    "mean_y": ("mean", "y", None, True, False),
+    "p_adopted": ("mean", "adopted", None, True, False),
+    "mean_y_small": ("mean", "y", ("size", "small"), True, False),
+    "p_adopted_large": ("mean", "adopted", ("size", "large"), True, False),
+    "total_y_large": ("total", "y", ("size", "large"), True, False),
+    "mean_y_default_c": ("mean", "y", None, False, False),
+    "mean_y_poststratified": ("mean", "y", None, True, True),
+    "total_y_poststratified": ("total", "y", None, True, True),
+    "p_adopted_poststratified": ("mean", "adopted", None, True, True),
 }
+# The script's size-class totals of each round (E4: R postStratify).
+SIZE_TOTALS = ({"small": 480.0, "large": 249.0}, {"small": 470.0, "large": 264.0})
 
 Columns = dict[str, npt.NDArray[np.str_]]
 
@@ -55,21 +61,24 @@ def parse(text: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def rounds() -> tuple[list[Round], list[Columns]]:
+def rounds(poststratified: bool = False) -> tuple[list[Round], list[Columns]]:
     data = read("change_data.csv")
     made, parts = [], []
-    for r in ("1", "2"):
+    for r, totals in zip(("1", "2"), SIZE_TOTALS, strict=True):
         part = {key: values[data["round"] == r] for key, values in data.items()}
-        made.append(
-            Round(part["firm"].astype(int), num(part["w"]), part["stratum"], num(part["N_h"]))
-        )
+        weights, projection = num(part["w"]), None
+        if poststratified:
+            calibrated = poststratify(weights, part["size"], totals)
+            weights, projection = calibrated.weights, calibrated.projection
+        firm, strata, population = part["firm"].astype(int), part["stratum"], num(part["N_h"])
+        made.append(Round(firm, weights, strata, population, calibration=projection))
         parts.append(part)
     return made, parts
 
 
 def python_change(label: str) -> Change:
-    statistic, item, domain, given = CHECKS[label]
-    (first, second), (part1, part2) = rounds()
+    statistic, item, domain, given, poststratified = CHECKS[label]
+    (first, second), (part1, part2) = rounds(poststratified)
     strata = read("change_strata.csv")
     common = dict(zip(strata["stratum"], num(strata["common_population"]), strict=True))
     inside = [None, None] if domain is None else [p[domain[0]] == domain[1] for p in (part1, part2)]

@@ -211,8 +211,21 @@ def test_the_codebook_documents_the_rules_and_the_imputation(survey: Survey) -> 
     }
     assert editing["imputation_classes"] == ["size_class", "industry_group"]
     rows = {
-        r["variable"]: r for r in csv_rows(export(survey, "codebook", "csv", run_number=run.number))
+        r["variable"]: r
+        for r in csv_rows(export(survey, "codebook", "csv", run_number=run.number, language="en"))
     }
     assert "investment_within_sales (soft)" in rows["invest_amount"]["editing"]
     assert "imputed: random" in rows["invest_amount"]["editing"]
     assert rows["invest_amount_status"]["editing"] == ""
+
+
+def test_partials_may_weigh_as_nonrespondents(survey: Survey) -> None:
+    load_synthetic_case(survey)
+    spec = dataclasses.replace(R_REFERENCE_SPEC, partials_are_respondents=False)
+    run = pipeline.recompute(survey, trigger="test", spec=spec, force=True)
+    assert run is not None and run.status == "published"
+    adopted = Estimate.objects.get(
+        run=run, item="sf_adopted", option="yes", domain="all", domain_value="all"
+    )
+    # the 188 completes only, not the 21 partials
+    assert adopted.n == 188

@@ -266,6 +266,8 @@ EXPECTATIONS: dict[str, Expect] = {
     "analytics:export_job_report": Expect(staff_page(ADMINISTERS, NOT_FOUND)),
     "results:headline": Expect(staff_page(ADMINISTERS)),
     "results:detail": Expect(staff_page(ADMINISTERS)),
+    "results:change": Expect(staff_page(ADMINISTERS)),
+    "results:trend": Expect(staff_page(ADMINISTERS)),
     "results:api_tokens": Expect(staff_page(ADMINISTERS), staff_page(ADMINISTERS)),
     "results:api_token_revoke": Expect(
         staff_page(ADMINISTERS, NOT_ALLOWED),

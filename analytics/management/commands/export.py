@@ -19,7 +19,7 @@ CLIENT = "command"
 
 class Command(BaseCommand):
     help = (
-        "Export a survey: --what estimates|microdata|codebook|fieldwork|contacts|"
+        "Export a survey: --what estimates|microdata|panel|codebook|fieldwork|contacts|"
         "response-rates --format csv|xlsx|sav|dta|json --out PATH."
     )
 
@@ -29,6 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--format", required=True, dest="fmt")
         parser.add_argument("--out", required=True, type=Path)
         parser.add_argument("--run", type=int, help="Estimate run number (latest published).")
+        parser.add_argument(
+            "--previous-run",
+            type=int,
+            help="Panel: the previous round's estimate run number (latest published).",
+        )
         parser.add_argument("--language", default="ko", choices=exports.LANGUAGES)
         parser.add_argument(
             "--identified",
@@ -83,6 +88,7 @@ class Command(BaseCommand):
                 labelled=options["labels"],
                 level=options["level"] or "",
                 panel=options["panel"],
+                previous_run_number=options["previous_run"],
             )
         except exports.ExportError as exc:
             raise CommandError(str(exc)) from exc
