@@ -106,6 +106,7 @@ class DesignForm(forms.Form):
         label=_("Selection"),
         choices=SampleDesign.Selection.choices,
         initial=SampleDesign.Selection.SRS,
+        required=False,  # SRS, as before there was a choice
         help_text=_(
             "Both give a stratified simple random sample. Permanent random numbers (PRN) "
             "also let the next round's sample be coordinated with this one."
@@ -205,7 +206,7 @@ class DesignForm(forms.Form):
             "neyman_variable": data["neyman_variable"] or "",
             "assumed_proportion": data["assumed_proportion"],
             "groupings": data["groupings"],
-            "selection": data["selection"],
+            "selection": data["selection"] or SampleDesign.Selection.SRS,
             "coordination": data.get("coordination") or SampleDesign.Coordination.NONE,
             "rotation": data.get("rotation"),
         }
