@@ -163,7 +163,7 @@ def upload(request: HttpRequest, survey: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         file = form.cleaned_data["file"]
         try:
-            result = import_frame(target, file, filename=file.name)
+            result = import_frame(target, file, filename=file.name, user=request.user)
         except ImportRefused as error:
             context.update(
                 error=error,
