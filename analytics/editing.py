@@ -201,7 +201,10 @@ def _store(
     now = timezone.now()
     existing = {
         (flag.response_id, flag.rule): flag
-        for flag in EditFlag.objects.select_for_update().filter(response__case__survey=survey)
+        # The flags' rows only: the join's response rows stay free for the firms' saves.
+        for flag in EditFlag.objects.select_for_update(of=("self",)).filter(
+            response__case__survey=survey
+        )
     }
     create: list[EditFlag] = []
     update: list[EditFlag] = []
