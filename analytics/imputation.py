@@ -56,13 +56,15 @@ class Result:
     records: list[Record] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Held:
-    """A response that may receive values: its form, its values so far, what was rejected."""
+    """A response that may receive values: its form, its values so far, what was rejected,
+    and which questions apply (worked out again only after a value was imputed)."""
 
     form: Form
     values: dict[str, Any]
     rejected: frozenset[str]
+    relevant: set[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ def impute(
             value = _typed(filled.values[k], response.form.questions.get(rule.item))
             column[k] = value
             response.values[rule.item] = value
+            response.relevant = None
             donor = int(filled.donor[k])
             level = int(filled.level[k])
             result.records.append(
@@ -227,8 +230,9 @@ def _held(
 def _applies(response: _Held, item: str) -> bool:
     if item not in response.form.questions:
         return False
-    _values, relevant = response.form.evaluate(response.values)
-    return item in relevant
+    if response.relevant is None:
+        response.relevant = response.form.evaluate(response.values)[1]
+    return item in response.relevant
 
 
 def _frame_values(case_ids: npt.NDArray[np.int64]) -> dict[str, FloatArray]:
