@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +22,7 @@ from analytics.engine import editing as engine
 from surveys.edits import Failure, check_responses, plain_values
 from surveys.models import QuestionnaireVersion, Response, Survey
 
+from .imputation import as_number
 from .models import EditCheck, EditFlag, EstimateRun
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,14 @@ def check_survey(
     """Check every submitted response, score the failures with `weights` (final weight by
     case id; without them every failure is reviewed) and bring the flags up to date."""
     found, checked = _failures(survey)
-    scores = _scores(found, weights, survey) if weights else np.full(len(found), np.inf)
+    blamed = {f.failure.flag for f in found if np.isfinite(f.value)}
+    numbers = _item_numbers(survey, blamed, weights) if weights else {}
+    scores = _scores(found, weights, numbers) if weights else np.full(len(found), np.inf)
     statuses = [_status(f, s, threshold) for f, s in zip(found, scores, strict=True)]
     # A response passes untouched when every failure of it passed the threshold.
     reviewed = {f.response for f, s in zip(found, statuses, strict=True) if s != Status.PASSED}
     passed = {f.response for f in found} - reviewed
-    passed_share = _passed_share(found, passed, weights or {}, survey)
+    passed_share = _passed_share(found, passed, weights or {}, numbers)
     with transaction.atomic():
         _store(survey, found, scores, statuses)
         return EditCheck.objects.create(
@@ -93,14 +95,16 @@ def _failures(survey: Survey) -> tuple[list[_Found], int]:
                         pk,
                         case,
                         failure,
-                        _number(failure.values.get(failure.flag)),
+                        as_number(failure.values.get(failure.flag)),
                         confirmed=seen is not None and seen == plain_values(failure.values),
                     )
                 )
     return found, len(held)
 
 
-def _scores(found: Sequence[_Found], weights: Mapping[int, float], survey: Survey) -> FloatArray:
+def _scores(
+    found: Sequence[_Found], weights: Mapping[int, float], numbers: Mapping[str, _Numbers]
+) -> FloatArray:
     """w·|y − ŷ| / T̂ for a number (ŷ: the item's median among responses that fail no
     rule, T̂ its weighted total over them), w / Σw otherwise: the share of the population
     the firm stands for, which a wrong category moves."""
@@ -109,44 +113,48 @@ def _scores(found: Sequence[_Found], weights: Mapping[int, float], survey: Surve
     w = np.array([weights.get(f.case, np.nan) for f in found])
     population = float(sum(weights.values())) or 1.0
     scores = w / population
-    items = {f.failure.flag for f in found if np.isfinite(f.value)}
-    clean = _clean_values(survey, items, {f.response for f in found}, weights)
-    for item, (values, item_weights) in clean.items():
+    failing = np.array(sorted({f.response for f in found}))
+    for item, held in numbers.items():
         rows = np.array([f.failure.flag == item and np.isfinite(f.value) for f in found])
-        if not rows.any() or not values.size:
+        clean = ~np.isin(held.responses, failing)
+        if not rows.any() or not clean.any():
             continue
-        expected = float(np.median(values))
-        total = float(item_weights @ values) or float("nan")
+        expected = float(np.median(held.values[clean]))
+        total = float(held.weights[clean] @ held.values[clean]) or float("nan")
         y = np.array([f.value for f, r in zip(found, rows, strict=True) if r])
         scores[rows] = engine.local_scores(y, np.full(y.size, expected), w[rows], totals=total)
     return np.where(np.isfinite(w), scores, np.inf)
 
 
-def _clean_values(
-    survey: Survey, items: set[str], failing: set[int], weights: Mapping[int, float]
-) -> dict[str, tuple[FloatArray, FloatArray]]:
-    out: dict[str, tuple[FloatArray, FloatArray]] = {}
-    if not items:
-        return out
-    rows = (
-        Response.objects.submitted()
-        .filter(case__survey=survey)
-        .exclude(pk__in=failing)
-        .values_list("case_id", "answers", "edited")
-    )
-    collected: dict[str, list[tuple[float, float]]] = {item: [] for item in items}
-    for case_id, answers, edited in rows:
-        values = {**answers, **edited}
-        weight = weights.get(case_id)
-        if weight is None:
-            continue
-        for item in items:
-            number = _number(values.get(item))
-            if np.isfinite(number):
-                collected[item].append((number, weight))
-    for item, pairs in collected.items():
-        array = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
-        out[item] = (array[:, 0], array[:, 1])
+@dataclass(frozen=True)
+class _Numbers:
+    """One item's numbers over the weighted submitted responses (as edited)."""
+
+    responses: npt.NDArray[np.int64]
+    values: FloatArray
+    weights: FloatArray
+
+
+def _item_numbers(
+    survey: Survey, items: set[str], weights: Mapping[int, float]
+) -> dict[str, _Numbers]:
+    """The blamed items' numbers, read once for the scores and the passed shares."""
+    collected: dict[str, list[tuple[int, float, float]]] = {item: [] for item in items}
+    if items:
+        rows = Response.objects.submitted().filter(case__survey=survey)
+        for pk, case_id, answers, edited in rows.values_list("pk", "case_id", "answers", "edited"):
+            weight = weights.get(case_id)
+            if weight is None:
+                continue
+            values = {**answers, **edited}
+            for item in items:
+                number = as_number(values.get(item))
+                if np.isfinite(number):
+                    collected[item].append((pk, number, weight))
+    out = {}
+    for item, triples in collected.items():
+        array = np.asarray(triples, dtype=np.float64).reshape(-1, 3)
+        out[item] = _Numbers(array[:, 0].astype(np.int64), array[:, 1], array[:, 2])
     return out
 
 
@@ -161,38 +169,24 @@ def _status(found: _Found, score: float, threshold: float) -> str:
 
 
 def _passed_share(
-    found: Sequence[_Found], passed: set[int], weights: Mapping[int, float], survey: Survey
+    found: Sequence[_Found],
+    passed: set[int],
+    weights: Mapping[int, float],
+    numbers: Mapping[str, _Numbers],
 ) -> dict[str, float]:
     """Per blamed number: the share of its weighted total that the responses passed
     untouched carry (their failures on it were below the threshold)."""
     share: dict[str, float] = {}
-    numeric = {f.failure.flag for f in found if np.isfinite(f.value)}
-    if not weights or not numeric:
-        return share
-    totals = _weighted_totals(survey, numeric, weights)
-    for item in sorted(numeric):
+    for item in sorted(numbers):
         carried = sum(
             weights.get(f.case, 0.0) * f.value
             for f in found
             if f.response in passed and f.failure.flag == item and np.isfinite(f.value)
         )
-        total = totals.get(item, 0.0)
+        held = numbers[item]
+        total = float(held.weights @ held.values)
         share[item] = carried / total if total else 0.0
     return share
-
-
-def _weighted_totals(
-    survey: Survey, items: set[str], weights: Mapping[int, float]
-) -> dict[str, float]:
-    totals = dict.fromkeys(items, 0.0)
-    rows = Response.objects.submitted().filter(case__survey=survey)
-    for case_id, answers, edited in rows.values_list("case_id", "answers", "edited"):
-        values = {**answers, **edited}
-        for item in items:
-            number = _number(values.get(item))
-            if np.isfinite(number):
-                totals[item] += weights.get(case_id, 0.0) * number
-    return totals
 
 
 def _store(
@@ -259,12 +253,3 @@ def _store(
         flag.pk for key, flag in existing.items() if key not in seen and flag.status in UNDECIDED
     ]
     EditFlag.objects.filter(pk__in=gone).delete()
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or value is None:
-        return float("nan")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")

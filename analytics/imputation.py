@@ -148,7 +148,7 @@ def _fill(
     if rule.method == "derived":
         return _derived(rule, column, recipient, held, position)
     if rule.method == "ratio":
-        y = np.fromiter((_number(v) for v in column.tolist()), np.float64, n)
+        y = np.fromiter((as_number(v) for v in column.tolist()), np.float64, n)
         x = _variable(rule.variables[0], columns, frame, n)
         usable = donor & np.isfinite(y) & np.isfinite(x)
         done = engine.ratio_impute(y, x, recipient & ~usable, usable, classes)
@@ -246,7 +246,7 @@ def _frame_values(case_ids: npt.NDArray[np.int64]) -> dict[str, FloatArray]:
     out = {name: np.full(case_ids.size, np.nan) for name in FRAME_NUMBERS}
     for pk, *numbers in rows:
         for name, value in zip(FRAME_NUMBERS, numbers, strict=True):
-            out[name][position[pk]] = _number(value)
+            out[name][position[pk]] = as_number(value)
     return out
 
 
@@ -268,7 +268,7 @@ def _variable(
     column = columns.get(name)
     if column is None:
         return np.full(n, np.nan)
-    return np.fromiter((_number(v) for v in column.tolist()), np.float64, n)
+    return np.fromiter((as_number(v) for v in column.tolist()), np.float64, n)
 
 
 def _joined(
@@ -295,7 +295,8 @@ def _empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def _number(value: Any) -> float:
+def as_number(value: Any) -> float:
+    """An answer as a float; NaN for a blank, a boolean or text that is not a number."""
     if isinstance(value, bool) or value is None:
         return np.nan
     try:
@@ -311,10 +312,10 @@ def _typed(value: Any, question: Question | None) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if question.type == "integer":
-        number = _number(value)
+        number = as_number(value)
         return round(number) if np.isfinite(number) else None
     if question.type == "decimal":
-        number = _number(value)
+        number = as_number(value)
         return round(number, 6) if np.isfinite(number) else None
     if question.type == "select_one":
         return str(value) if str(value) in question.choice_names else None
